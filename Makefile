@@ -1,0 +1,38 @@
+# Two commands for a fresh machine: `make demo` (the main job) and `make test`.
+# Both bootstrap .venv (Python 3.12) first; the bootstrap is a no-op when nothing changed.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# flexivrdk 1.9.x (Rizon 4/4s) cannot share a site-packages with 2.x: it lives in its own folder,
+# used by the API-conformance test of the RDK 1.9 driver (PYTHONPATH=$(RDK19_DIR)).
+RDK19_DIR := $(VENV)/flexivrdk-1.9
+RDK19_VERSION := 1.9.4.1
+PYTHON312 := $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n1)
+STAMP := $(VENV)/.setup-stamp
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py package.xml Makefile
+	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found on PATH or under pyenv" >&2; exit 1; fi
+	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[ros,flexiv,pi05,test]'
+	$(PY) -m pip install -q --no-deps --upgrade --target $(RDK19_DIR) 'flexivrdk==$(RDK19_VERSION)'
+	@touch $(STAMP)
+
+demo: setup
+	$(PY) -m rtc_controller.tools.demo --out out/demo
+
+test: setup
+	$(PY) -m pytest -q test
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" test
+
+bench: setup
+	$(PY) benchmarks/bench_sampler.py
+
+clean:
+	rm -rf $(VENV) out build install log *.egg-info

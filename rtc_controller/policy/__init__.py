@@ -1,0 +1,1 @@
+"""rtc_controller.policy."""

@@ -1,0 +1,63 @@
+"""ament_python package rtc_controller (builds with colcon, installs with pip)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "rtc_controller"
+
+# Runtime dependencies that are not ROS packages. ROS 2 itself (rclpy, the message packages) comes from
+# the ROS install under colcon, or from the PyPI wheels in the `ros` extra inside a virtual environment.
+INSTALL_REQUIRES = [
+    "numpy>=1.26",
+    "pyyaml>=6",
+    "jax>=0.4.30",
+    "matplotlib>=3.8",
+    "rosbags>=0.10",
+]
+ROS_WHEELS = [
+    "ros-rclpy",
+    "ros-rmw-fastrtps-cpp",
+    "ros-std-msgs",
+    "ros-std-srvs",
+    "ros-sensor-msgs",
+    "ros-trajectory-msgs",
+    "ros-diagnostic-msgs",
+    "ros-geometry-msgs",
+]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*", "benchmarks"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "ros": ROS_WHEELS,
+        "flexiv": ["flexivrdk>=2.1"],
+        "pi05": ["orbax-checkpoint>=0.6", "sentencepiece>=0.2", "pillow>=10"],
+        "test": ["pytest>=8", "hypothesis>=6"],
+    },
+    zip_safe=True,
+    maintainer="rtc_controller maintainers",
+    maintainer_email="rtc-controller@example.com",
+    description="Real-Time Chunking deployment of a pi0.5 flow policy on a dual-arm Flexiv rig.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "executor_node = rtc_controller.ros.executor_node:main",
+            "inference_node = rtc_controller.ros.inference_node:main",
+            "rtc-record = rtc_controller.ros.recorder:main",
+            "rtc-bringup = rtc_controller.ros.bringup:main",
+            "rtc-demo = rtc_controller.tools.demo:main",
+            "rtc-replay = rtc_controller.tools.replay:main",
+        ],
+    },
+)
