@@ -1,0 +1,197 @@
+"""Message <-> numpy conversions shared by the nodes, the recorder and the replay tool.
+
+Pure functions (numpy + message types, no rclpy node, no validation side effects; validation of chunks lives in
+``rtc_controller.control.timeline``).
+
+Conventions (DESIGN.md, "Messages"):
+- Chunk = ``trajectory_msgs/JointTrajectory``: ``header.stamp`` = t_obs (executor clock), ``joint_names`` = action
+  names, ``points[k].positions`` = a_k in physical units, ``points[k].time_from_start`` = k·dt.
+  Optionally ``header.frame_id = "rtc_d=<int>"`` carries the inference delay d [steps] the chunk was guided with.
+- Robot state = ``sensor_msgs/JointState``: ``name`` = action names (optionally followed by joint-space names),
+  ``position`` = values in the same units, ``header.stamp`` = the executor's clock when the state was read.
+- Stamps are float seconds (``_s``) on the ROS clock of the executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from rtc_controller.control.chunk import Chunk
+
+__all__ = [
+    "Chunk",
+    "RobotStateSample",
+    "GUIDED_D_PREFIX",
+    "stamp_to_s",
+    "s_to_stamp",
+    "duration_to_s",
+    "s_to_duration",
+    "chunk_to_msg",
+    "msg_to_chunk",
+    "state_to_msg",
+    "msg_to_state",
+]
+
+NS_PER_S = 1_000_000_000
+GUIDED_D_PREFIX = "rtc_d="  # header.frame_id of a chunk guided with delay d: "rtc_d=<d>"
+
+
+def stamp_to_s(stamp: Time) -> float:
+    """``builtin_interfaces/Time`` -> float seconds."""
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def s_to_stamp(t_s: float) -> Time:
+    """Float seconds (≥ 0) -> ``builtin_interfaces/Time`` (rounded to the nearest ns)."""
+    if not np.isfinite(t_s) or t_s < 0.0:
+        raise ValueError(f"stamp must be finite and >= 0 s, got {t_s}")
+    ns = int(round(t_s * NS_PER_S))
+    return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
+
+
+def duration_to_s(d: Duration) -> float:
+    """``builtin_interfaces/Duration`` -> float seconds."""
+    return float(d.sec) + float(d.nanosec) * 1e-9
+
+
+def s_to_duration(t_s: float) -> Duration:
+    """Float seconds -> ``builtin_interfaces/Duration`` (sec may be negative, nanosec in [0, 1e9))."""
+    ns = int(round(t_s * NS_PER_S))
+    return Duration(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
+
+
+def chunk_to_msg(
+    actions: np.ndarray,
+    names: Sequence[str],
+    t_obs_s: float,
+    dt_s: float,
+    *,
+    guided_d: int | None = None,
+) -> JointTrajectory:
+    """Chunk ``actions[h, ad]`` -> ``JointTrajectory`` (stamp = t_obs_s, time_from_start = k·dt_s).
+
+    ``guided_d`` (optional) is written to ``header.frame_id`` as ``"rtc_d=<d>"``.
+    """
+    a = np.asarray(actions, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != len(names):
+        raise ValueError(f"actions must be [horizon, {len(names)}], got shape {a.shape}")
+    msg = JointTrajectory()
+    msg.header.stamp = s_to_stamp(t_obs_s)
+    if guided_d is not None:
+        msg.header.frame_id = f"{GUIDED_D_PREFIX}{int(guided_d)}"
+    msg.joint_names = list(names)
+    points = []
+    for k in range(a.shape[0]):
+        p = JointTrajectoryPoint()
+        p.positions = a[k].tolist()
+        p.time_from_start = s_to_duration(k * dt_s)
+        points.append(p)
+    msg.points = points
+    return msg
+
+
+def _parse_guided_d(frame_id: str) -> int | None:
+    if not frame_id.startswith(GUIDED_D_PREFIX):
+        return None
+    try:
+        return int(frame_id[len(GUIDED_D_PREFIX):])
+    except ValueError:
+        return None
+
+
+def msg_to_chunk(msg: JointTrajectory) -> Chunk:
+    """``JointTrajectory`` -> :class:`Chunk` (no validation beyond what is needed to build the array).
+
+    ``dt_s`` is the mean spacing of ``time_from_start`` ((t_last - t_first)/(H - 1)); NaN for fewer than 2 points.
+    Points of unequal length cannot form an array: their values are padded with NaN to the longest point,
+    so the timeline rejects the chunk as non-finite/dimension rather than this function raising.
+    An empty trajectory gives ``actions`` of shape ``[0, len(joint_names)]``.
+    """
+    names = tuple(msg.joint_names)
+    pts = msg.points
+    h = len(pts)
+    if h == 0:
+        actions = np.zeros((0, len(names)))
+    else:
+        lens = [len(p.positions) for p in pts]
+        width = max(lens)
+        if min(lens) == width:
+            actions = np.array([np.asarray(p.positions, dtype=np.float64) for p in pts]).reshape(h, width)
+        else:
+            actions = np.full((h, width), np.nan)
+            for k, p in enumerate(pts):
+                actions[k, : lens[k]] = p.positions
+    if h >= 2:
+        dt_s = (duration_to_s(pts[-1].time_from_start) - duration_to_s(pts[0].time_from_start)) / (h - 1)
+    else:
+        dt_s = float("nan")
+    return Chunk(
+        names=names,
+        actions=actions,
+        t_obs_s=stamp_to_s(msg.header.stamp),
+        dt_s=dt_s,
+        guided_d=_parse_guided_d(msg.header.frame_id),
+    )
+
+
+@dataclass(frozen=True)
+class RobotStateSample:
+    """Robot state in the action space: ``positions[ad]`` ordered as ``names``, read at ``stamp_s`` [s]."""
+
+    names: tuple[str, ...]
+    positions: np.ndarray
+    stamp_s: float
+
+
+def state_to_msg(
+    positions: np.ndarray,
+    names: Sequence[str],
+    stamp_s: float,
+    *,
+    joint_names: Sequence[str] = (),
+    joint_positions: np.ndarray | None = None,
+) -> JointState:
+    """Action-space state ``positions[ad]`` (+ optional joint-space state appended) -> ``JointState``."""
+    p = np.asarray(positions, dtype=np.float64).reshape(-1)
+    if p.shape[0] != len(names):
+        raise ValueError(f"positions has {p.shape[0]} values for {len(names)} names")
+    msg = JointState()
+    msg.header.stamp = s_to_stamp(stamp_s)
+    all_names = list(names)
+    values = p.tolist()
+    if joint_names:
+        if joint_positions is None:
+            raise ValueError("joint_names given without joint_positions")
+        jp = np.asarray(joint_positions, dtype=np.float64).reshape(-1)
+        if jp.shape[0] != len(joint_names):
+            raise ValueError(f"joint_positions has {jp.shape[0]} values for {len(joint_names)} joint names")
+        all_names += list(joint_names)
+        values += jp.tolist()
+    msg.name = all_names
+    msg.position = values
+    return msg
+
+
+def msg_to_state(msg: JointState, names: Sequence[str] | None = None) -> RobotStateSample:
+    """``JointState`` -> :class:`RobotStateSample`.
+
+    With ``names`` the values are picked and ordered by name (KeyError naming the missing ones otherwise);
+    without, all of the message's names and positions are returned as they are.
+    """
+    stamp_s = stamp_to_s(msg.header.stamp)
+    pos = np.asarray(msg.position, dtype=np.float64)
+    if len(msg.name) != pos.shape[0]:
+        raise ValueError(f"JointState has {len(msg.name)} names and {pos.shape[0]} positions")
+    if names is None:
+        return RobotStateSample(tuple(msg.name), pos.copy(), stamp_s)
+    index = {n: i for i, n in enumerate(msg.name)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise KeyError(f"JointState lacks {missing}")
+    return RobotStateSample(tuple(names), pos[[index[n] for n in names]], stamp_s)
