@@ -1,1 +1,24 @@
-"""rtc_controller.rtc."""
+"""RTC guidance math and the guided flow sampler (JAX, no ROS).
+
+Flow time: t = 1 is noise, t = 0 is data. Axes: b = batch, H = horizon, D = action dim.
+"""
+
+from .guidance import GUIDANCE_MODES, GuidanceMode, GuidedStep, guidance_weight, guided_step, guided_velocity
+from .prefix import build_prefix
+from .prefix_weights import PREFIX_SCHEDULES, PrefixSchedule, prefix_weights
+from .sampler import SampleTrace, sample
+
+__all__ = [
+    "GUIDANCE_MODES",
+    "PREFIX_SCHEDULES",
+    "GuidanceMode",
+    "GuidedStep",
+    "PrefixSchedule",
+    "SampleTrace",
+    "build_prefix",
+    "guidance_weight",
+    "guided_step",
+    "guided_velocity",
+    "prefix_weights",
+    "sample",
+]
