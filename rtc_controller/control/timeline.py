@@ -1,0 +1,308 @@
+"""The chunk timeline: holds the active chunk, validates and schedules new ones, samples the command for "now".
+
+Axis legend: h = horizon (action steps), ad = action dimension, n = arms.
+Time convention (DESIGN.md, "Time and indices"): action k of a chunk is due at ``t_obs + k·dt`` [s, executor
+clock], dt = 1/action_rate_hz. A chunk that arrives at ``t_arrival`` switches in at the first action boundary not
+yet started, ``k* = ceil((t_arrival − t_obs)/dt)``: actions 0…k*−1 are frozen (the old chunk executes them), the
+old chunk stays in command until ``t_switch = t_obs + k*·dt`` and the new chunk takes over from a_{k*}.
+
+Between action steps the command is interpolated: positions, joints and gripper linearly, rotations by slerp on
+SO(3) (never component-wise on rotation vectors). Past the last action the last command is held and the timeline
+reports starvation.
+
+Threads: ``check`` runs in the subscriber's thread (validation + precomputation, may allocate); ``accept`` and
+``sample`` run in the loop thread and only touch preallocated buffers plus a few tiny temporaries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+import numpy as np
+
+from rtc_controller.action_space import ActionSpaceKind, arm_slices
+from rtc_controller.control import so3
+from rtc_controller.control.chunk import Chunk
+
+RejectReason = Literal["names", "dimension", "too_short", "non_finite", "time_base", "older", "stale", "future"]
+REJECT_REASONS: tuple[str, ...] = get_args(RejectReason)
+MIN_POINTS = 2
+# A float in (t − t_obs)/dt that lands a hair above an integer must not push k* one step later.
+INDEX_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class TimelineConfig:
+    """Static description of the chunks the timeline accepts.
+
+    Attributes:
+        names: expected action names, in order.
+        action_rate_hz: 1/dt [Hz]; chunks must be spaced by dt within ``time_base_rel_tol``.
+        max_horizon: the longest chunk accepted [steps] (buffers are sized for it).
+        kind: "cartesian" (rotations slerped) or "joint" (all linear).
+        future_tolerance_s: a chunk stamped later than its arrival by more than this is rejected.
+        time_base_rel_tol: relative tolerance on the chunk's dt.
+    """
+
+    names: tuple[str, ...]
+    action_rate_hz: float
+    max_horizon: int
+    kind: ActionSpaceKind = "cartesian"
+    future_tolerance_s: float = 0.05
+    time_base_rel_tol: float = 0.01
+
+    def __post_init__(self) -> None:
+        width = 7 if self.kind == "cartesian" else 8
+        if not self.names or len(self.names) % width:
+            raise ValueError(f"{len(self.names)} action names is not a whole number of {self.kind} arms ({width} each)")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("action names must be unique")
+        if not (self.action_rate_hz > 0 and math.isfinite(self.action_rate_hz)):
+            raise ValueError(f"action_rate_hz must be > 0, got {self.action_rate_hz}")
+        if self.max_horizon < MIN_POINTS:
+            raise ValueError(f"max_horizon must be >= {MIN_POINTS}, got {self.max_horizon}")
+        if self.future_tolerance_s < 0 or self.time_base_rel_tol < 0:
+            raise ValueError("tolerances must be >= 0")
+
+    @property
+    def dt_s(self) -> float:
+        return 1.0 / self.action_rate_hz
+
+    @property
+    def num_arms(self) -> int:
+        return len(self.names) // (7 if self.kind == "cartesian" else 8)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a chunk was refused: one of REJECT_REASONS plus a human-readable detail."""
+
+    reason: RejectReason
+    detail: str
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedChunk:
+    """A validated chunk with everything the loop needs precomputed (built off the hot path).
+
+    Attributes:
+        chunk: the source chunk.
+        t_arrival_s: arrival time on the executor clock [s].
+        delay_s: δ = t_arrival − t_obs [s].
+        k_star: first action executed from this chunk, ceil(δ/dt) (≥ 0).
+        t_switch_s: t_obs + k*·dt [s].
+        deltas: a_{k+1} − a_k, ``[h−1, ad]`` (rotation columns unused).
+        quats: per step and arm the rotation as quaternion ``[h, n, 4]`` (empty for joint space).
+        rel_rotvec: body-frame rotation from step k to k+1 ``[h−1, n, 3]`` (short arc).
+    """
+
+    chunk: Chunk
+    t_arrival_s: float
+    delay_s: float
+    k_star: int
+    t_switch_s: float
+    deltas: np.ndarray
+    quats: np.ndarray
+    rel_rotvec: np.ndarray
+
+
+@dataclass(frozen=True)
+class SwitchEvent:
+    """Reported once per switch, at the switch instant ``t_switch_s``.
+
+    ``jump`` is new − old command at t_switch ``[ad]`` with rotation columns replaced by the body-frame rotation
+    vector from old to new; the per-arm maxima summarise it.
+    """
+
+    t_switch_s: float
+    t_obs_s: float
+    delay_s: float
+    k_star: int
+    guided_d: int | None
+    jump: np.ndarray
+    jump_linear_m: float
+    jump_angular_rad: float
+    jump_gripper_m: float
+
+
+@dataclass
+class TimelineCounters:
+    """Monotonic counters (read by diagnostics; written by the owning threads)."""
+
+    accepted: int = 0
+    switches: int = 0
+    starved_ticks: int = 0
+    starvation_episodes: int = 0
+    rejected: dict[str, int] = field(default_factory=lambda: {r: 0 for r in REJECT_REASONS})
+
+
+class ChunkTimeline:
+    """Active chunk + pending switch + sampling of the interpolated command. See the module docstring."""
+
+    def __init__(self, config: TimelineConfig) -> None:
+        self.config = config
+        self._dt = config.dt_s
+        ad = len(config.names)
+        self._slices = arm_slices(config.kind, config.num_arms)
+        self._rot_cols = [s.rotation for s in self._slices if s.rotation is not None]
+        self._hold = np.zeros(ad)
+        self._tmp = np.zeros(ad)
+        self._old = np.zeros(ad)
+        self._new = np.zeros(ad)
+        self.active: PreparedChunk | None = None
+        self.pending: PreparedChunk | None = None
+        self.counters = TimelineCounters()
+        self.starving = False
+        self.last_switch: SwitchEvent | None = None
+        self.last_rejection: Rejection | None = None
+
+    # ---- setup -------------------------------------------------------------------------------------------------
+    def reset(self, hold: np.ndarray) -> None:
+        """Drop all chunks and hold ``hold[ad]`` (e.g. the measured robot state) until the next chunk."""
+        self._hold[:] = hold
+        self.active = None
+        self.pending = None
+        self.starving = False
+
+    def set_hold(self, hold: np.ndarray) -> None:
+        """Hold ``hold[ad]`` from now on: drops the active and pending chunks (used after hold/fault recovery)."""
+        self.reset(hold)
+
+    @property
+    def newest_t_obs_s(self) -> float:
+        """t_obs of the newest accepted chunk (pending or active), −inf when none."""
+        p, a = self.pending, self.active
+        if p is not None:
+            return p.chunk.t_obs_s
+        return a.chunk.t_obs_s if a is not None else -math.inf
+
+    # ---- validation (subscriber thread) ------------------------------------------------------------------------
+    def _reject(self, reason: RejectReason, detail: str) -> Rejection:
+        self.counters.rejected[reason] += 1
+        rej = Rejection(reason, detail)
+        self.last_rejection = rej
+        return rej
+
+    def check(self, chunk: Chunk, t_arrival_s: float) -> PreparedChunk | Rejection:
+        """Validate ``chunk`` arriving at ``t_arrival_s`` and precompute it, or say why not (counted)."""
+        cfg = self.config
+        if tuple(chunk.names) != cfg.names:
+            return self._reject("names", f"action names {list(chunk.names)[:4]}… do not match the configured ones")
+        a = chunk.actions
+        if a.ndim != 2 or a.shape[1] != len(cfg.names):
+            return self._reject("dimension", f"actions shape {a.shape}, expected [h, {len(cfg.names)}]")
+        h = a.shape[0]
+        if h < MIN_POINTS:
+            return self._reject("too_short", f"{h} points, need at least {MIN_POINTS}")
+        if h > cfg.max_horizon:
+            return self._reject("dimension", f"{h} points exceed max_horizon {cfg.max_horizon}")
+        if not (np.all(np.isfinite(a)) and math.isfinite(chunk.t_obs_s)):
+            return self._reject("non_finite", "non-finite action values or stamp")
+        if not (math.isfinite(chunk.dt_s) and abs(chunk.dt_s - self._dt) <= cfg.time_base_rel_tol * self._dt):
+            return self._reject("time_base", f"action spacing {chunk.dt_s} s, expected {self._dt} s")
+        if chunk.t_obs_s <= self.newest_t_obs_s:
+            return self._reject("older", f"t_obs {chunk.t_obs_s:.6f} not newer than the active {self.newest_t_obs_s:.6f}")
+        delay_s = t_arrival_s - chunk.t_obs_s
+        if delay_s < -cfg.future_tolerance_s:
+            return self._reject("future", f"stamped {-delay_s * 1e3:.1f} ms in the future")
+        k_star = max(0, math.ceil(delay_s / self._dt - INDEX_EPS))
+        if k_star >= h:
+            return self._reject("stale", f"k*={k_star} >= horizon {h} (δ={delay_s * 1e3:.1f} ms)")
+        deltas = np.diff(a, axis=0)
+        if self._rot_cols:
+            rot = np.stack([a[:, c] for c in self._rot_cols], axis=1)  # [h, n, 3]
+            quats = so3.rotvec_to_quat(rot)
+            rel = so3.relative_rotvec(quats[:-1], quats[1:])
+        else:
+            quats = np.zeros((h, 0, 4))
+            rel = np.zeros((h - 1, 0, 3))
+        return PreparedChunk(
+            chunk=chunk,
+            t_arrival_s=t_arrival_s,
+            delay_s=delay_s,
+            k_star=k_star,
+            t_switch_s=chunk.t_obs_s + k_star * self._dt,
+            deltas=deltas,
+            quats=quats,
+            rel_rotvec=rel,
+        )
+
+    # ---- loop thread -------------------------------------------------------------------------------------------
+    def accept(self, prepared: PreparedChunk) -> Rejection | None:
+        """Schedule ``prepared`` to switch in at its t_switch (replacing an older pending one)."""
+        if prepared.chunk.t_obs_s <= self.newest_t_obs_s:  # lost a race with a newer chunk
+            return self._reject("older", "superseded by a newer chunk before the switch")
+        self.pending = prepared
+        self.counters.accepted += 1
+        return None
+
+    def _eval(self, p: PreparedChunk | None, t_s: float, out: np.ndarray) -> bool:
+        """Command of chunk ``p`` at ``t_s`` into ``out``; True when past the chunk's end (holding a_{H−1})."""
+        if p is None:
+            out[:] = self._hold
+            return False
+        a = p.chunk.actions
+        h = a.shape[0]
+        u = (t_s - p.chunk.t_obs_s) / self._dt
+        k = math.floor(u + INDEX_EPS)
+        if k < p.k_star:  # never before the switch boundary: frozen actions are not executed
+            k, alpha = p.k_star, 0.0
+        else:
+            alpha = min(max(u - k, 0.0), 1.0)
+        if k >= h - 1:
+            out[:] = a[h - 1]
+            return True
+        np.multiply(p.deltas[k], alpha, out=out)
+        np.add(out, a[k], out=out)
+        for arm, cols in enumerate(self._rot_cols):
+            if alpha == 0.0:
+                out[cols] = a[k, cols]
+            else:
+                q = so3.quat_mul(p.quats[k, arm], so3.rotvec_to_quat(p.rel_rotvec[k, arm] * alpha))
+                out[cols] = so3.rotvec_near(so3.quat_to_rotvec(q), a[k, cols])
+        return False
+
+    def sample(self, t_s: float, out: np.ndarray) -> SwitchEvent | None:
+        """Fill ``out[ad]`` with the command for time ``t_s``; performs a due switch and returns its event."""
+        event = None
+        p = self.pending
+        if p is not None and t_s >= p.t_switch_s - INDEX_EPS * self._dt:
+            self._eval(self.active, p.t_switch_s, self._old)
+            self._eval(p, p.t_switch_s, self._new)
+            event = self._switch_event(p, self._old, self._new)
+            self.active = p
+            self.pending = None
+            self.counters.switches += 1
+            self.last_switch = event
+        starving = self._eval(self.active, t_s, out)
+        if starving:
+            self.counters.starved_ticks += 1
+            if not self.starving:
+                self.counters.starvation_episodes += 1
+        self.starving = starving
+        return event
+
+    def _switch_event(self, p: PreparedChunk, old: np.ndarray, new: np.ndarray) -> SwitchEvent:
+        jump = new - old
+        lin = ang = grip = 0.0
+        for s in self._slices:
+            if s.rotation is not None:
+                jump[s.rotation] = so3.relative_rotvec(so3.rotvec_to_quat(old[s.rotation]), so3.rotvec_to_quat(new[s.rotation]))
+                lin = max(lin, float(np.linalg.norm(jump[s.position])))
+                ang = max(ang, float(np.linalg.norm(jump[s.rotation])))
+            else:
+                ang = max(ang, float(np.max(np.abs(jump[s.joints]))))
+            grip = max(grip, abs(float(jump[s.gripper])))
+        return SwitchEvent(
+            t_switch_s=p.t_switch_s,
+            t_obs_s=p.chunk.t_obs_s,
+            delay_s=p.delay_s,
+            k_star=p.k_star,
+            guided_d=p.chunk.guided_d,
+            jump=jump,
+            jump_linear_m=lin,
+            jump_angular_rad=ang,
+            jump_gripper_m=grip,
+        )
