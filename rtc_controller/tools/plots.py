@@ -1,0 +1,124 @@
+"""Seed-style figures of a chunk switch (matplotlib, Agg; ROS-free).
+
+One panel per action dimension (with its unit), x = action step i of the new chunk (0 … H−1):
+- purple: the new chunk sampled with guidance,
+- green: the previous chunk used for guidance (the prefix Y, re-indexed to the new chunk's time base),
+- red dashed: the new chunk sampled from the same noise without guidance,
+- grey dashed vertical line: the inference delay d (the executor switches to the new chunk there).
+Axes: H = horizon, D = action dim. Arrays are ``[H, D]`` in physical units.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = ["COLORS", "plot_chunk_switch", "save_figure", "unit_for"]
+
+COLORS: Mapping[str, str] = {"guided": "purple", "previous": "green", "unguided": "red", "delay": "grey"}
+PANEL_SIZE_IN = (3.6, 1.7)  # width, height of one panel [inch]
+PANELS_KEY = "Panels"  # PNG text key carrying the number of data panels (tests and tools read it back)
+
+_ROTATION_FIELDS = ("rx", "ry", "rz")
+_POSITION_FIELDS = ("x", "y", "z", "gripper")
+
+
+def unit_for(name: str) -> str:
+    """Unit of an action dimension from its name (action_space layout): m for x/y/z/gripper, rad otherwise
+    for rx/ry/rz and joints j1…j7; '' when unknown."""
+    field = name.rsplit("_", 1)[-1]
+    if field in _POSITION_FIELDS:
+        return "m"
+    if field in _ROTATION_FIELDS or (field.startswith("j") and field[1:].isdigit()):
+        return "rad"
+    return ""
+
+
+def _grid(dim: int) -> tuple[int, int]:
+    """Rows, columns: two columns (left arm | right arm) when the dims split evenly, else one column per 7."""
+    if dim >= 4 and dim % 2 == 0:
+        return dim // 2, 2
+    cols = max(1, math.ceil(dim / 7))
+    return math.ceil(dim / cols), cols
+
+
+def plot_chunk_switch(
+    new: np.ndarray,
+    previous: np.ndarray,
+    unguided: np.ndarray | None,
+    d: int,
+    *,
+    names: Sequence[str],
+    units: Sequence[str] | None = None,
+    title: str = "",
+    valid: np.ndarray | None = None,
+    fig: Figure | None = None,
+) -> Figure:
+    """Draw one switch, one panel per dimension; returns the figure (caller saves/closes it).
+
+    new: guided chunk ``[H, D]``; previous: the prefix Y ``[H, D]`` (plotted where ``valid`` ``[H]`` is True);
+    unguided: same-noise unguided chunk ``[H, D]`` or None; d: inference delay [steps];
+    units: one per dim (default from ``unit_for``); title: e.g. ``"stop, β=10, d=16, H=100"``.
+    With the default two-column layout the left arm is the left column.
+    """
+    a = np.asarray(new, dtype=np.float64)
+    y = np.asarray(previous, dtype=np.float64)
+    horizon, dim = a.shape
+    if y.shape != a.shape or len(names) != dim:
+        raise ValueError(f"shapes disagree: new {a.shape}, previous {y.shape}, {len(names)} names")
+    u = None if unguided is None else np.asarray(unguided, dtype=np.float64)
+    units = [unit_for(n) for n in names] if units is None else list(units)
+    ok = np.ones(horizon, bool) if valid is None else np.asarray(valid, bool)
+    rows, cols = _grid(dim)
+    if fig is None:
+        fig = plt.figure(figsize=(PANEL_SIZE_IN[0] * cols, PANEL_SIZE_IN[1] * rows + 0.8))
+    axes = fig.subplots(rows, cols, sharex=True, squeeze=False)
+    steps = np.arange(horizon)
+    # Fill column-major when two columns (left arm down the left column), row-major otherwise.
+    order = [axes[i % rows, i // rows] for i in range(rows * cols)] if cols == 2 else list(axes.ravel())
+    for j in range(dim):
+        ax = order[j]
+        y_plot = np.where(ok, y[:, j], np.nan)
+        ax.plot(steps, y_plot, color=COLORS["previous"], lw=1.4, label="previous chunk (guidance target)")
+        if u is not None:
+            ax.plot(steps, u[:, j], color=COLORS["unguided"], ls="--", lw=1.1, label="without guidance")
+        ax.plot(steps, a[:, j], color=COLORS["guided"], lw=1.4, label="with guidance")
+        ax.axvline(d, color=COLORS["delay"], ls="--", lw=1.0, label=f"inference delay d={d}")
+        ax.set_title(names[j], fontsize=8, pad=2)
+        ax.set_ylabel(f"[{units[j]}]" if units[j] else "", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    for ax in order[dim:]:
+        ax.remove()
+    for ax in (axes[-1, c] for c in range(cols)):
+        if ax in fig.axes:
+            ax.set_xlabel("action step", fontsize=7)
+    handles, labels = order[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=7, ncol=4, frameon=False)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))
+    return fig
+
+
+def count_panels(fig: Figure) -> int:
+    """Number of axes that carry data lines."""
+    return sum(1 for ax in fig.axes if ax.lines)
+
+
+def save_figure(fig: Figure, path: str | Path, *, dpi: int = 90, metadata: Mapping[str, str] | None = None) -> Path:
+    """Save as PNG with the title and the panel count as PNG text (``Title``, ``Panels``), then close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"Title": fig._suptitle.get_text() if fig._suptitle else "", PANELS_KEY: str(count_panels(fig))}
+    meta.update(metadata or {})
+    fig.savefig(path, dpi=dpi, metadata=meta)
+    plt.close(fig)
+    return path
