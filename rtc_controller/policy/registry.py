@@ -1,0 +1,35 @@
+"""Build a FlowPolicy by name: ``sim`` (the built-in simulation scene) or ``pi05`` (π0.5, openpi checkpoint).
+
+The π0.5 module is imported lazily, so the simulated rig never pulls in its dependencies.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from .base import FlowPolicy
+
+PolicyName = Literal["sim", "pi05"]
+POLICY_NAMES: tuple[str, ...] = get_args(PolicyName)
+
+
+def make_policy(name: PolicyName, **params: Any) -> FlowPolicy:
+    """A policy by name.
+
+    sim: ``params`` are ``SimPolicyConfig`` fields (e.g. ``horizon=100, dt_s=0.02``).
+    pi05: ``params`` go to ``rtc_controller.policy.pi05.load_pi05`` (e.g. ``checkpoint=PATH``).
+    """
+    if name == "sim":
+        from .sim_policy import sim_policy_from_params
+
+        return sim_policy_from_params(params)
+    if name == "pi05":
+        try:
+            from .pi05 import load_pi05
+        except ImportError as exc:
+            raise RuntimeError(
+                f"policy 'pi05' is not available: cannot import rtc_controller.policy.pi05.load_pi05 ({exc}); "
+                "install the extra with `pip install -e .[pi05]` or use policy 'sim'"
+            ) from exc
+        return load_pi05(**params)
+    raise ValueError(f"unknown policy {name!r}; expected one of {POLICY_NAMES}")
