@@ -74,3 +74,15 @@ def test_rotvec_near_picks_equivalent_closest_to_reference():
     np.testing.assert_allclose(near, [0, 0, 2 * np.pi - 3.1], atol=1e-12)
     assert so3.angle_between(so3.rotvec_to_quat(near), so3.rotvec_to_quat(r)) < 1e-9
     np.testing.assert_allclose(so3.rotvec_near(np.zeros(3), np.ones(3)), np.zeros(3))
+
+
+@settings(max_examples=100, deadline=None)
+@given(vec3, vec3)
+def test_scalar_versions_agree_with_array_versions(r0, r1):
+    q0, q1 = so3.rotvec_to_quat(r0), so3.rotvec_to_quat(r1)
+    np.testing.assert_allclose(so3.rotvec_to_quat_s(tuple(r0)), q0, atol=1e-12)
+    np.testing.assert_allclose(so3.quat_to_rotvec_s(tuple(q0)), so3.quat_to_rotvec(q0), atol=1e-9)
+    np.testing.assert_allclose(so3.quat_mul_s(tuple(q0), tuple(q1)), so3.quat_mul(q0, q1), atol=1e-12)
+    np.testing.assert_allclose(so3.relative_rotvec_s(tuple(q0), tuple(q1)), so3.relative_rotvec(q0, q1), atol=1e-8)
+    assert so3.angle_between_s(tuple(q0), tuple(q1)) == pytest.approx(float(so3.angle_between(q0, q1)), abs=1e-9)
+    np.testing.assert_allclose(so3.rotvec_near_s(tuple(r1), tuple(r0)), so3.rotvec_near(r1, r0), atol=1e-9)

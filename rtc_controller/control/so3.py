@@ -7,6 +7,8 @@ rotation vectors near +π and −π about the same axis are near each other on S
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 SMALL_ANGLE_RAD = 1e-6  # below this, sin(θ)/θ uses its Taylor series
@@ -108,3 +110,78 @@ def rotvec_slerp(r0: np.ndarray, r1: np.ndarray, alpha: float | np.ndarray) -> n
     """Slerp between two rotation vectors; the result is expressed near ``r0``'s side of the wrap."""
     q = quat_slerp(rotvec_to_quat(r0), rotvec_to_quat(r1), alpha)
     return rotvec_near(quat_to_rotvec(q), r0)
+
+
+# ---- scalar versions for the servo hot path -------------------------------------------------------------------
+# numpy's per-call overhead (µs per tiny op) dominates at 1 kHz; these work on plain float tuples instead
+# (3-tuples for rotation vectors, 4-tuples (w, x, y, z) for quaternions) and agree with the array versions above.
+
+Vec3 = tuple[float, float, float]
+Quat = tuple[float, float, float, float]
+
+
+def rotvec_to_quat_s(r: Vec3) -> Quat:
+    """Scalar :func:`rotvec_to_quat`."""
+    rx, ry, rz = r
+    theta = math.sqrt(rx * rx + ry * ry + rz * rz)
+    if theta < SMALL_ANGLE_RAD:
+        k = 0.5 - theta * theta / 48.0
+    else:
+        k = math.sin(0.5 * theta) / theta
+    return (math.cos(0.5 * theta), rx * k, ry * k, rz * k)
+
+
+def quat_to_rotvec_s(q: Quat) -> Vec3:
+    """Scalar :func:`quat_to_rotvec` (normalises; angle in [0, π])."""
+    w, x, y, z = q
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    if w < 0.0:
+        n = -n
+    w, x, y, z = w / n, x / n, y / n, z / n
+    s = math.sqrt(x * x + y * y + z * z)
+    if s < SMALL_ANGLE_RAD:
+        k = 2.0 / w
+    else:
+        k = 2.0 * math.atan2(s, w) / s
+    return (x * k, y * k, z * k)
+
+
+def quat_mul_s(a: Quat, b: Quat) -> Quat:
+    """Scalar Hamilton product a ⊗ b."""
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return (
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    )
+
+
+def quat_conj_s(q: Quat) -> Quat:
+    return (q[0], -q[1], -q[2], -q[3])
+
+
+def relative_rotvec_s(q0: Quat, q1: Quat) -> Vec3:
+    """Scalar :func:`relative_rotvec`: w with q1 = q0 ⊗ exp(w), |w| ≤ π."""
+    return quat_to_rotvec_s(quat_mul_s(quat_conj_s(q0), q1))
+
+
+def angle_between_s(q0: Quat, q1: Quat) -> float:
+    """Scalar :func:`angle_between` [rad]."""
+    w, x, y, z = quat_mul_s(quat_conj_s(q0), q1)
+    return 2.0 * math.atan2(math.sqrt(x * x + y * y + z * z), abs(w))
+
+
+def rotvec_near_s(r: Vec3, ref: Vec3) -> Vec3:
+    """Scalar :func:`rotvec_near`."""
+    rx, ry, rz = r
+    theta = math.sqrt(rx * rx + ry * ry + rz * rz)
+    src, n = (r, theta) if theta >= SMALL_ANGLE_RAD else (ref, math.sqrt(ref[0] ** 2 + ref[1] ** 2 + ref[2] ** 2))
+    if n < SMALL_ANGLE_RAD:
+        return r
+    ux, uy, uz = src[0] / n, src[1] / n, src[2] / n
+    proj = ref[0] * ux + ref[1] * uy + ref[2] * uz
+    signed = rx * ux + ry * uy + rz * uz
+    m = round((proj - signed) / TWO_PI) * TWO_PI
+    return (rx + ux * m, ry + uy * m, rz + uz * m)

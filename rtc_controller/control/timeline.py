@@ -93,9 +93,10 @@ class PreparedChunk:
         delay_s: δ = t_arrival − t_obs [s].
         k_star: first action executed from this chunk, ceil(δ/dt) (≥ 0).
         t_switch_s: t_obs + k*·dt [s].
-        deltas: a_{k+1} − a_k, ``[h−1, ad]`` (rotation columns unused).
-        quats: per step and arm the rotation as quaternion ``[h, n, 4]`` (empty for joint space).
-        rel_rotvec: body-frame rotation from step k to k+1 ``[h−1, n, 3]`` (short arc).
+        rows: the actions as nested lists ``[h][ad]`` (plain floats: the hot path avoids numpy's per-call cost).
+        delta_rows: a_{k+1} − a_k, ``[h−1][ad]`` (rotation columns unused).
+        quat_rows: per step and arm the rotation as a quaternion tuple ``[h][n]`` (empty lists for joint space).
+        rel_rows: body-frame rotation vector from step k to k+1 ``[h−1][n]`` (short arc).
     """
 
     chunk: Chunk
@@ -103,9 +104,10 @@ class PreparedChunk:
     delay_s: float
     k_star: int
     t_switch_s: float
-    deltas: np.ndarray
-    quats: np.ndarray
-    rel_rotvec: np.ndarray
+    rows: list
+    delta_rows: list
+    quat_rows: list
+    rel_rows: list
 
 
 @dataclass(frozen=True)
@@ -210,23 +212,19 @@ class ChunkTimeline:
         k_star = max(0, math.ceil(delay_s / self._dt - INDEX_EPS))
         if k_star >= h:
             return self._reject("stale", f"k*={k_star} >= horizon {h} (δ={delay_s * 1e3:.1f} ms)")
-        deltas = np.diff(a, axis=0)
-        if self._rot_cols:
-            rot = np.stack([a[:, c] for c in self._rot_cols], axis=1)  # [h, n, 3]
-            quats = so3.rotvec_to_quat(rot)
-            rel = so3.relative_rotvec(quats[:-1], quats[1:])
-        else:
-            quats = np.zeros((h, 0, 4))
-            rel = np.zeros((h - 1, 0, 3))
+        rot = np.stack([a[:, c] for c in self._rot_cols], axis=1) if self._rot_cols else np.zeros((h, 0, 3))
+        quats = so3.rotvec_to_quat(rot)  # [h, n, 4]
+        rel = so3.relative_rotvec(quats[:-1], quats[1:])  # [h-1, n, 3]
         return PreparedChunk(
             chunk=chunk,
             t_arrival_s=t_arrival_s,
             delay_s=delay_s,
             k_star=k_star,
             t_switch_s=chunk.t_obs_s + k_star * self._dt,
-            deltas=deltas,
-            quats=quats,
-            rel_rotvec=rel,
+            rows=a.tolist(),
+            delta_rows=np.diff(a, axis=0).tolist(),
+            quat_rows=[[tuple(q) for q in step] for step in quats.tolist()],
+            rel_rows=[[tuple(r) for r in step] for step in rel.tolist()],
         )
 
     # ---- loop thread -------------------------------------------------------------------------------------------
@@ -243,8 +241,8 @@ class ChunkTimeline:
         if p is None:
             out[:] = self._hold
             return False
-        a = p.chunk.actions
-        h = a.shape[0]
+        rows = p.rows
+        h = len(rows)
         u = (t_s - p.chunk.t_obs_s) / self._dt
         k = math.floor(u + INDEX_EPS)
         if k < p.k_star:  # never before the switch boundary: frozen actions are not executed
@@ -252,16 +250,19 @@ class ChunkTimeline:
         else:
             alpha = min(max(u - k, 0.0), 1.0)
         if k >= h - 1:
-            out[:] = a[h - 1]
+            out[:] = rows[h - 1]
             return True
-        np.multiply(p.deltas[k], alpha, out=out)
-        np.add(out, a[k], out=out)
+        a = rows[k]
+        if alpha == 0.0:
+            out[:] = a
+            return False
+        cmd = [x + alpha * dx for x, dx in zip(a, p.delta_rows[k])]
         for arm, cols in enumerate(self._rot_cols):
-            if alpha == 0.0:
-                out[cols] = a[k, cols]
-            else:
-                q = so3.quat_mul(p.quats[k, arm], so3.rotvec_to_quat(p.rel_rotvec[k, arm] * alpha))
-                out[cols] = so3.rotvec_near(so3.quat_to_rotvec(q), a[k, cols])
+            w = p.rel_rows[k][arm]
+            q = so3.quat_mul_s(p.quat_rows[k][arm], so3.rotvec_to_quat_s((w[0] * alpha, w[1] * alpha, w[2] * alpha)))
+            c0 = cols.start
+            cmd[c0 : c0 + 3] = so3.rotvec_near_s(so3.quat_to_rotvec_s(q), (a[c0], a[c0 + 1], a[c0 + 2]))
+        out[:] = cmd
         return False
 
     def sample(self, t_s: float, out: np.ndarray) -> SwitchEvent | None:
