@@ -17,5 +17,6 @@ def test_stop_beats_full_beats_none_at_seed_settings():
 def test_cli_writes_figure_and_table(tmp_path, capsys):
     assert guidance_demo.main(["--out", str(tmp_path), "--batch", "4", "--horizon", "40", "--delay", "5",
                                "--execution-horizon", "20"]) == 0
-    assert (tmp_path / "guidance.png").stat().st_size > 10_000
+    assert (tmp_path / "guidance_stop.png").stat().st_size > 10_000
+    assert (tmp_path / "guidance_full.png").stat().st_size > 10_000
     assert "switch jump" in capsys.readouterr().out

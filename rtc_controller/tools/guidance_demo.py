@@ -2,8 +2,8 @@
 
 A previous chunk is drawn from a multimodal chunk distribution; the next chunk (conditioned s action steps
 later) is sampled with ``none``, ``stop`` and ``full`` guidance toward the previous chunk's remainder, from the
-same noise. Writes a seed-style figure and a table: mismatch over the frozen region (i < d) and the jump at
-the switch (‖new[d] − Y[d]‖), mean over a batch of draws.
+same noise. Writes seed-style figures (one per guided mode) and a table: RMS mismatch over the frozen region
+(i < d) and the jump at the switch (‖new[d] − Y[d]‖), mean over a batch of draws.
 
 Run: ``python -m rtc_controller.tools.guidance_demo --out out/guidance`` (seed settings H=100, d=16, s=64, β=10).
 """
@@ -21,6 +21,8 @@ import numpy as np
 from rtc_controller.action_space import action_names
 from rtc_controller.policy.mixture import GaussianMixture, make_mixture, mixture_velocity
 from rtc_controller.rtc import GUIDANCE_MODES, build_prefix, prefix_weights, sample
+from rtc_controller.tools.metrics import prefix_mismatch, switch_jump
+from rtc_controller.tools.plots import plot_chunk_switch, save_figure
 
 NUM_MODES = 3
 MODE_SCALE = 0.05  # per-dimension std around each mode
@@ -42,7 +44,7 @@ def velocity(mix: GaussianMixture, x_t, t):
 
 
 def run(*, horizon: int, delay: int, execution_horizon: int, beta: float, num_steps: int, batch: int, seed: int):
-    """Returns (previous [H, D], prefix [H, D], weights [H], chunks {mode: [batch, H, D]}, table {mode: metrics})."""
+    """Returns (previous [H, D], prefix (Y, valid), weights [H], chunks {mode: [batch, H, D]}, table {mode: metrics}).."""
     dim = len(action_names())
     dt = 1.0  # one action step; only ratios of times matter here
     prev_mix = make_mixture(mode_means(horizon=horizon, dim=dim, start_step=0, seed=seed), scales=MODE_SCALE)
@@ -56,40 +58,29 @@ def run(*, horizon: int, delay: int, execution_horizon: int, beta: float, num_st
     weights = np.asarray(prefix_weights(delay, horizon - execution_horizon, horizon)) * prefix.valid
     noise = jax.random.normal(k_new, (batch, horizon, dim))
     y = jnp.broadcast_to(jnp.asarray(prefix.actions), (batch, horizon, dim))
+    frozen = (np.arange(horizon) < delay).astype(float)
     chunks, table = {}, {}
     for mode in GUIDANCE_MODES:
         x = np.asarray(sample(velocity, noise, context=new_mix, num_steps=num_steps, prefix=y, weights=weights,
                               max_guidance_weight=beta, mode=mode))
         chunks[mode] = x
-        err = np.linalg.norm(x - prefix.actions[None], axis=-1)  # [batch, H]
-        table[mode] = {"frozen_mismatch": float(err[:, :delay].mean()), "switch_jump": float(err[:, delay].mean())}
-    return previous, prefix.actions, weights, chunks, table
+        table[mode] = {
+            "frozen_mismatch": float(np.mean([prefix_mismatch(c, prefix.actions, frozen) for c in x])),
+            "switch_jump": float(np.mean([switch_jump(c, prefix.actions, delay) for c in x])),
+        }
+    return previous, prefix, weights, chunks, table
 
 
-def plot(path: Path, *, previous_prefix, chunks, delay: int, beta: float, execution_horizon: int) -> None:
-    """Seed-style figure: guided (purple), previous chunk (green), unguided (red dashed), d (grey)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(out_dir: Path, *, previous_prefix, valid, chunks, delay: int, beta: float) -> list[Path]:
+    """One seed-style figure per guided mode (``stop``, ``full``) with the unguided chunk from the same noise."""
     names = action_names()
     horizon = previous_prefix.shape[0]
-    valid = horizon - execution_horizon
-    fig, axes = plt.subplots(len(names) // 2, 2, figsize=(12, 16), sharex=True)
-    steps = np.arange(horizon)
-    for j, ax in enumerate(axes.T.reshape(-1)):
-        ax.plot(steps[:valid], previous_prefix[:valid, j], color="green", lw=2, label="previous chunk (Y)")
-        ax.plot(steps, chunks["none"][0, :, j], color="red", ls="--", label="none (unguided)")
-        ax.plot(steps, chunks["full"][0, :, j], color="orange", lw=1, label="full (VJP)")
-        ax.plot(steps, chunks["stop"][0, :, j], color="purple", lw=1.5, label="stop (stop-gradient)")
-        ax.axvline(delay, color="grey", ls="--", lw=1)
-        ax.set_ylabel(names[j], fontsize=8)
-    axes[0, 0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"RTC guidance on a 3-mode chunk distribution: H={horizon}, d={delay}, s={execution_horizon}, β={beta}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    paths = []
+    for mode in ("stop", "full"):
+        fig = plot_chunk_switch(chunks[mode][0], previous_prefix, chunks["none"][0], delay, names=names, valid=valid,
+                                title=f"{mode}, β={beta:g}, d={delay}, H={horizon} (3-mode mixture field)")
+        paths.append(save_figure(fig, out_dir / f"guidance_{mode}.png"))
+    return paths
 
 
 def main(args=None) -> int:
@@ -108,14 +99,14 @@ def main(args=None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     _, prefix, _, chunks, table = run(horizon=a.horizon, delay=a.delay, execution_horizon=a.execution_horizon,
                                       beta=a.beta, num_steps=a.num_steps, batch=a.batch, seed=a.seed)
-    plot(a.out / "guidance.png", previous_prefix=prefix, chunks=chunks, delay=a.delay, beta=a.beta,
-         execution_horizon=a.execution_horizon)
+    figures = plot(a.out, previous_prefix=prefix.actions, valid=prefix.valid, chunks=chunks, delay=a.delay,
+                   beta=a.beta)
     (a.out / "guidance.json").write_text(json.dumps(table, indent=2))
     print(f"H={a.horizon} d={a.delay} s={a.execution_horizon} β={a.beta} n={a.num_steps}, mean over {a.batch} draws")
     print(f"{'mode':<6} {'frozen mismatch':>16} {'switch jump':>12}")
     for mode, row in table.items():
         print(f"{mode:<6} {row['frozen_mismatch']:>16.3f} {row['switch_jump']:>12.3f}")
-    print(f"wrote {a.out / 'guidance.png'} and {a.out / 'guidance.json'}")
+    print("wrote " + ", ".join(str(f) for f in [*figures, a.out / "guidance.json"]))
     return 0
 
 
