@@ -1,0 +1,275 @@
+"""The ROS-free inference core: one RTC-guided action chunk from a policy, an observation and the previous chunk.
+
+Per chunk (DESIGN.md, "RTC guidance"):
+1. ``context = policy.prepare(observation)`` (traced pytree: a new observation never recompiles);
+2. prefix Y[i] = A_prev[i + m], m = round((t_obs − t_obs_prev)/Δt) (``rtc.build_prefix``), mapped to model
+   space with ``policy.to_model``; weights W = ``rtc.prefix_weights(d, H − s, H, schedule)`` ⊙ valid (never
+   guide toward padding);
+3. ``rtc.sample(policy.velocity, noise, context=…, prefix=Y, weights=W, β, mode)`` -> ``policy.to_physical``.
+Optionally the unguided chunk from the same noise (debugging, statistics).
+
+Compilation: the sampler compiles once per (policy, num_steps, guided mode or unguided); d, s, β, the
+schedule's weights and the observation are traced or computed outside, so changing them never recompiles.
+Mode ``none`` is sampled with the unguided variant (identical: v' = v). ``warmup`` compiles all of it.
+
+Axes: H = horizon (action steps), D = physical action dim, Dm = model action dim; batch is 1.
+Time: action k of a chunk is due at t_obs + k·Δt [s, executor clock]; flow time t = 1 is noise, 0 is data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rtc_controller.rtc import (
+    GUIDANCE_MODES,
+    PREFIX_SCHEDULES,
+    GuidanceMode,
+    PrefixSchedule,
+    build_prefix,
+    prefix_weights,
+    sample,
+)
+
+from .base import FlowPolicy, Observation
+
+GUIDED_MODES: tuple[GuidanceMode, ...] = ("stop", "full")  # the modes that need their own compilation
+
+
+@dataclass(frozen=True)
+class GuidanceSettings:
+    """Per-chunk RTC settings; changing any of them never recompiles.
+
+    inference_delay: d [action steps], actions 0 … d−1 of the new chunk are frozen (executed from the previous
+    chunk while inference runs); execution_horizon: s [action steps] between chunks, the weights end at H − s;
+    max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none``; schedule: the soft mask's decay.
+    """
+
+    inference_delay: int
+    execution_horizon: int
+    max_guidance_weight: float = 10.0
+    mode: GuidanceMode = "stop"
+    schedule: PrefixSchedule = "exp"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.inference_delay, bool) or not isinstance(self.inference_delay, (int, np.integer)):
+            raise ValueError(f"inference_delay must be an int [steps], got {self.inference_delay!r}")
+        if self.inference_delay < 0:
+            raise ValueError(f"inference_delay must be >= 0, got {self.inference_delay}")
+        if isinstance(self.execution_horizon, bool) or not isinstance(self.execution_horizon, (int, np.integer)):
+            raise ValueError(f"execution_horizon must be an int [steps], got {self.execution_horizon!r}")
+        if self.execution_horizon < 1:
+            raise ValueError(f"execution_horizon must be >= 1, got {self.execution_horizon}")
+        beta = float(self.max_guidance_weight)
+        if not math.isfinite(beta) or beta < 0:
+            raise ValueError(f"max_guidance_weight must be finite and >= 0, got {self.max_guidance_weight!r}")
+        if self.mode not in GUIDANCE_MODES:
+            raise ValueError(f"unknown guidance mode {self.mode!r}; expected one of {GUIDANCE_MODES}")
+        if self.schedule not in PREFIX_SCHEDULES:
+            raise ValueError(f"unknown prefix schedule {self.schedule!r}; expected one of {PREFIX_SCHEDULES}")
+
+    def check_horizon(self, horizon: int) -> None:
+        """RTC needs 1 ≤ s ≤ H (and d ≤ s, reported per chunk rather than refused)."""
+        if self.execution_horizon > horizon:
+            raise ValueError(f"execution_horizon {self.execution_horizon} exceeds the horizon H = {horizon}")
+
+
+@dataclass(frozen=True)
+class PreviousChunk:
+    """A chunk that was published (and, ideally, is being executed): physical ``actions`` [H, D] at ``t_obs_s``."""
+
+    actions: np.ndarray
+    t_obs_s: float
+
+
+class Guidance(NamedTuple):
+    """The guidance target of one chunk, physical units."""
+
+    prefix: np.ndarray  # Y, [H, D]
+    weights: np.ndarray  # W ⊙ valid, [H] float32
+    shift_steps: int  # m
+
+
+def build_guidance(
+    previous: PreviousChunk, *, t_obs_s: float, dt_s: float, settings: GuidanceSettings, horizon: int
+) -> Guidance:
+    """Y and W for a chunk at ``t_obs_s`` guided toward ``previous`` (DESIGN.md): W is zero where i + m ≥ H.
+
+    Example: H = 10, m = 6, d = 2, s = 4 (end = 6), linear -> Y = A_prev[6 … 9] then padding,
+    W = 1 1 4/5 3/5 0 0 0 0 0 0 (the schedule, cut where the previous chunk ends).
+    """
+    if previous.actions.shape[0] != horizon:
+        raise ValueError(f"previous chunk has {previous.actions.shape[0]} actions, the policy's horizon is {horizon}")
+    pre = build_prefix(previous.actions, t_obs_prev_s=previous.t_obs_s, t_obs_s=t_obs_s, dt_s=dt_s)
+    w = prefix_weights(settings.inference_delay, horizon - settings.execution_horizon, horizon, settings.schedule)
+    return Guidance(pre.actions, np.asarray(w, np.float32) * pre.valid, pre.shift_steps)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One sampled chunk with what was used to make it and how long it took.
+
+    actions / unguided: physical [H, D] (unguided: same noise, no guidance; None unless asked for).
+    weights: W [H] actually used (all zero when there was no prefix); shift_steps: m (None without prefix).
+    frozen_error / unguided_frozen_error: RMS of (chunk − Y) over the frozen steps i < d where W > 0
+    (physical units; NaN when there are none). jump_at_d: ‖A[d] − Y[d]‖₂ (NaN without prefix at d), the jump
+    the executor would see when it switches at k* = d.
+    """
+
+    actions: np.ndarray
+    unguided: np.ndarray | None
+    t_obs_s: float
+    settings: GuidanceSettings
+    weights: np.ndarray
+    shift_steps: int | None
+    frozen_error: float
+    unguided_frozen_error: float
+    jump_at_d: float
+    prepare_s: float
+    sample_s: float
+    total_s: float
+
+    @property
+    def guided(self) -> bool:
+        return self.settings.mode != "none" and bool(np.any(self.weights > 0))
+
+    @property
+    def delay_exceeds_execution_horizon(self) -> bool:
+        """RTC assumes d ≤ s; beyond it, inference runs back to back."""
+        return self.settings.inference_delay > self.settings.execution_horizon
+
+
+def _frozen_rms(chunk: np.ndarray, prefix: np.ndarray, weights: np.ndarray, d: int) -> float:
+    mask = (np.arange(len(weights)) < d) & (weights > 0)
+    if not mask.any():
+        return float("nan")
+    return float(np.sqrt(np.mean((chunk[mask] - prefix[mask]) ** 2)))
+
+
+class ChunkSampler:
+    """Samples RTC-guided chunks for one policy (owns the jit caches; use it from one thread)."""
+
+    def __init__(self, policy: FlowPolicy, *, dt_s: float, num_steps: int = 10) -> None:
+        if not dt_s > 0:
+            raise ValueError(f"dt_s must be > 0, got {dt_s}")
+        self.policy = policy
+        self.dt_s = float(dt_s)
+        self.horizon = int(policy.horizon)
+        self.num_steps = num_steps
+        self._warm_steps: set[int] = set()
+
+    @property
+    def num_steps(self) -> int:
+        return self._num_steps
+
+    @num_steps.setter
+    def num_steps(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"num_steps must be an int >= 1, got {value!r}")
+        self._num_steps = int(value)
+
+    @property
+    def is_warm(self) -> bool:
+        """Whether every variant for the current ``num_steps`` is compiled (``warmup`` ran for it)."""
+        return self._num_steps in self._warm_steps
+
+    def warmup(self, observation: Observation | None = None) -> float:
+        """Compile every variant (unguided; stop and full with a prefix; every schedule's weights) [s spent].
+
+        ``observation`` defaults to the policy's ``fake_observation()`` where it has one.
+        """
+        start = time.perf_counter()
+        if observation is None:
+            fake = getattr(self.policy, "fake_observation", None)
+            if fake is None:
+                raise ValueError("warmup needs an observation (this policy has no fake_observation())")
+            observation = fake()
+        key = jax.random.key(0)
+        s = max(1, self.horizon // 2)
+        first = self.sample(observation, previous=None, settings=GuidanceSettings(0, s), key=key)
+        previous = PreviousChunk(first.actions, observation.stamp_s - s * self.dt_s)
+        for schedule in PREFIX_SCHEDULES:
+            prefix_weights(1, self.horizon - s, self.horizon, schedule)
+        for mode in GUIDANCE_MODES:
+            settings = GuidanceSettings(1, s, mode=mode)
+            self.sample(observation, previous=previous, settings=settings, key=key, with_unguided=True)
+        self._warm_steps.add(self._num_steps)
+        return time.perf_counter() - start
+
+    def sample(
+        self,
+        observation: Observation,
+        *,
+        previous: PreviousChunk | None,
+        settings: GuidanceSettings,
+        key: jax.Array,
+        with_unguided: bool = False,
+    ) -> ChunkResult:
+        """One chunk conditioned on ``observation`` (its ``stamp_s`` is t_obs), guided toward ``previous``.
+
+        ``previous`` None (first chunk) or without overlap (m ≥ H) samples unguided. ``key``: PRNG key of the
+        noise [1, H, Dm]; the unguided chunk (``with_unguided``) uses the same noise.
+        """
+        settings.check_horizon(self.horizon)
+        t0 = time.perf_counter()
+        context = self.policy.prepare(observation)
+        jax.block_until_ready(context)
+        t1 = time.perf_counter()
+        noise = jax.random.normal(key, (1, self.horizon, self.policy.model_action_dim), jnp.float32)
+        guidance = None
+        if previous is not None:
+            guidance = build_guidance(
+                previous, t_obs_s=observation.stamp_s, dt_s=self.dt_s, settings=settings, horizon=self.horizon
+            )
+        use_prefix = guidance is not None and settings.mode != "none" and bool(np.any(guidance.weights > 0))
+        unguided_model = None
+        if use_prefix:
+            prefix_model = self.policy.to_model(guidance.prefix[None], observation)
+            x = sample(
+                self.policy.velocity,
+                noise,
+                num_steps=self._num_steps,
+                prefix=jnp.asarray(prefix_model, jnp.float32),
+                weights=jnp.asarray(guidance.weights),
+                max_guidance_weight=float(settings.max_guidance_weight),
+                mode=settings.mode,
+                context=context,
+            )
+            if with_unguided:
+                unguided_model = sample(self.policy.velocity, noise, num_steps=self._num_steps, context=context)
+        else:
+            x = sample(self.policy.velocity, noise, num_steps=self._num_steps, context=context)
+            unguided_model = x if with_unguided else None
+        actions = self.policy.to_physical(np.asarray(x), observation)[0]
+        unguided = None if unguided_model is None else self.policy.to_physical(np.asarray(unguided_model), observation)[0]
+        t2 = time.perf_counter()
+        d = settings.inference_delay
+        if guidance is None:
+            weights, shift, nan = np.zeros(self.horizon, np.float32), None, float("nan")
+            frozen = unguided_frozen = jump = nan
+        else:
+            weights, shift = (guidance.weights if use_prefix else np.zeros_like(guidance.weights)), guidance.shift_steps
+            frozen = _frozen_rms(actions, guidance.prefix, guidance.weights, d)
+            unguided_frozen = float("nan") if unguided is None else _frozen_rms(unguided, guidance.prefix, guidance.weights, d)
+            in_prefix = d < self.horizon and d + guidance.shift_steps < self.horizon
+            jump = float(np.linalg.norm(actions[d] - guidance.prefix[d])) if in_prefix else float("nan")
+        return ChunkResult(
+            actions=actions,
+            unguided=unguided,
+            t_obs_s=float(observation.stamp_s),
+            settings=settings,
+            weights=np.asarray(weights),
+            shift_steps=shift,
+            frozen_error=frozen,
+            unguided_frozen_error=unguided_frozen,
+            jump_at_d=jump,
+            prepare_s=t1 - t0,
+            sample_s=t2 - t1,
+            total_s=t2 - t0,
+        )
