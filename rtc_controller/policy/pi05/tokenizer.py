@@ -5,7 +5,7 @@ openpi's format (``PaligemmaTokenizer.tokenize`` with a state)::
     "Task: {prompt}, State: {s_0} {s_1} … {s_n};\nAction: "
 
 where the prompt is stripped with "_" and newlines replaced by spaces, and s_i = digitize(state_i, 256 bins
-over [−1, 1)) − 1 of the *normalised* state (so [−1, 1] -> 0…255; values outside give −1 or 256, as in openpi).
+over [−1, 1)) − 1 of the *normalised* state (so [−1, 1] -> 0…255; above 1 stays 255, below −1 gives −1, as in openpi).
 The token ids start with BOS and are right-padded with 0 to ``max_len`` (mask False on padding).
 """
 
