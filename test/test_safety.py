@@ -123,3 +123,18 @@ def test_filter_requires_reset():
         f.filter(HOME, np.zeros(14))
     with pytest.raises(ValueError):
         f.reset(np.full(14, np.nan))
+
+
+def test_stopping_target_brakes_without_return():
+    f = make()
+    target = HOME.copy()
+    target[0] += 1.0
+    run(f, [target] * 400)  # moving at speed
+    assert f.speed[0] > 0.3
+    stop = f.stopping_target()
+    outs = run(f, [stop] * 1500)
+    x = outs[:, 0]
+    v = np.diff(x) / DT
+    assert np.all(v >= -1e-3)  # never turns back (beyond float noise)
+    assert x[-1] == pytest.approx(stop[0], abs=2e-3)
+    assert np.max(np.abs(np.diff(v))) / DT <= 1.5 + 1e-6

@@ -5,7 +5,7 @@ Axis legend: ad = action dimension, n = arms. Called once per servo tick (dt = 1
 Per arm the filter clamps the target into the workspace box and the gripper range, then moves the command toward
 the target with bounded speed and acceleration instead of jumping: the command follows the target's own velocity
 (feed-forward, capped at the speed limit) plus a feedback term on the remaining lag that never asks for more than
-the braking velocity sqrt(2·a_max·|lag|); the resulting velocity change per tick is capped at a_max·dt and the
+the braking velocity ≈ sqrt(2·a_max·|lag|); the resulting velocity change per tick is capped at a_max·dt and the
 speed at v_max. Rotations are handled on SO(3) (body-frame rotation vectors), joints element-wise.
 Defaults follow Flexiv's streaming guidance: 1 m/s, 1.5 m/s², 300 °/s.
 Every tick that changes the command by more than a small tolerance counts as an intervention (per kind);
@@ -86,6 +86,16 @@ class SafetyConfig:
             raise ValueError("at least one arm")
 
 
+def _braking_speed(dist: float, amax: float, dt: float) -> float:
+    """The fastest speed from which braking at ``amax`` in ticks of ``dt`` stops within ``dist``.
+
+    Discrete form of sqrt(2·a·dist): v = a·dt·(sqrt(1/4 + 2·dist/(a·dt²)) − 1/2), so the command lands without
+    overshoot-and-return.
+    """
+    adt = amax * dt
+    return adt * (math.sqrt(0.25 + 2.0 * dist / (adt * dt)) - 0.5)
+
+
 def _limit3(lag: Vec3, v_ff: Vec3, v_prev: Vec3, vmax: float, amax: float, dt: float) -> Vec3:
     """Bounded velocity toward a target moving at ``v_ff`` with remaining ``lag`` (3-vectors, plain floats).
 
@@ -99,7 +109,7 @@ def _limit3(lag: Vec3, v_ff: Vec3, v_prev: Vec3, vmax: float, amax: float, dt: f
     lx, ly, lz = lag
     ln = math.sqrt(lx * lx + ly * ly + lz * lz)
     if ln > TINY:
-        fb = min(ln / dt, math.sqrt(2.0 * amax * ln)) / ln
+        fb = min(ln / dt, _braking_speed(ln, amax, dt)) / ln
         fx, fy, fz = fx + lx * fb, fy + ly * fb, fz + lz * fb
     px, py, pz = v_prev
     dx, dy, dz = fx - px, fy - py, fz - pz
@@ -120,7 +130,7 @@ def _limit1(lag: float, v_ff: float, v_prev: float, vmax: float, amax: float, dt
     v_ff = min(max(v_ff, -vmax), vmax)
     a = abs(lag)
     if a > TINY:
-        v_ff += math.copysign(min(a / dt, math.sqrt(2.0 * amax * a)), lag)
+        v_ff += math.copysign(min(a / dt, _braking_speed(a, amax, dt)), lag)
     step = amax * dt
     v = min(max(v_ff, v_prev - step), v_prev + step)
     return min(max(v, -vmax), vmax)
@@ -191,6 +201,32 @@ class SafetyFilter:
         if self._cart:
             return np.array([math.sqrt(sum(c * c for c in v)) for v in self._v_lin])
         return np.array([max(abs(self._v_j[j]) for j in range(s.joints.start, s.joints.stop)) for s in self._sl])
+
+    def stopping_target(self) -> np.ndarray:
+        """Where the command comes to rest when braking at the acceleration limits from its current velocity.
+
+        Holding this target (instead of the current command) stops without overshoot-and-return.
+        """
+        out = list(self._cmd)
+        for i, s in enumerate(self._sl):
+            lim = self.config.arms[i]
+            if self._cart:
+                v = self._v_lin[i]
+                vn = math.sqrt(v[0] ** 2 + v[1] ** 2 + v[2] ** 2)
+                k = vn / (2.0 * lim.max_linear_acc_m_s2) + 0.5 * self._dt  # discrete braking distance
+                p0 = s.position.start
+                for j in range(3):
+                    out[p0 + j] += v[j] * k
+                w = self._v_ang[i]
+                wn = math.sqrt(w[0] ** 2 + w[1] ** 2 + w[2] ** 2)
+                k = wn / (2.0 * lim.max_angular_acc_rad_s2) + 0.5 * self._dt
+                q = so3.quat_mul_s(self._q_cmd[i], so3.rotvec_to_quat_s((w[0] * k, w[1] * k, w[2] * k)))
+                r0 = s.rotation.start
+                out[r0 : r0 + 3] = so3.rotvec_near_s(so3.quat_to_rotvec_s(q), tuple(self._cmd[r0 : r0 + 3]))
+            else:
+                for j in range(s.joints.start, s.joints.stop):
+                    out[j] += self._v_j[j] * abs(self._v_j[j]) / (2.0 * lim.max_joint_acc_rad_s2)
+        return np.array(out)
 
     def filter(self, target: np.ndarray, out: np.ndarray) -> None:
         """One tick: move the command toward ``target[ad]`` within limits, write it to ``out[ad]``."""

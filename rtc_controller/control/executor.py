@@ -1,0 +1,306 @@
+"""The executor core (ROS-free): driver + timeline + delay estimator + safety filter + servo loop.
+
+Threads:
+- the servo loop (``tick``) reads the robot, takes a handed-over chunk, samples the timeline, filters and commands;
+- the caller's thread (the ROS chunk callback) calls ``submit``: validation and precomputation only, the result
+  goes into a single-slot buffer (a newer chunk overwrites an unconsumed older one);
+- service/diagnostic threads call ``hold``/``resume``/``reset_fault``/``snapshot``; mode changes are requests
+  the loop applies at its next tick.
+
+Clock: executor time [s] = ``time.monotonic() + offset`` with the offset taken once at construction so that it
+reads like the ROS system clock (``time.time()``) but never jumps. Robot-state stamps, chunk arrival times and the
+timeline all use it, so δ = t_arrival − t_obs is measured on one clock (DESIGN.md, "Clocks and δ").
+
+Modes: ``running`` (following chunks), ``holding`` (braking to and holding the stopping point; chunks are still
+accepted), ``faulted`` (robot fault or lost connection: no commands are sent, driver stopped, waits for
+``reset_fault``), ``stopped`` (after ``shutdown``).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from rtc_controller.control.chunk import Chunk
+from rtc_controller.control.delay_estimator import DelayEstimator, DelayEstimatorConfig
+from rtc_controller.control.loop import LoopConfig, LoopStats, ServoLoop
+from rtc_controller.control.safety import SafetyConfig, SafetyFilter
+from rtc_controller.control.timeline import ChunkTimeline, PreparedChunk, Rejection, SwitchEvent, TimelineConfig
+from rtc_controller.robots.base import ArmDriver, DriverError, DriverStatus
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["idle", "running", "holding", "faulted", "stopped"]
+SWITCH_HISTORY = 64
+RAMP_DOWN_SPEED_EPS = 1e-4  # [m/s or rad/s]: the ramp-down is over below this speed
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Everything the executor core needs; built by the node from its parameters."""
+
+    timeline: TimelineConfig
+    delay: DelayEstimatorConfig
+    safety: SafetyConfig
+    loop: LoopConfig
+    ramp_down_s: float = 0.5
+    start_holding: bool = False
+
+    def __post_init__(self) -> None:
+        if abs(self.safety.servo_dt_s - self.loop.period_s) > 1e-12:
+            raise ValueError("safety.servo_dt_s must equal the loop period")
+        if abs(self.delay.dt_s - self.timeline.dt_s) > 1e-12:
+            raise ValueError("delay.dt_s must equal the timeline's action step")
+        if self.delay.horizon != self.timeline.max_horizon:
+            raise ValueError("delay.horizon must equal timeline.max_horizon")
+        if self.ramp_down_s < 0:
+            raise ValueError("ramp_down_s must be >= 0")
+
+
+@dataclass(frozen=True)
+class ExecutorSnapshot:
+    """What diagnostics report (copied out of the loop's state)."""
+
+    mode: Mode
+    fault_message: str
+    loop: LoopStats
+    last_delay_s: float
+    delay_quantile_s: float
+    d: int
+    accepted: int
+    switches: int
+    rejected: dict[str, int]
+    last_rejection: str
+    last_switch: SwitchEvent | None
+    max_jump_linear_m: float
+    max_jump_angular_rad: float
+    starving: bool
+    starved_ticks: int
+    safety_interventions: dict[str, int]
+    driver: DriverStatus
+    active_t_obs_s: float
+
+
+class Executor:
+    """See the module docstring. ``start()`` connects and starts the loop; ``shutdown()`` ramps down and stops."""
+
+    def __init__(
+        self,
+        config: ExecutorConfig,
+        driver: ArmDriver,
+        *,
+        on_fault: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.driver = driver
+        self.timeline = ChunkTimeline(config.timeline)
+        self.estimator = DelayEstimator(config.delay)
+        self.safety = SafetyFilter(config.safety)
+        self.loop = ServoLoop(config.loop, self.tick, name="executor_servo")
+        self._offset_s = time.time() - time.monotonic()
+        ad = len(config.timeline.names)
+        self._state = np.zeros(ad)
+        self._target = np.zeros(ad)
+        self._cmd = np.zeros(ad)
+        self._hold = np.zeros(ad)
+        self._state_pub = np.zeros(ad)
+        self._state_stamp_s = math.nan
+        self._state_lock = threading.Lock()
+        self._slot: PreparedChunk | None = None  # single-slot hand-over, written by submit, taken by tick
+        self._requests: collections.deque[str] = collections.deque()
+        self._on_fault = on_fault
+        self.mode: Mode = "idle"
+        self.fault_message = ""
+        self.switch_events: collections.deque[SwitchEvent] = collections.deque(maxlen=SWITCH_HISTORY)
+        self._max_jump_lin = 0.0
+        self._max_jump_ang = 0.0
+
+    # ---- clock -------------------------------------------------------------------------------------------------
+    def now_s(self) -> float:
+        """Executor time [s] (monotonic, offset to read like the system clock)."""
+        return time.monotonic() + self._offset_s
+
+    def to_executor_time(self, monotonic_s: float) -> float:
+        return monotonic_s + self._offset_s
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect the driver, start holding the measured pose, start the servo loop. Raises DriverError."""
+        self.driver.connect()
+        if not self.driver.read_state(self._state):
+            raise DriverError(f"robot faulted at start: {self.driver.status().message}")
+        self._rearm(self._state)
+        self.mode = "holding" if self.config.start_holding else "running"
+        self.loop.start()
+
+    def _rearm(self, state: np.ndarray) -> None:
+        self.safety.reset(state)
+        self.timeline.reset(state)
+        self._hold[:] = state
+        self._cmd[:] = state
+        with self._state_lock:
+            self._state_pub[:] = state
+            self._state_stamp_s = self.now_s()
+
+    def shutdown(self, ramp_down_s: float | None = None) -> None:
+        """Brake to rest within the limits (at most ``ramp_down_s``), stop the loop, stop and close the driver."""
+        ramp = self.config.ramp_down_s if ramp_down_s is None else ramp_down_s
+        if self.loop.running and self.mode in ("running", "holding"):
+            self._requests.append("hold")
+            t_end = time.monotonic() + ramp
+            time.sleep(min(0.01, ramp))
+            while time.monotonic() < t_end and float(np.max(self.safety.speed)) > RAMP_DOWN_SPEED_EPS:
+                time.sleep(0.005)
+        self.loop.stop()
+        try:
+            self.driver.stop()
+        except DriverError as exc:
+            log.warning("driver stop failed: %s", exc)
+        self.driver.close()
+        self.mode = "stopped"
+
+    # ---- requests from other threads ---------------------------------------------------------------------------
+    def hold(self) -> None:
+        """Brake to rest and hold (applied at the next tick)."""
+        self._requests.append("hold")
+
+    def resume(self) -> bool:
+        """Follow chunks again; False (and nothing done) while faulted or stopped."""
+        if self.mode in ("faulted", "stopped"):
+            return False
+        self._requests.append("resume")
+        return True
+
+    def reset_fault(self) -> bool:
+        """Clear the driver's fault, re-arm from the measured pose and hold; True on success."""
+        if self.mode != "faulted":
+            return True
+        try:
+            if not self.driver.clear_fault():
+                return False
+            state = np.zeros_like(self._state)
+            if not self.driver.read_state(state):
+                return False
+        except DriverError as exc:
+            self.fault_message = f"reset failed: {exc}"
+            return False
+        self._requests.append("rearm")
+        return True
+
+    def submit(self, chunk: Chunk, t_arrival_s: float | None = None) -> PreparedChunk | Rejection:
+        """Validate a chunk (arrival = now unless given) and hand it to the loop; returns what happened."""
+        t_arrival = self.now_s() if t_arrival_s is None else t_arrival_s
+        r = self.timeline.check(chunk, t_arrival)
+        if isinstance(r, PreparedChunk):
+            self.estimator.add(r.delay_s)
+            self._slot = r  # atomic reference swap: the loop takes it at its next tick
+        elif r.reason == "stale":
+            self.estimator.add(t_arrival - chunk.t_obs_s)  # too late to use, but it is a real δ sample
+        return r
+
+    # ---- servo thread ------------------------------------------------------------------------------------------
+    def _enter_fault(self, message: str) -> None:
+        self.mode = "faulted"
+        self.fault_message = message
+        log.error("executor fault: %s", message)
+        try:
+            self.driver.stop()
+        except Exception as exc:  # already faulted; stopping is best effort
+            log.warning("driver stop after fault failed: %s", exc)
+        if self._on_fault is not None:
+            self._on_fault(message)
+
+    def _apply_requests(self) -> None:
+        while self._requests:
+            req = self._requests.popleft()
+            if req == "hold" and self.mode in ("running", "holding"):
+                if self.mode == "running":
+                    self._hold[:] = self.safety.stopping_target()
+                self.mode = "holding"
+            elif req == "resume" and self.mode == "holding":
+                self.mode = "running"
+            elif req == "rearm" and self.mode == "faulted":
+                self._rearm(self._state)
+                self.fault_message = ""
+                self.mode = "holding"
+
+    def tick(self, deadline_mono_s: float) -> None:
+        """One servo tick at ``deadline_mono_s`` (time.monotonic()); called by the loop."""
+        if self._requests:
+            self._apply_requests()
+        mode = self.mode
+        if mode == "stopped":
+            return
+        try:
+            healthy = self.driver.read_state(self._state)
+        except DriverError as exc:
+            if mode != "faulted":
+                self._enter_fault(f"connection lost: {exc}")
+            return
+        with self._state_lock:
+            self._state_pub[:] = self._state
+            self._state_stamp_s = time.monotonic() + self._offset_s
+        if not healthy:
+            if mode != "faulted":
+                self._enter_fault(f"robot fault: {self.driver.status().message}")
+            return
+        if mode == "faulted":
+            return
+        slot = self._slot
+        if slot is not None:
+            self._slot = None
+            self.timeline.accept(slot)
+        t = deadline_mono_s + self._offset_s
+        ev = self.timeline.sample(t, self._target)
+        if ev is not None:
+            self.switch_events.append(ev)
+            self._max_jump_lin = max(self._max_jump_lin, ev.jump_linear_m)
+            self._max_jump_ang = max(self._max_jump_ang, ev.jump_angular_rad)
+        target = self._hold if mode == "holding" else self._target
+        self.safety.filter(target, self._cmd)
+        try:
+            self.driver.command(self._cmd)
+        except DriverError as exc:
+            self._enter_fault(f"command refused: {exc}")
+
+    # ---- readers -----------------------------------------------------------------------------------------------
+    def latest_state(self) -> tuple[float, np.ndarray]:
+        """(stamp [s, executor clock], measured state copy ``[ad]``)."""
+        with self._state_lock:
+            return self._state_stamp_s, self._state_pub.copy()
+
+    @property
+    def d(self) -> int:
+        return self.estimator.d
+
+    def snapshot(self) -> ExecutorSnapshot:
+        tl = self.timeline
+        active = tl.active
+        return ExecutorSnapshot(
+            mode=self.mode,
+            fault_message=self.fault_message,
+            loop=self.loop.stats(),
+            last_delay_s=self.estimator.last_delay_s,
+            delay_quantile_s=self.estimator.quantile_s(),
+            d=self.estimator.d,
+            accepted=tl.counters.accepted,
+            switches=tl.counters.switches,
+            rejected=dict(tl.counters.rejected),
+            last_rejection=(f"{tl.last_rejection.reason}: {tl.last_rejection.detail}" if tl.last_rejection else ""),
+            last_switch=tl.last_switch,
+            max_jump_linear_m=self._max_jump_lin,
+            max_jump_angular_rad=self._max_jump_ang,
+            starving=tl.starving,
+            starved_ticks=tl.counters.starved_ticks,
+            safety_interventions=dict(self.safety.counters.interventions),
+            driver=self.driver.status(),
+            active_t_obs_s=active.chunk.t_obs_s if active is not None else math.nan,
+        )

@@ -1,0 +1,141 @@
+"""Executor core with the simulated arms and the real servo loop: follows chunks, fault -> stop, hold, shutdown."""
+
+import time
+
+import numpy as np
+import pytest
+
+from rtc_controller.action_space import action_names
+from rtc_controller.control.chunk import Chunk
+from rtc_controller.control.delay_estimator import DelayEstimatorConfig
+from rtc_controller.control.executor import Executor, ExecutorConfig
+from rtc_controller.control.loop import LoopConfig
+from rtc_controller.control.safety import SafetyConfig
+from rtc_controller.control.timeline import PreparedChunk, Rejection, TimelineConfig
+from rtc_controller.robots.sim import SimConfig, SimDriver, home_state
+
+NAMES = action_names()
+DT = 0.02
+H = 50
+
+
+def config(**kw):
+    return ExecutorConfig(
+        timeline=TimelineConfig(names=NAMES, action_rate_hz=1 / DT, max_horizon=H),
+        delay=DelayEstimatorConfig(dt_s=DT, horizon=H, execution_horizon=25, warmup_samples=0, min_samples=1),
+        safety=SafetyConfig(servo_dt_s=0.001),
+        loop=LoopConfig(rate_hz=1000, spin_s=0.0001),
+        **kw,
+    )
+
+
+@pytest.fixture
+def make():
+    started = []
+
+    def _make(sim=SimConfig(noise_pos_m=0, noise_rot_rad=0, noise_gripper_m=0), **kw):
+        faults = []
+        ex = Executor(config(**kw), SimDriver(sim), on_fault=faults.append)
+        ex.start()
+        started.append(ex)
+        return ex, faults
+
+    yield _make
+    for ex in started:
+        if ex.mode != "stopped":
+            ex.shutdown(ramp_down_s=0.1)
+
+
+def moving_chunk(t_obs, dx=0.05):
+    a = np.repeat(home_state()[None], H, 0)
+    a[:, 0] += np.linspace(0, dx, H)
+    return Chunk(NAMES, a, t_obs, DT)
+
+
+def test_follows_chunks_and_measures_delay(make):
+    ex, _ = make()
+    t_obs, _ = ex.latest_state()
+    time.sleep(0.03)
+    r = ex.submit(moving_chunk(t_obs))
+    assert isinstance(r, PreparedChunk) and r.k_star >= 2
+    assert ex.d == r.k_star  # one sample, quantile = itself
+    time.sleep(0.6)
+    snap = ex.snapshot()
+    assert snap.switches == 1 and snap.mode == "running"
+    assert snap.last_switch.k_star == r.k_star
+    _, state = ex.latest_state()
+    assert state[0] > home_state()[0] + 0.02  # the arm moved along the chunk
+    assert snap.loop.ticks > 400
+
+
+def test_malformed_chunk_rejected_and_arms_hold(make):
+    ex, _ = make()
+    bad = Chunk(NAMES, np.full((H, 14), np.nan), ex.now_s(), DT)
+    r = ex.submit(bad)
+    assert isinstance(r, Rejection) and r.reason == "non_finite"
+    time.sleep(0.1)
+    _, state = ex.latest_state()
+    np.testing.assert_allclose(state, home_state(), atol=1e-6)
+    assert ex.snapshot().rejected["non_finite"] == 1
+
+
+def test_robot_fault_stops_streaming_and_reports(make):
+    ex, faults = make(sim=SimConfig(fault_at_s=0.2, noise_pos_m=0))
+    ex.submit(moving_chunk(ex.now_s()))
+    time.sleep(0.4)
+    assert ex.mode == "faulted" and faults and "fault" in faults[0]
+    sent = ex.driver.commands_received
+    time.sleep(0.1)
+    assert ex.driver.commands_received == sent  # no more commands after the fault
+    assert ex.resume() is False
+    assert ex.reset_fault() is True
+    time.sleep(0.05)
+    assert ex.mode == "holding"
+    assert ex.resume() is True
+    time.sleep(0.05)
+    assert ex.mode == "running" and ex.driver.commands_received > sent
+
+
+def test_lost_connection_faults(make):
+    ex, faults = make(sim=SimConfig(disconnect_at_s=0.1))
+    time.sleep(0.3)
+    assert ex.mode == "faulted" and "connection lost" in ex.fault_message
+    assert ex.reset_fault() is False
+
+
+def test_hold_brakes_and_holds_while_chunks_keep_arriving(make):
+    ex, _ = make()
+    ex.submit(moving_chunk(ex.now_s(), dx=0.5))
+    time.sleep(0.3)
+    ex.hold()
+    time.sleep(0.5)
+    _, s1 = ex.latest_state()
+    ex.submit(moving_chunk(ex.now_s(), dx=0.5))
+    time.sleep(0.2)
+    _, s2 = ex.latest_state()
+    assert ex.mode == "holding"
+    assert abs(s2[0] - s1[0]) < 2e-3
+    ex.resume()
+    time.sleep(0.2)
+    assert ex.mode == "running"
+
+
+def test_shutdown_ramps_down_then_stops_driver(make):
+    ex, _ = make()
+    ex.submit(moving_chunk(ex.now_s(), dx=1.0))
+    time.sleep(0.4)
+    assert float(np.max(ex.safety.speed)) > 0.05
+    ex.shutdown(ramp_down_s=2.0)
+    assert ex.mode == "stopped"
+    assert float(np.max(ex.safety.speed)) < 1e-3
+    assert not ex.driver.status().enabled
+
+
+def test_config_consistency_checked():
+    with pytest.raises(ValueError):
+        ExecutorConfig(
+            timeline=TimelineConfig(names=NAMES, action_rate_hz=50, max_horizon=H),
+            delay=DelayEstimatorConfig(dt_s=0.01, horizon=H, execution_horizon=25),
+            safety=SafetyConfig(servo_dt_s=0.001),
+            loop=LoopConfig(rate_hz=1000),
+        )
