@@ -272,10 +272,30 @@ class BagReader:
         for conn, log_ns, raw in self._reader.messages(conns, start=start_ns, stop=stop_ns):
             store = self._stores[conn.id]
             try:
-                msg = store.deserialize_cdr(raw, conn.msgtype)
+                msg = deserialize_cdr(store, raw, conn.msgtype)
             except Exception as err:  # noqa: BLE001
                 raise BagError(f"cannot deserialise a {conn.msgtype} message on {name}: {err}") from err
             yield int(log_ns), msg
+
+
+CDR_HEADER_BYTES = 4  # encapsulation kind (2) + options (2)
+
+
+def deserialize_cdr(store: Typestore, raw: bytes | memoryview, msgtype: str) -> Any:
+    """CDR bytes -> a rosbags message object, tolerating trailing bytes after the message.
+
+    rclpy's ``serialize_message`` (and DDS serialized takes) may hand over a buffer longer than the message
+    (zero padding; seen with rclpy 9 / Fast CDR 2: 140 bytes for a 112-byte JointTrajectory); rosbags'
+    ``deserialize_cdr`` refuses more than 3 trailing bytes, so the message is parsed here directly.
+    """
+    if len(raw) < CDR_HEADER_BYTES or bytes(raw[:2]) not in (b"\x00\x00", b"\x00\x01"):
+        raise ValueError("invalid or unsupported CDR encapsulation")
+    msgdef = store.get_msgdef(msgtype)
+    func = msgdef.deserialize_cdr_le if raw[1] else msgdef.deserialize_cdr_be
+    message, pos = func(memoryview(raw)[CDR_HEADER_BYTES:], 0, msgdef.cls, store)
+    if pos + CDR_HEADER_BYTES > len(raw):
+        raise ValueError(f"truncated {msgtype} message")
+    return message
 
 
 # --------------------------------------------------------------------------------------------- typed readers

@@ -35,7 +35,8 @@ import numpy as np
 from rtc_controller import topics
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.policy.base import FlowPolicy, Observation
-from rtc_controller.rtc import GUIDANCE_MODES, PREFIX_SCHEDULES, build_prefix, prefix_weights, sample
+from rtc_controller.policy.chunk_sampler import GuidanceSettings, PreviousChunk, build_guidance
+from rtc_controller.rtc import GUIDANCE_MODES, PREFIX_SCHEDULES, sample
 from rtc_controller.rtc.prefix import Prefix
 
 from . import metrics as M
@@ -309,9 +310,18 @@ def load_switches(bag: BagReader, cfg: ReplayConfig) -> list[SwitchInput]:
             )
         if not 0 <= d < horizon:
             raise ReplayError(f"chunk {i}: d = {d} is outside [0, H) with H = {horizon}")
-        prefix = build_prefix(prev.actions, t_obs_prev_s=prev.t_obs_s, t_obs_s=new.t_obs_s, dt_s=new.dt_s)
-        w = np.asarray(prefix_weights(d, horizon - s, horizon, cfg.schedule), np.float64) * prefix.valid
-        m = prefix.shift_steps
+        # Y and W exactly as the inference node builds them (policy.chunk_sampler.build_guidance).
+        settings = GuidanceSettings(int(d), int(s), schedule=cfg.schedule)
+        try:
+            guidance = build_guidance(
+                PreviousChunk(prev.actions, prev.t_obs_s), t_obs_s=new.t_obs_s, dt_s=new.dt_s, settings=settings,
+                horizon=horizon,
+            )  # fmt: skip
+        except ValueError as err:
+            raise ReplayError(f"chunk {i}: cannot rebuild the prefix: {err}") from err
+        m = guidance.shift_steps
+        prefix = Prefix(guidance.prefix, np.arange(horizon) + m < horizon, m)
+        w = np.asarray(guidance.weights, np.float64)
         history = prev.actions[max(0, m - HISTORY_STEPS) : min(m, horizon)]
         k = states.index_at(new.t_obs_s)
         if k is None:
@@ -356,8 +366,10 @@ def resample_switch(
 ) -> tuple[np.ndarray, dict[tuple[str, float], np.ndarray]]:
     """Re-sample one switch: (unguided ``[H, D]``, {(mode, β): guided ``[H, D]``}), one noise for all variants.
 
-    Same steps as the inference node: context = policy.prepare(obs); Y and W to model space; rtc.sample.
-    ``none`` ignores β (every β maps to the unguided chunk).
+    Same steps as the inference node's ``ChunkSampler.sample`` (context = policy.prepare(obs), Y to model space
+    with policy.to_model, rtc.sample, policy.to_physical), with the context prepared once per switch instead of
+    once per variant (π0.5's prepare is the expensive pass). ``none`` ignores β (every β maps to the unguided
+    chunk, as in the inference node).
     """
     import jax
     import jax.numpy as jnp
