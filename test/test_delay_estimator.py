@@ -80,3 +80,13 @@ def test_config_validation():
         DelayEstimatorConfig(dt_s=DT, horizon=10, execution_horizon=5, quantile=0)
     with pytest.raises(ValueError):
         DelayEstimatorConfig(dt_s=0, horizon=10, execution_horizon=5)
+
+
+def test_fixed_d_can_be_switched_at_run_time():
+    e = est()
+    for _ in range(10):
+        e.add(0.045)
+    e.set_fixed_d(7)
+    assert e.d == 7 and e.add(0.045) == 7
+    e.set_fixed_d(None)
+    assert e.d == 3

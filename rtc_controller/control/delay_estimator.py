@@ -84,6 +84,18 @@ class DelayEstimator:
         c = self.config
         self._d = self._clamp(c.fixed_d if c.fixed_d is not None else c.initial_d)
 
+    def set_fixed_d(self, fixed_d: int | None) -> None:
+        """Switch the fixed-d override on (an int) or off (None) at run time; the window is kept."""
+        from dataclasses import replace
+
+        self.config = replace(self.config, fixed_d=fixed_d)
+        if fixed_d is not None:
+            self._d = self._clamp(fixed_d)
+        elif self._n >= self.config.min_samples:
+            self._d = self._clamp(delay_to_steps(self.quantile_s(), self.config.dt_s))
+        else:
+            self._d = self._clamp(self.config.initial_d)
+
     def add(self, delay_s: float) -> int:
         """Record one measured δ [s] (non-finite or negative values are ignored); returns the new d."""
         c = self.config

@@ -1,0 +1,177 @@
+"""executor_node over real DDS: the node runs in its own process with the sim driver; this test's rclpy node
+publishes chunks stamped with the robot-state stamp it received, after a known injected latency."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtc_controller import topics
+from rtc_controller.action_space import action_names
+from rtc_controller.ros.executor_node import PARAMS, check_consistency, check_param
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = list(action_names())
+DT = 0.02
+H = 50
+SERVO_PERIOD_S = 0.001
+TRANSPORT_BOUND_S = 0.03  # DDS delivery on a shared, loaded 2-core machine
+INJECTED_LATENCY_S = 0.05
+
+
+def test_parameter_validation_reasons():
+    assert check_param("driver", "sim") is None
+    assert "one of" in check_param("driver", "ur5")
+    assert "> 0" in check_param("action_rate_hz", -1.0)
+    assert "expected" in check_param("start_holding", 1)
+    values = {k: p.default for k, p in PARAMS.items()}
+    assert check_consistency(values) is None
+    values["execution_horizon"] = 60
+    assert "execution_horizon" in check_consistency(values)
+
+
+def test_invalid_parameters_exit_with_a_reason():
+    proc = subprocess.run(
+        [sys.executable, "-m", "rtc_controller.ros.executor_node", "--ros-args", "-p", "execution_horizon:=80"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "execution_horizon" in proc.stderr
+
+
+def _kill(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+def test_executor_node_over_dds():
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64, Header, Int32
+    from std_srvs.srv import Trigger
+    from trajectory_msgs.msg import JointTrajectory
+
+    from rtc_controller.ros.conversions import chunk_to_msg, msg_to_state, stamp_to_s
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtc_controller.ros.executor_node", "--ros-args",
+         "--params-file", str(ROOT / "config" / "sim.yaml"),
+         "-p", "delay_warmup_samples:=0", "-p", "sim_noise_pos_m:=0.0", "-p", "sim_noise_rot_rad:=0.0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    rclpy.init()
+    node = rclpy.create_node("executor_node_test")
+    got = {"state": None, "diag": [], "d": [], "delta": [], "active": []}
+    lock = threading.Lock()
+
+    def on_state(msg):
+        with lock:
+            got["state"] = msg
+
+    def on_diag(msg):
+        with lock:
+            got["diag"].append({kv.key: kv.value for st in msg.status for kv in st.values})
+
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    node.create_subscription(JointState, topics.ROBOT_STATE, on_state, 10)
+    node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diag, 10)
+    node.create_subscription(Int32, topics.INFERENCE_DELAY, lambda m: got["d"].append(m.data), latched)
+    node.create_subscription(Float64, topics.MEASURED_DELAY, lambda m: got["delta"].append(m.data), 10)
+    node.create_subscription(Header, topics.ACTIVE_CHUNK, lambda m: got["active"].append(stamp_to_s(m.stamp)), latched)
+    pub = node.create_publisher(JointTrajectory, topics.CHUNK, 10)
+    hold_cli = node.create_client(Trigger, "/executor_node/hold")
+    resume_cli = node.create_client(Trigger, "/executor_node/resume")
+
+    def spin_until(cond, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.01)
+            if cond():
+                return True
+        return False
+
+    def fresh_state():
+        with lock:
+            got["state"] = None
+        assert spin_until(lambda: got["state"] is not None, 5.0)
+        return got["state"]
+
+    try:
+        assert spin_until(lambda: got["state"] is not None and pub.get_subscription_count() > 0, 60.0), (
+            "executor_node did not come up: " + (proc.stdout.read() if proc.poll() is not None else "")
+        )
+        home = msg_to_state(fresh_state(), NAMES).positions
+
+        # 1) a malformed chunk (non-finite values) is rejected and the arms hold
+        bad = chunk_to_msg(np.zeros((H, 14)), NAMES, stamp_to_s(fresh_state().header.stamp), DT)
+        bad.points[3].positions[2] = math.nan
+        pub.publish(bad)
+        assert spin_until(lambda: any(d.get("rejected_non_finite") == "1" for d in got["diag"]), 5.0)
+        spin_until(lambda: False, 0.3)
+        np.testing.assert_allclose(msg_to_state(fresh_state(), NAMES).positions, home, atol=1e-4)  # gripper noise
+
+        # 2) chunks stamped with the received state stamp, published after a known latency
+        expected = []
+        for i in range(5):
+            st = fresh_state()
+            t_obs = stamp_to_s(st.header.stamp)
+            a = np.repeat(home[None], H, 0)
+            a[:, 0] += 0.002 * (i + np.arange(H) / H)  # a slow 2 mm drift in x
+            time.sleep(INJECTED_LATENCY_S)
+            t_pub = time.time()
+            n_delta = len(got["delta"])
+            pub.publish(chunk_to_msg(a, NAMES, t_obs, DT, guided_d=2))
+            assert spin_until(lambda: len(got["delta"]) > n_delta, 5.0)
+            delta = got["delta"][-1]
+            expected.append((t_obs, t_pub - t_obs, delta))
+            spin_until(lambda: False, 0.1)
+        for t_obs, lower, delta in expected:
+            # δ is at least the time until publication and at most that plus one servo period and transport
+            assert lower - SERVO_PERIOD_S <= delta <= lower + SERVO_PERIOD_S + TRANSPORT_BOUND_S
+            assert delta >= INJECTED_LATENCY_S
+        assert spin_until(lambda: len(got["active"]) > 0 and abs(got["active"][-1] - expected[-1][0]) < 1e-6, 3.0)
+        n_diag = len(got["diag"])
+        assert spin_until(lambda: len(got["diag"]) > n_diag, 3.0)
+        diag = got["diag"][-1]
+        last_delta = expected[-1][2]
+        assert int(diag["last_k_star"]) == math.ceil(last_delta / DT - 1e-9)
+        assert int(diag["last_guided_d"]) == 2
+        assert int(diag["switches"]) == 5 and int(diag["accepted"]) == 5
+        assert int(diag["rejected_non_finite"]) == 1
+        d_expected = math.ceil(float(np.quantile([e[2] for e in expected], 0.9)) / DT - 1e-9)
+        assert spin_until(lambda: got["d"] and got["d"][-1] == d_expected, 3.0)
+        for key in ("lateness_p99_us", "worst_window_late_fraction", "interventions_total", "mode"):
+            assert key in diag
+        assert diag["mode"] == "running"
+
+        # 3) services
+        for cli, mode in ((hold_cli, "holding"), (resume_cli, "running")):
+            assert cli.wait_for_service(timeout_sec=5.0)
+            fut = cli.call_async(Trigger.Request())
+            assert spin_until(fut.done, 5.0) and fut.result().success
+            n_diag = len(got["diag"])
+            assert spin_until(lambda: len(got["diag"]) > n_diag, 3.0)
+            assert got["diag"][-1]["mode"] == mode
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        _kill(proc)
+    out = proc.stdout.read()
+    assert "executor running" in out
+    assert proc.returncode == 0, out[-2000:]
