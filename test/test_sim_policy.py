@@ -139,3 +139,8 @@ def test_registry():
         make_policy("sim", speed=1.0)
     with pytest.raises(ValueError, match="unknown policy"):
         make_policy("gpt")  # type: ignore[arg-type]
+
+
+def test_registry_pi05_needs_its_paths():
+    with pytest.raises((ValueError, RuntimeError), match="checkpoint_dir|not available"):
+        make_policy("pi05")

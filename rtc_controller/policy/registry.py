@@ -17,7 +17,8 @@ def make_policy(name: PolicyName, **params: Any) -> FlowPolicy:
     """A policy by name.
 
     sim: ``params`` are ``SimPolicyConfig`` fields (e.g. ``horizon=100, dt_s=0.02``).
-    pi05: ``params`` go to ``rtc_controller.policy.pi05.load_pi05`` (e.g. ``checkpoint=PATH``).
+    pi05: ``params`` are ``Pi05PolicyConfig`` fields (``checkpoint_dir``, ``tokenizer_path`` required;
+    e.g. ``action_horizon=50``, ``action_names=…``, ``delta_action_mask=…``).
     """
     if name == "sim":
         from .sim_policy import sim_policy_from_params
@@ -25,11 +26,17 @@ def make_policy(name: PolicyName, **params: Any) -> FlowPolicy:
         return sim_policy_from_params(params)
     if name == "pi05":
         try:
-            from .pi05 import load_pi05
+            from .pi05 import Pi05Policy, Pi05PolicyConfig
         except ImportError as exc:
             raise RuntimeError(
-                f"policy 'pi05' is not available: cannot import rtc_controller.policy.pi05.load_pi05 ({exc}); "
+                f"policy 'pi05' is not available: cannot import rtc_controller.policy.pi05 ({exc}); "
                 "install the extra with `pip install -e .[pi05]` or use policy 'sim'"
             ) from exc
-        return load_pi05(**params)
+        if "checkpoint_dir" not in params or "tokenizer_path" not in params:
+            raise ValueError("policy 'pi05' needs checkpoint_dir=<openpi checkpoint> and tokenizer_path=<.model>")
+        known = set(Pi05PolicyConfig.__dataclass_fields__)
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"unknown pi05 parameters {unknown}; known: {sorted(known)}")
+        return Pi05Policy(Pi05PolicyConfig(**params))
     raise ValueError(f"unknown policy {name!r}; expected one of {POLICY_NAMES}")

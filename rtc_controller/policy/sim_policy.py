@@ -1,6 +1,6 @@
 """The built-in simulation policy: a multimodal two-arm pick-and-place scene with a closed-form flow field.
 
-Scene (per arm, in that arm's base frame): an item waits at a pick spot; the arm carries it to one of
+Scene (per arm; default positions in the simulated rig's frame): an item waits at a pick spot; the arm carries it to one of
 several bins (3 by default) and comes back. The observation (TCP poses and gripper widths) does not say
 which bin: every bin is equally likely, so the chunk distribution is a mixture over the product of the
 per-arm choices (K = 3 × 3 = 9 components for two arms), and two consecutive unguided chunks may pick
@@ -40,29 +40,37 @@ from .mixture import GaussianMixture, make_mixture, mixture_velocity
 
 Vec3 = tuple[float, float, float]
 
-# Default scene, in each arm's base frame [m]: the right arm mirrors the left one in y.
-DEFAULT_PICK_M: Vec3 = (0.45, 0.0, 0.15)
-DEFAULT_BINS_M: tuple[Vec3, ...] = ((0.30, 0.25, 0.25), (0.55, 0.30, 0.25), (0.70, 0.05, 0.25))
 NUM_ARMS = 2
 POSITION_DIMS = 3
+# Default scene [m], in the simulated rig's shared frame (robots/sim.py: homes at y = ∓0.3, z = 0.35): each arm
+# picks in front of its home and has three bins on its outer side (left arm: −y, right arm: +y).
+ARM_Y_M = (-0.3, 0.3)
+PICK_XZ_M = (0.45, 0.15)
+BIN_OFFSETS_M: tuple[Vec3, ...] = ((-0.15, 0.25, 0.10), (0.10, 0.30, 0.10), (0.25, 0.05, 0.10))  # y: outward
 
 
-def _mirror_y(p: Vec3) -> Vec3:
-    return (p[0], -p[1], p[2])
+def _default_pick(arm: int) -> Vec3:
+    return (PICK_XZ_M[0], ARM_Y_M[arm], PICK_XZ_M[1])
+
+
+def _default_bins(arm: int) -> tuple[Vec3, ...]:
+    x, y, z = _default_pick(arm)
+    out = 1.0 if ARM_Y_M[arm] > 0 else -1.0
+    return tuple((x + dx, y + out * dy, z + dz) for dx, dy, dz in BIN_OFFSETS_M)
 
 
 @dataclass(frozen=True)
 class SimPolicyConfig:
     """Scene, motion limits, mixture spreads and normalisation of the simulation policy.
 
-    Positions [m] are per arm (``pick_m[arm]``, ``bins_m[arm][bin]``), arms ordered as ``action_space``
-    (left, right). Speeds [m/s], accelerations [m/s²], spreads are marginal standard deviations.
+    Positions [m] are per arm (``pick_m[arm]``, ``bins_m[arm][bin]``, in the frame of the arm's TCP state),
+    arms ordered as ``action_space`` (left, right). Speeds [m/s], accelerations [m/s²], spreads are marginal standard deviations.
     """
 
     horizon: int = 100  # H, action steps per chunk
     dt_s: float = 0.02  # Δt, one action step [s] (1 / action_rate_hz)
-    pick_m: tuple[Vec3, ...] = (DEFAULT_PICK_M, _mirror_y(DEFAULT_PICK_M))
-    bins_m: tuple[tuple[Vec3, ...], ...] = (DEFAULT_BINS_M, tuple(_mirror_y(b) for b in DEFAULT_BINS_M))
+    pick_m: tuple[Vec3, ...] = (_default_pick(0), _default_pick(1))
+    bins_m: tuple[tuple[Vec3, ...], ...] = (_default_bins(0), _default_bins(1))
     max_speed_m_s: float = 0.25  # cruise TCP speed (Flexiv's streaming guidance peaks at 1 m/s)
     max_accel_m_s2: float = 0.5  # TCP acceleration and braking (guidance: 1.5 m/s²)
     start_speed_m_s: float = 0.02  # speed when leaving a waypoint (√(2a·d₀) with d = 0)

@@ -67,7 +67,8 @@ class ParamSpec:
 # Every parameter of the node (name -> default, description); config/*.yaml documents the same names.
 PARAMETERS: dict[str, ParamSpec] = {
     "policy": ParamSpec("sim", f"flow policy: one of {POLICY_NAMES}", read_only=True),
-    "checkpoint": ParamSpec("", "π0.5 checkpoint directory (policy pi05)", read_only=True),
+    "checkpoint": ParamSpec("", "π0.5 openpi checkpoint directory with params/ and assets/ (policy pi05)", read_only=True),
+    "tokenizer_path": ParamSpec("", "PaliGemma SentencePiece model file (policy pi05)", read_only=True),
     "horizon": ParamSpec(100, "H, actions per chunk (must match the policy)", read_only=True),
     "action_rate_hz": ParamSpec(50.0, "1/Δt, action steps per second (same as the executor)", read_only=True),
     "action_names": ParamSpec(list(action_names("cartesian")), "chunk dimension names (the executor's)", read_only=True),
@@ -175,9 +176,9 @@ class InferenceNode(Node):
         self.add_on_set_parameters_callback(self._validate)
         self.add_post_set_parameters_callback(self._apply)
         for name, spec in PARAMETERS.items():  # horizon is declared before the parameters checked against it
-            descriptor = ParameterDescriptor(
-                description=spec.description, read_only=spec.read_only, dynamic_typing=spec.dynamic_typing
-            )
+            # Float parameters accept ints too (`ros2 param set /inference_node max_guidance_weight 5`).
+            dynamic = spec.dynamic_typing or isinstance(spec.default, float)
+            descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only, dynamic_typing=dynamic)
             default = Parameter.Type.STRING_ARRAY if spec.default == () else spec.default  # [] would be a byte array
             value = self.declare_parameter(name, default, descriptor).value
             self._params[name] = () if value is None and spec.default == () else value
@@ -287,7 +288,15 @@ class InferenceNode(Node):
         from rtc_controller.policy.registry import make_policy
 
         p = dict(self._params)
-        params = {"checkpoint": p["checkpoint"]} if p["policy"] == "pi05" else {"horizon": self._horizon, "dt_s": self.dt_s}
+        if p["policy"] == "pi05":
+            params = {
+                "checkpoint_dir": p["checkpoint"],
+                "tokenizer_path": p["tokenizer_path"],
+                "action_horizon": self._horizon,
+                "action_names": self.names,
+            }
+        else:
+            params = {"horizon": self._horizon, "dt_s": self.dt_s, "names": self.names}
         self._set_diag(state="loading policy")
         policy = make_policy(p["policy"], **params)
         if policy.horizon != self._horizon or tuple(policy.action_names) != self.names:
