@@ -66,8 +66,11 @@ def merge_lora(params: Params, *, scaling: float = DEFAULT_LORA_SCALING) -> Para
     return unflatten(out)
 
 
-def load_params(params_dir: str | pathlib.Path) -> Params:
-    """Restore an openpi parameter checkpoint as a NumPy pytree (released or training layout, LoRA merged)."""
+def load_params(params_dir: str | pathlib.Path, *, dtype: str | None = None) -> Params:
+    """Restore an openpi parameter checkpoint as a NumPy pytree (released or training layout, LoRA merged).
+
+    dtype: cast while reading (as openpi's ``restore_params(dtype=bfloat16)``), halving host memory for bf16.
+    """
     params_dir = pathlib.Path(params_dir)
     if not params_dir.is_dir():
         raise CheckpointError(f"{params_dir}: no such directory (expected openpi's orbax 'params/' checkpoint)")
@@ -76,7 +79,7 @@ def load_params(params_dir: str | pathlib.Path) -> Params:
         with ocp.PyTreeCheckpointer() as ckptr:
             meta = ckptr.metadata(params_dir)
             tree_meta = getattr(getattr(meta, "item_metadata", None), "tree", None) or meta
-            restore_args = _map_tree(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree_meta)
+            restore_args = _map_tree(lambda _: ocp.RestoreArgs(restore_type=np.ndarray, dtype=dtype), tree_meta)
             restored = ckptr.restore(params_dir, ocp.args.PyTreeRestore(restore_args=restore_args))
     except Exception as e:  # orbax raises many types for unreadable/corrupt files
         raise CheckpointError(f"{params_dir}: cannot read the orbax checkpoint ({type(e).__name__}: {e})") from e

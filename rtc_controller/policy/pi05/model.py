@@ -28,7 +28,7 @@ from rtc_controller.policy.pi05 import gemma, siglip
 from rtc_controller.policy.pi05.checkpoint import CheckpointError, load_params
 from rtc_controller.policy.pi05.config import IMAGE_KEYS, Dtype, Pi05Config, infer_config
 from rtc_controller.policy.pi05.norm_stats import NormStats, NormStatsError, find_norm_stats, load_norm_stats
-from rtc_controller.policy.pi05.params import Params, check_finite_dtype, select_expected
+from rtc_controller.policy.pi05.params import Params, check_float_dtype, select_expected
 
 logger = logging.getLogger(__name__)
 Array = jax.Array
@@ -261,11 +261,11 @@ def load_pi05(checkpoint_dir: str | pathlib.Path, *, action_horizon: int = 50, m
     params_dir = checkpoint_dir / "params"
     if not params_dir.is_dir():
         raise CheckpointError(f"{params_dir}: missing 'params/' (expected an openpi orbax parameter checkpoint)")
-    raw = load_params(params_dir)
+    raw = load_params(params_dir, dtype=dtype)
     cfg = infer_config(raw, action_horizon=action_horizon, max_token_len=max_token_len, dtype=dtype,
                        source=str(params_dir))
     params = select_expected(raw, cfg, source=str(params_dir))
-    check_finite_dtype(params, source=str(params_dir))
+    check_float_dtype(params, source=str(params_dir))
     norm_stats = None
     try:
         norm_stats = load_norm_stats(find_norm_stats(checkpoint_dir, asset_id))

@@ -185,7 +185,7 @@ def _fan_in(path: str, shape: tuple[int, ...]) -> int:
     return s[0]  # [in, out]
 
 
-def check_finite_dtype(params: Params, *, source: str) -> None:
+def check_float_dtype(params: Params, *, source: str) -> None:
     """Raise ArchitectureError when a leaf is not a floating-point array."""
     for path, v in flatten(params).items():
         if not jnp.issubdtype(v.dtype, jnp.floating):
