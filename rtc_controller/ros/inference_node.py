@@ -275,6 +275,8 @@ class InferenceNode(Node):
         try:
             self._worker_loop()
         except Exception as exc:  # noqa: BLE001 — a dead worker must not go unnoticed
+            if self._stop.is_set() or not self.context.ok():
+                return  # shutting down (SIGINT invalidates the context before the worker is told to stop)
             self.get_logger().fatal(f"inference worker failed: {type(exc).__name__}: {exc}")
             self.failed = True
             self._set_diag(DiagnosticStatus.ERROR, state=f"failed: {exc}")
@@ -370,6 +372,8 @@ class InferenceNode(Node):
             back_to_back = previous_t_obs is not None and d > s
             previous_t_obs = observation.stamp_s
             counts["chunks"] += 1
+            if counts["chunks"] == 1:
+                self.get_logger().info(f"first chunk published (t_obs {observation.stamp_s:.3f} s, {latency:.3f} s)")
             counts["back_to_back"] += int(back_to_back)
             self._set_diag(
                 DiagnosticStatus.WARN if back_to_back else DiagnosticStatus.OK,

@@ -1,0 +1,266 @@
+"""``rtc-bringup``: start the rig's nodes from one config file as separate processes (no ROS CLI needed).
+
+The same nodes and config as ``launch/{sim,rig}.launch.py``: the executor node and the inference node, each
+``python … --ros-args --params-file CONFIG -p name:=value …``, optionally the recorder
+(``rtc_controller.ros.recorder``: ``--output DIR --storage mcap|sqlite3 [--topics …]``). Overrides are
+``NODE.PARAM=VALUE`` (VALUE read as YAML: ``5``, ``stop``, ``true``, ``[a, b]``).
+
+Usage:
+    rtc-bringup --config config/sim.yaml --set inference_node.max_guidance_weight=5 --duration 30 --record out/bag
+
+As a library (the demo drives one run per guidance mode)::
+
+    with start_rig("config/sim.yaml", overrides={"inference_node": {"guidance_mode": "none"}}) as rig:
+        rig.wait(30.0)          # returns early if a node dies
+    # leaving the block stops every child: SIGINT, then SIGTERM, then SIGKILL after timeouts
+
+Children run in their own sessions, so a Ctrl-C reaches them only through ``Rig.stop`` (ordered: inference,
+executor, recorder last so it records until the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from rtc_controller import topics
+
+NODE_MODULES: dict[str, str] = {
+    topics.EXECUTOR_NODE: "rtc_controller.ros.executor_node",
+    topics.INFERENCE_NODE: "rtc_controller.ros.inference_node",
+}
+RECORDER = "recorder"
+RECORDER_MODULE = "rtc_controller.ros.recorder"
+STORAGES = ("mcap", "sqlite3")
+SIGINT_TIMEOUT_S = 8.0  # a node gets this long to shut down cleanly after SIGINT
+SIGTERM_TIMEOUT_S = 3.0
+POLL_S = 0.1
+
+
+def _bootstrap(module: str) -> list[str]:
+    """A child's command prefix: the module's ``main()``, with the rest of argv (``--ros-args …``) as sys.argv."""
+    return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())"]
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as the ROS command line reads it (YAML): ``True`` -> ``true``, ``[1, 2]`` -> ``[1, 2]``."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=1_000_000).strip()
+    return text.removesuffix("...").strip()  # a document end marker follows plain scalars
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["inference_node.max_guidance_weight=5", …]`` -> ``{"inference_node": {"max_guidance_weight": 5}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, sep, raw = item.partition("=")
+        node, dot, param = target.partition(".")
+        if not sep or not dot or not node or not param:
+            raise ValueError(f"override {item!r} is not NODE.PARAM=VALUE")
+        if node not in NODE_MODULES:
+            raise ValueError(f"override {item!r}: unknown node {node!r}; expected one of {sorted(NODE_MODULES)}")
+        out.setdefault(node, {})[param] = yaml.safe_load(raw) if raw.strip() else ""
+    return out
+
+
+def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
+    """``{node: {param: value}}`` from a ROS parameter file (``node: ros__parameters: …``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of node names")
+    return {
+        str(node).lstrip("/"): dict((section or {}).get("ros__parameters", {}) or {})
+        for node, section in data.items()
+        if isinstance(section, dict)
+    }
+
+
+def node_command(node: str, config: str | Path, overrides: Mapping[str, Any] | None = None) -> list[str]:
+    """The command line of one node: its main, the params file, then ``-p name:=value`` per override."""
+    cmd = _bootstrap(NODE_MODULES[node]) + ["--ros-args", "--params-file", str(Path(config).resolve())]
+    for name, value in (overrides or {}).items():
+        cmd += ["-p", f"{name}:={format_value(value)}"]
+    return cmd
+
+
+def recorder_command(output: str | Path, *, storage: str = "mcap", record_topics: Sequence[str] = ()) -> list[str]:
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
+    cmd = _bootstrap(RECORDER_MODULE) + ["--output", str(output), "--storage", storage]
+    if record_topics:
+        cmd += ["--topics", *record_topics]
+    return cmd
+
+
+@dataclass
+class Rig:
+    """Handle on the started processes (name -> Popen); ``stop`` ends them all."""
+
+    processes: dict[str, subprocess.Popen]
+    log_paths: dict[str, Path] = field(default_factory=dict)
+    _logs: list[IO[bytes]] = field(default_factory=list, repr=False)
+    _stopped: dict[str, int] | None = field(default=None, repr=False)
+
+    def dead(self) -> dict[str, int]:
+        """Children that have exited, with their return codes."""
+        return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+
+    def wait(self, duration_s: float | None = None) -> dict[str, int]:
+        """Wait ``duration_s`` (None: until a child exits); returns early with the dead children if one exits."""
+        end = None if duration_s is None else time.monotonic() + duration_s
+        while end is None or time.monotonic() < end:
+            dead = self.dead()
+            if dead:
+                return dead
+            time.sleep(POLL_S if end is None else max(0.0, min(POLL_S, end - time.monotonic())))
+        return self.dead()
+
+    def stop(self, *, sigint_timeout_s: float = SIGINT_TIMEOUT_S, sigterm_timeout_s: float = SIGTERM_TIMEOUT_S) -> dict[str, int]:
+        """SIGINT every child (inference, executor, then the recorder), then SIGTERM, then SIGKILL; return codes."""
+        if self._stopped is not None:
+            return self._stopped
+        order = [n for n in (topics.INFERENCE_NODE, topics.EXECUTOR_NODE, RECORDER) if n in self.processes]
+        order += [n for n in self.processes if n not in order]
+        for sig, timeout in ((signal.SIGINT, sigint_timeout_s), (signal.SIGTERM, sigterm_timeout_s), (signal.SIGKILL, 5.0)):
+            for name in order:
+                proc = self.processes[name]
+                if proc.poll() is None:
+                    try:
+                        proc.send_signal(sig)
+                    except ProcessLookupError:
+                        pass
+                    if name != RECORDER:  # the recorder goes last: let the nodes go first
+                        _wait(proc, min(timeout, 2.0))
+            deadline = time.monotonic() + timeout
+            for proc in self.processes.values():
+                _wait(proc, max(0.0, deadline - time.monotonic()))
+            if all(p.poll() is not None for p in self.processes.values()):
+                break
+        for log in self._logs:
+            log.close()
+        self._stopped = {name: p.returncode for name, p in self.processes.items()}
+        return self._stopped
+
+    def __enter__(self) -> Rig:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float) -> None:
+    try:
+        proc.wait(timeout=max(0.0, timeout_s))
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def start_rig(
+    config: str | Path,
+    *,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    nodes: Sequence[str] = (topics.EXECUTOR_NODE, topics.INFERENCE_NODE),
+    record_dir: str | Path | None = None,
+    record_storage: str = "mcap",
+    record_topics: Sequence[str] = (),
+    log_dir: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Rig:
+    """Start the recorder (if ``record_dir``), then ``nodes`` from ``config`` with ``overrides`` [{node: {param: value}}].
+
+    ``log_dir``: each child's stdout+stderr go to ``log_dir/<name>.log`` (else they share this process's).
+    ``env``: extra environment variables for the children (ROS_DOMAIN_ID, …). On a start failure, the children
+    already started are stopped before the error propagates.
+    """
+    sections = load_config(config)
+    overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    unknown = sorted(set(overrides) - set(nodes))
+    if unknown:
+        raise ValueError(f"overrides for nodes that are not started: {unknown} (started: {list(nodes)})")
+    for node in nodes:
+        if node not in NODE_MODULES:
+            raise ValueError(f"unknown node {node!r}; expected one of {sorted(NODE_MODULES)}")
+        if node not in sections:
+            raise ValueError(f"{config}: no '{node}: ros__parameters:' section")
+    commands: dict[str, list[str]] = {}
+    if record_dir is not None:
+        commands[RECORDER] = recorder_command(record_dir, storage=record_storage, record_topics=record_topics)
+    for node in nodes:
+        commands[node] = node_command(node, config, overrides.get(node))
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    rig = Rig(processes={})
+    try:
+        for name, cmd in commands.items():
+            stdout = None
+            if log_dir is not None:
+                Path(log_dir).mkdir(parents=True, exist_ok=True)
+                rig.log_paths[name] = Path(log_dir) / f"{name}.log"
+                stdout = open(rig.log_paths[name], "wb")  # noqa: SIM115 — closed by Rig.stop
+                rig._logs.append(stdout)
+            rig.processes[name] = subprocess.Popen(
+                cmd, env=child_env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None, start_new_session=True
+            )
+    except BaseException:
+        rig.stop()
+        raise
+    return rig
+
+
+def main(args: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rtc-bringup", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="config/sim.yaml", help="ROS parameter file (config/sim.yaml or rig.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                        help="parameter override, repeatable (e.g. inference_node.max_guidance_weight=5)")
+    parser.add_argument("--nodes", nargs="+", default=[topics.EXECUTOR_NODE, topics.INFERENCE_NODE],
+                        choices=sorted(NODE_MODULES), help="nodes to start")
+    parser.add_argument("--record", metavar="BAG_DIR", help="also start the recorder writing a bag to BAG_DIR")
+    parser.add_argument("--storage", choices=STORAGES, default="mcap", help="bag storage of --record")
+    parser.add_argument("--topics", nargs="+", default=[], help="topics for --record (default: the recorder's)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    parser.add_argument("--log-dir", help="write each child's output to LOG_DIR/<name>.log")
+    opts = parser.parse_args(args)
+    try:
+        overrides = parse_overrides(opts.overrides)
+        rig = start_rig(
+            opts.config,
+            overrides=overrides,
+            nodes=opts.nodes,
+            record_dir=opts.record,
+            record_storage=opts.storage,
+            record_topics=opts.topics,
+            log_dir=opts.log_dir,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    names = ", ".join(f"{n} (pid {p.pid})" for n, p in rig.processes.items())
+    print(f"rtc-bringup: started {names}", flush=True)
+    status = 0
+    try:
+        dead = rig.wait(opts.duration)
+        if dead:
+            print(f"rtc-bringup: exited early: {dead}; stopping the rest", file=sys.stderr, flush=True)
+            status = 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        codes = rig.stop()
+    print(f"rtc-bringup: stopped, return codes {codes}", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
