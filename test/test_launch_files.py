@@ -1,0 +1,147 @@
+"""Static checks of launch/*.launch.py (launch and launch_ros are not installed here).
+
+They parse; every executable they name is a console script in setup.py; the config file they default to exists
+and has a section per node; every parameter they set is declared by the node and present in that section; the
+launch arguments from the issue exist; the recording is ``ros2 bag record -s mcap`` of known topics. Then each
+file runs against minimal stand-ins for the launch API, so the node list it builds is checked too.
+"""
+
+import ast
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rtc_controller import topics
+from rtc_controller.ros.executor_node import PARAMS as EXECUTOR_PARAMS
+from rtc_controller.ros.inference_node import PARAMETERS as INFERENCE_PARAMS
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
+REQUIRED_ARGUMENTS = {"config", "max_guidance_weight", "guidance_mode", "record", "use_sim_time"}
+BUILTIN_PARAMETERS = {"use_sim_time"}  # declared by every rclpy node
+DECLARED = {topics.EXECUTOR_NODE: set(EXECUTOR_PARAMS), topics.INFERENCE_NODE: set(INFERENCE_PARAMS)}
+
+
+def console_scripts() -> set[str]:
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and key.value == "console_scripts":
+                    return {ast.literal_eval(e).split("=")[0].strip() for e in value.elts}
+    raise AssertionError("setup.py has no console_scripts")
+
+
+def calls(tree, name):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if (isinstance(func, ast.Name) and func.id == name) or (isinstance(func, ast.Attribute) and func.attr == name):
+                yield node
+
+
+def module_constant(tree, name):
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return node.value
+    raise AssertionError(f"no module-level {name}")
+
+
+def config_sections(config_file):
+    data = yaml.safe_load((ROOT / "config" / config_file).read_text())
+    return {node: section["ros__parameters"] for node, section in data.items()}
+
+
+def test_there_are_sim_and_rig_launch_files():
+    assert {p.name for p in LAUNCH_FILES} == {"sim.launch.py", "rig.launch.py"}
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_static(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+
+    scripts = console_scripts()
+    executables = [ast.literal_eval(kw.value) for c in calls(tree, "Node") for kw in c.keywords if kw.arg == "executable"]
+    assert sorted(executables) == ["executor_node", "inference_node"]
+    assert set(executables) <= scripts, f"not console scripts in setup.py: {set(executables) - scripts}"
+
+    config_file = ast.literal_eval(module_constant(tree, "CONFIG_FILE"))
+    assert (ROOT / "config" / config_file).is_file()
+    sections = config_sections(config_file)
+    assert set(sections) >= {topics.EXECUTOR_NODE, topics.INFERENCE_NODE}
+    for node, constant in ((topics.EXECUTOR_NODE, "EXECUTOR_PARAMETERS"), (topics.INFERENCE_NODE, "INFERENCE_PARAMETERS")):
+        names = set(ast.literal_eval(module_constant(tree, constant)))
+        assert names <= DECLARED[node], f"{node} does not declare {names - DECLARED[node]}"
+        assert names <= set(sections[node]), f"{config_file} {node} section lacks {names - set(sections[node])}"
+    forwarded = module_constant(tree, "INFERENCE_ARGUMENTS")
+    params = {ast.literal_eval(v.elts[0]) for v in forwarded.values}
+    assert params <= DECLARED[topics.INFERENCE_NODE] and params <= set(sections[topics.INFERENCE_NODE])
+
+    declared_args = {ast.literal_eval(c.args[0]) for c in calls(tree, "DeclareLaunchArgument")}
+    assert REQUIRED_ARGUMENTS <= declared_args
+    used_args = {ast.literal_eval(c.args[0]) for c in calls(tree, "LaunchConfiguration") if isinstance(c.args[0], ast.Constant)}
+    used_args |= {ast.literal_eval(k) for k in forwarded.keys}
+    assert used_args <= declared_args, f"undeclared launch arguments {used_args - declared_args}"
+
+    (record,) = list(calls(tree, "ExecuteProcess"))
+    cmd = next(kw.value for kw in record.keywords if kw.arg == "cmd")
+    assert [ast.literal_eval(e) for e in cmd.elts[:5]] == ["ros2", "bag", "record", "-s", "mcap"]
+    topic_attrs = {n.attr for n in ast.walk(module_constant(tree, "RECORD_TOPICS")) if isinstance(n, ast.Attribute)}
+    assert topic_attrs and all(hasattr(topics, a) for a in topic_attrs)
+    assert {"CHUNK", "ROBOT_STATE", "INFERENCE_DELAY", "ACTIVE_CHUNK", "DIAGNOSTICS"} <= topic_attrs
+
+
+# --- run each file against stand-ins for the launch API ---------------------------------------------------------
+
+
+class _Recorded:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration(_Recorded):
+    def perform(self, context):
+        return context[self.args[0]]
+
+
+def _stub_launch_modules(monkeypatch):
+    names = {
+        "launch": ["LaunchDescription"],
+        "launch.actions": ["DeclareLaunchArgument", "ExecuteProcess", "OpaqueFunction"],
+        "launch.conditions": ["IfCondition"],
+        "launch.substitutions": ["PathJoinSubstitution"],
+        "launch_ros.actions": ["Node"],
+        "launch_ros.substitutions": ["FindPackageShare"],
+    }
+    for module, classes in names.items():
+        mod = types.ModuleType(module)
+        for cls in classes:
+            setattr(mod, cls, type(cls, (_Recorded,), {}))
+        if module == "launch.substitutions":
+            mod.LaunchConfiguration = _LaunchConfiguration
+        monkeypatch.setitem(sys.modules, module, mod)
+    monkeypatch.setitem(sys.modules, "launch_ros", types.ModuleType("launch_ros"))
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_builds_the_nodes(path, monkeypatch):
+    _stub_launch_modules(monkeypatch)
+    spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    actions = description.args[0]
+    (opaque,) = [a for a in actions if type(a).__name__ == "OpaqueFunction"]
+    context = {"config": "/tmp/x.yaml", "use_sim_time": "true", "max_guidance_weight": "5", "guidance_mode": ""}
+    nodes = {n.kwargs["name"]: n.kwargs for n in opaque.kwargs["function"](context)}
+    assert set(nodes) == {topics.EXECUTOR_NODE, topics.INFERENCE_NODE}
+    inference = nodes[topics.INFERENCE_NODE]["parameters"]
+    assert inference[0] == "/tmp/x.yaml"
+    assert inference[1]["max_guidance_weight"] == 5.0 and isinstance(inference[1]["max_guidance_weight"], float)
+    assert "guidance_mode" not in inference[1], "an empty argument keeps the config file's value"
+    assert inference[1]["use_sim_time"] is True and nodes[topics.EXECUTOR_NODE]["parameters"][1]["use_sim_time"] is True
