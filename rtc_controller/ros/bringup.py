@@ -87,6 +87,21 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
     }
 
 
+def check_consistency(sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Warnings where the executor and inference sections disagree (after overrides): H, s, Δt."""
+    ex, inf = sections.get(topics.EXECUTOR_NODE), sections.get(topics.INFERENCE_NODE)
+    if ex is None or inf is None:
+        return []
+    out = []
+    if "horizon" in ex and "horizon" in inf and inf["horizon"] > ex["horizon"]:
+        out.append(f"inference_node.horizon {inf['horizon']} > executor_node.horizon {ex['horizon']}: "
+                   "the executor rejects longer chunks")
+    for name in ("execution_horizon", "action_rate_hz"):
+        if name in ex and name in inf and float(ex[name]) != float(inf[name]):
+            out.append(f"executor_node.{name} {ex[name]} != inference_node.{name} {inf[name]}")
+    return out
+
+
 def node_command(node: str, config: str | Path, overrides: Mapping[str, Any] | None = None) -> list[str]:
     """The command line of one node: its main, the params file, then ``-p name:=value`` per override."""
     cmd = _bootstrap(NODE_MODULES[node]) + ["--ros-args", "--params-file", str(Path(config).resolve())]
@@ -110,6 +125,7 @@ class Rig:
 
     processes: dict[str, subprocess.Popen]
     log_paths: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # configuration mismatches (check_consistency)
     _logs: list[IO[bytes]] = field(default_factory=list, repr=False)
     _stopped: dict[str, int] | None = field(default=None, repr=False)
 
@@ -194,6 +210,8 @@ def start_rig(
             raise ValueError(f"unknown node {node!r}; expected one of {sorted(NODE_MODULES)}")
         if node not in sections:
             raise ValueError(f"{config}: no '{node}: ros__parameters:' section")
+    merged = {node: {**sections.get(node, {}), **overrides.get(node, {})} for node in nodes}
+    warnings = check_consistency(merged)
     commands: dict[str, list[str]] = {}
     if record_dir is not None:
         commands[RECORDER] = recorder_command(record_dir, storage=record_storage, record_topics=record_topics)
@@ -202,7 +220,7 @@ def start_rig(
     child_env = dict(os.environ)
     child_env.update(env or {})
     child_env.setdefault("PYTHONUNBUFFERED", "1")
-    rig = Rig(processes={})
+    rig = Rig(processes={}, warnings=warnings)
     try:
         for name, cmd in commands.items():
             stdout = None
@@ -246,6 +264,8 @@ def main(args: list[str] | None = None) -> int:
         )
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
+    for warning in rig.warnings:
+        print(f"rtc-bringup: warning: {warning}", file=sys.stderr, flush=True)
     names = ", ".join(f"{n} (pid {p.pid})" for n, p in rig.processes.items())
     print(f"rtc-bringup: started {names}", flush=True)
     status = 0
