@@ -108,12 +108,15 @@ class GripperWorker:
         num_arms: int,
         *,
         min_change_m: float = DEFAULT_GRIPPER_MIN_CHANGE_M,
+        initial_m: Sequence[float | None] | None = None,
         name: str = "gripper_worker",
     ) -> None:
+        """``initial_m``: the grippers' measured widths (None = unknown: the first request is always sent)."""
         self._send = send
         self._min = min_change_m
         self._wanted: list[float | None] = [None] * num_arms
-        self._sent: list[float | None] = [None] * num_arms
+        self._sent: list[float | None] = list(initial_m) if initial_m is not None else [None] * num_arms
+        self._requested: list[float | None] = list(self._sent)  # last width accepted for sending (servo thread)
         self._cv = threading.Condition()
         self._stop = False
         self.sent_count = 0
@@ -123,12 +126,10 @@ class GripperWorker:
         self._thread.start()
 
     def request(self, arm: int, width_m: float) -> None:
-        sent = self._sent[arm]
-        if sent is not None and abs(width_m - sent) < self._min:
+        last = self._requested[arm]
+        if last is not None and abs(width_m - last) < self._min:
             return
-        w = self._wanted[arm]
-        if w is not None and abs(width_m - w) < self._min:
-            return
+        self._requested[arm] = width_m
         with self._cv:
             self._wanted[arm] = width_m
             self._cv.notify()

@@ -108,7 +108,11 @@ PARAMS: dict[str, Param] = {
                             lambda v: None if len(v) >= 1 else "at least one serial number"),  # fmt: skip
     "joint_groups": Param(["ARM_1", "ARM_2"], "RDK 2 joint groups per arm (one robot with two arms)"),
     "connect_timeout_s": Param(20.0, "how long to wait for the robot to become operational [s]", _positive),
-    "timeliness_failure_limit": Param(20, "RDK 2: late RT commands tolerated before the robot faults", _positive),
+    "timeliness_failure_limit_pct": Param(2.0, "RDK 2: % of late RT commands in a 1-s window that faults the robot",
+                                          _in_range(0.0, 100.0)),  # fmt: skip
+    "gripper_names": Param([""], "gripper device name per arm ([''] = do not command grippers)"),
+    "gripper_velocity_m_s": Param(0.1, "gripper Move velocity [m/s]", _positive),
+    "gripper_force_n": Param(20.0, "gripper Move force limit [N]", _positive),
     "rdk1_command_rate_hz": Param(1000.0, "RDK 1: rate of SendCartesianMotionForce calls [Hz] (<= 1000)",
                                   _in_range(1.0, 1000.0)),  # fmt: skip
     "gripper_min_change_m": Param(0.002, "gripper commands smaller than this change are not sent [m]", _non_negative),
@@ -268,7 +272,10 @@ def build_driver(v: dict[str, Any]) -> ArmDriver:
                 joint_groups=tuple(v["joint_groups"][:n]),
                 kind=kind,
                 connect_timeout_s=v["connect_timeout_s"],
-                timeliness_failure_limit=v["timeliness_failure_limit"],
+                timeliness_failure_limit_pct=v["timeliness_failure_limit_pct"],
+                gripper_names=tuple(v["gripper_names"][:n]) if any(v["gripper_names"]) else (),
+                gripper_velocity_m_s=v["gripper_velocity_m_s"],
+                gripper_force_n=v["gripper_force_n"],
                 gripper_min_change_m=v["gripper_min_change_m"],
             )
         )
@@ -276,7 +283,7 @@ def build_driver(v: dict[str, Any]) -> ArmDriver:
 
     return FlexivRdk1Driver(
         FlexivRdk1Config(
-            serial_numbers=tuple(v["serial_numbers"]),
+            serial_numbers=tuple(v["serial_numbers"][:n]),
             kind=kind,
             command_rate_hz=v["rdk1_command_rate_hz"],
             servo_rate_hz=v["servo_rate_hz"],
@@ -285,6 +292,11 @@ def build_driver(v: dict[str, Any]) -> ArmDriver:
             max_linear_acc_m_s2=v["max_linear_acc_m_s2"],
             max_angular_speed_rad_s=v["max_angular_speed_rad_s"],
             max_angular_acc_rad_s2=v["max_angular_acc_rad_s2"],
+            max_joint_speed_rad_s=v["max_joint_speed_rad_s"],
+            max_joint_acc_rad_s2=v["max_joint_acc_rad_s2"],
+            gripper_names=tuple(v["gripper_names"][:n]) if any(v["gripper_names"]) else (),
+            gripper_velocity_m_s=v["gripper_velocity_m_s"],
+            gripper_force_n=v["gripper_force_n"],
             gripper_min_change_m=v["gripper_min_change_m"],
         )
     )
