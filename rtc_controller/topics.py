@@ -18,6 +18,7 @@ RECORDER_NODE = "rtc_recorder"
 INFERENCE_DELAY = EXECUTOR_NODE + "/inference_delay"  # std_msgs/Int32: d [action steps] for the next inference
 MEASURED_DELAY = EXECUTOR_NODE + "/measured_delay"  # std_msgs/Float64: δ [s] of the last accepted chunk
 ACTIVE_CHUNK = EXECUTOR_NODE + "/active_chunk"  # std_msgs/Header: stamp = t_obs of the chunk being executed
+SWITCH_EVENTS = EXECUTOR_NODE + "/switch"  # diagnostic_msgs/DiagnosticStatus, one per chunk switch (k*, d, jump)
 
 
 def camera_topic(slot: str) -> str:
