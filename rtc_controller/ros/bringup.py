@@ -110,10 +110,15 @@ def node_command(node: str, config: str | Path, overrides: Mapping[str, Any] | N
     return cmd
 
 
-def recorder_command(output: str | Path, *, storage: str = "mcap", record_topics: Sequence[str] = ()) -> list[str]:
+def recorder_command(
+    output: str | Path, *, storage: str = "mcap", record_topics: Sequence[str] = (), config: str | Path | None = None
+) -> list[str]:
+    """The recorder's command line (``config``: it also records the inference node's camera slots)."""
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
     cmd = _bootstrap(RECORDER_MODULE) + ["--output", str(output), "--storage", storage]
+    if config is not None:
+        cmd += ["--config", str(Path(config).resolve())]
     if record_topics:
         cmd += ["--topics", *record_topics]
     return cmd
@@ -214,7 +219,9 @@ def start_rig(
     warnings = check_consistency(merged)
     commands: dict[str, list[str]] = {}
     if record_dir is not None:
-        commands[RECORDER] = recorder_command(record_dir, storage=record_storage, record_topics=record_topics)
+        commands[RECORDER] = recorder_command(
+            record_dir, storage=record_storage, record_topics=record_topics, config=config
+        )
     for node in nodes:
         commands[node] = node_command(node, config, overrides.get(node))
     child_env = dict(os.environ)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ PARAMETERS: dict[str, ParamSpec] = {
     "use_compressed_images": ParamSpec(False, "subscribe rtc/camera/<slot>/compressed (CompressedImage)", read_only=True),
     "chunk_history": ParamSpec(8, "published chunks kept to guide toward the executor's active one", read_only=True),
     "seed": ParamSpec(0, "PRNG seed of the sampling noise", read_only=True),
+    "compilation_cache_dir": ParamSpec("", "JAX persistent compilation cache ('' = off; ~ expanded)", read_only=True),
     "num_steps": ParamSpec(10, f"denoising steps n (1..{MAX_NUM_STEPS}); a change recompiles once"),
     "max_guidance_weight": ParamSpec(10.0, "β, the guidance weight clip (finite, >= 0)"),
     "guidance_mode": ParamSpec("stop", f"RTC guidance: one of {GUIDANCE_MODES}"),
@@ -290,6 +292,10 @@ class InferenceNode(Node):
         from rtc_controller.policy.registry import make_policy
 
         p = dict(self._params)
+        if p["compilation_cache_dir"]:  # later starts load the compiled sampler instead of compiling it again
+            jax.config.update("jax_compilation_cache_dir", os.path.expanduser(str(p["compilation_cache_dir"])))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
         if p["policy"] == "pi05":
             params = {
                 "checkpoint_dir": p["checkpoint"],
