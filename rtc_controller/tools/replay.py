@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 HISTORY_STEPS = M.JERK_ORDER  # old-chunk actions before t_obs kept for the jerk across the switch
-DEFAULT_FIGURES = 4
+DEFAULT_FIGURES = 2  # each plotted switch gives one PNG per (mode, β): ~1–2 s each
 DEFAULT_BETAS = (1.0, 5.0, 10.0, 100.0)
 NS_PER_S = 1_000_000_000
 EXIT_BAD_INPUT = 2
@@ -410,27 +410,38 @@ SWITCH_COLUMNS = ("switch", "t_obs_s", "d", "d_source", "shift_steps", "executio
 
 
 def _plot_switch(sw: SwitchInput, unguided, variants, out_dir: Path) -> list[Path]:
-    from .plots import plot_chunk_switch, save_figure
+    """One PNG per variant of one switch (``none`` once: β has no effect), drawn on one reused figure."""
+    import matplotlib.pyplot as plt
 
-    paths = []
+    from .plots import plot_chunk_switch, save_figure, update_guided
+
+    paths: list[Path] = []
     horizon = sw.chunk.horizon
+    fig = None
     done_none = False
-    for (mode, beta), new in variants.items():
-        if mode == "none":
-            if done_none:
-                continue
-            done_none = True
-            label, fname = "none (β has no effect)", "none.png"
-        else:
-            label, fname = f"{mode}, β={beta:g}", f"{mode}_beta{beta:g}.png"
-        title = (
-            f"switch {sw.index} (t_obs {sw.chunk.t_obs_s:.3f} s): {label}, d={sw.d}, H={horizon}, "
-            f"s={sw.execution_horizon}"
-        )
-        fig = plot_chunk_switch(
-            new, sw.prefix.actions, unguided, sw.d, names=sw.chunk.names, title=title, valid=sw.prefix.valid
-        )
-        paths.append(save_figure(fig, out_dir / f"switch_{sw.index:04d}" / fname))
+    try:
+        for (mode, beta), new in variants.items():
+            if mode == "none":
+                if done_none:
+                    continue
+                done_none = True
+                label, fname = "none (β has no effect)", "none.png"
+            else:
+                label, fname = f"{mode}, β={beta:g}", f"{mode}_beta{beta:g}.png"
+            title = (
+                f"switch {sw.index} (t_obs {sw.chunk.t_obs_s:.3f} s): {label}, d={sw.d}, H={horizon}, "
+                f"s={sw.execution_horizon}"
+            )
+            if fig is None:
+                fig = plot_chunk_switch(
+                    new, sw.prefix.actions, unguided, sw.d, names=sw.chunk.names, title=title, valid=sw.prefix.valid
+                )
+            else:
+                update_guided(fig, new, title=title)
+            paths.append(save_figure(fig, out_dir / f"switch_{sw.index:04d}" / fname, close=False))
+    finally:
+        if fig is not None:
+            plt.close(fig)
     return paths
 
 
