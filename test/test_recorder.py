@@ -39,7 +39,9 @@ PUBLISHER = textwrap.dedent(
     names = ["left_x", "left_y"]
     chunk = node.create_publisher(JointTrajectory, "{topics.CHUNK}", 50)
     state = node.create_publisher(JointState, "{topics.ROBOT_STATE}", 50)
-    prompt = node.create_publisher(String, "{topics.PROMPT}", 10)
+    # best effort on a fixed-table topic: the recorder subscribed reliable before any publisher existed and must
+    # re-subscribe with the publisher's QoS (as ros2 bag adapts)
+    prompt = node.create_publisher(String, "{topics.PROMPT}", QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
     diag = node.create_publisher(DiagnosticArray, "{topics.DIAGNOSTICS}", 10)
     extra = node.create_publisher(Twist, "extra/cmd", QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
     pubs = [chunk, state, prompt, diag, extra]

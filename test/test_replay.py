@@ -238,3 +238,10 @@ def test_bad_options_are_refused(tmp_path):
     with pytest.raises(ValueError, match="betas"):
         config(tmp_path, tmp_path, betas=(-1.0,))
     assert replay.main([str(tmp_path / "missing"), "--no-progress"]) == replay.EXIT_BAD_INPUT
+
+
+def test_error_bad_policy(run_bag, tmp_path, capsys):
+    code, err = _run_cli(capsys, run_bag, "-o", tmp_path / "o", "--policy-param", "no_such_field=1")
+    assert code == replay.EXIT_BAD_INPUT and "cannot build policy 'sim'" in err and "no_such_field" in err
+    code, err = _run_cli(capsys, run_bag, "-o", tmp_path / "o", "--policy", "pi05")
+    assert code == replay.EXIT_BAD_INPUT and "--checkpoint" in err

@@ -561,8 +561,8 @@ def _make_policy(cfg: ReplayConfig, sw: SwitchInput) -> FlowPolicy:
         params.setdefault("dt_s", sw.chunk.dt_s)
     try:
         return make_policy(cfg.policy, **params)
-    except (ValueError, RuntimeError, TypeError, FileNotFoundError) as err:
-        raise ReplayError(f"cannot build policy {cfg.policy!r}: {err}") from err
+    except Exception as err:  # noqa: BLE001 - checkpoint/config errors of any policy become one clear message
+        raise ReplayError(f"cannot build policy {cfg.policy!r} with {params}: {type(err).__name__}: {err}") from err
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -588,6 +588,15 @@ def _switches(text: str) -> str | tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected 'all' or comma-separated indices, got {text!r}") from err
 
 
+def _policy_param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    import yaml
+
+    return key, yaml.safe_load(value)  # numbers, booleans and lists as YAML reads them
+
+
 def _camera(text: str) -> tuple[str, str]:
     slot, sep, topic = text.partition("=")
     if not sep or not slot or not topic:
@@ -605,6 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", type=Path, default=Path("out/replay"), help="output folder (default out/replay)")
     p.add_argument("--policy", default="sim", help="policy name: sim or pi05 (default sim)")
     p.add_argument("--checkpoint", type=Path, help="π0.5 checkpoint directory (with --policy pi05)")
+    p.add_argument("--policy-param", type=_policy_param, action="append", default=[], metavar="KEY=VALUE",
+                   help="extra make_policy parameter (repeatable; YAML value), e.g. asset_id=trossen")  # fmt: skip
     p.add_argument("--modes", type=_names, default=("none", "stop", "full"), help="guidance modes (default none,stop,full)")
     p.add_argument("--beta", type=_floats, default=DEFAULT_BETAS, help="max guidance weights β (default 1,5,10,100)")
     p.add_argument("--delay", type=int, help="d [action steps] for every switch (default: from each chunk's frame_id)")
@@ -632,7 +643,7 @@ def main(args: Sequence[str] | None = None) -> int:
     """Console script ``rtc-replay``; returns the exit status (0 ok, 2 bad input)."""
     parser = build_parser()
     ns = parser.parse_args(args)
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = dict(ns.policy_param)
     if ns.checkpoint is not None:
         params["checkpoint"] = str(ns.checkpoint)
     try:
