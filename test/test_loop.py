@@ -133,3 +133,15 @@ def test_percentiles_reported_in_microseconds():
     assert 900 < st.period_p50_us < 1100
     assert st.lateness_p50_us < 500
     assert threading.active_count() >= 1
+
+
+def test_reset_stats_starts_afresh():
+    loop = ServoLoop(LoopConfig(rate_hz=1000), lambda _: None)
+    loop.start()
+    try:
+        time.sleep(0.2)
+        assert loop.stats().ticks > 100
+        loop.reset_stats()
+        assert loop.stats().ticks < 20
+    finally:
+        loop.stop()

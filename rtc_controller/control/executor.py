@@ -132,14 +132,18 @@ class Executor:
         return monotonic_s + self._offset_s
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Connect the driver, start holding the measured pose, start the servo loop. Raises DriverError."""
+    def start(self, *, run_loop: bool = True) -> None:
+        """Connect the driver, start holding the measured pose, start the servo loop. Raises DriverError.
+
+        ``run_loop=False`` leaves calling ``tick`` to the caller (tests, the naive-loop benchmark).
+        """
         self.driver.connect()
         if not self.driver.read_state(self._state):
             raise DriverError(f"robot faulted at start: {self.driver.status().message}")
         self._rearm(self._state)
         self.mode = "holding" if self.config.start_holding else "running"
-        self.loop.start()
+        if run_loop:
+            self.loop.start()
 
     def _rearm(self, state: np.ndarray) -> None:
         self.safety.reset(state)

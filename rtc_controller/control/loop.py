@@ -141,6 +141,30 @@ class _Stats:
                 self.worst = f
 
 
+def set_process_fifo_priority(priority: int, *, exclude_tids: tuple[int, ...] = ()) -> list[str]:
+    """SCHED_FIFO ``priority`` for every existing thread of this process (threads created later inherit it from
+    their creator), except ``exclude_tids``. Returns warnings (empty on success).
+
+    Why: a Python thread at real-time priority still needs the GIL; if the thread holding it (a ROS callback)
+    is preempted by an unrelated process, the servo thread waits (priority inversion through the GIL). Running the
+    whole executor process above normal processes, with the servo thread highest, removes that wait.
+    """
+    if priority <= 0:
+        return []
+    warnings = []
+    for tid in sorted(int(t) for t in os.listdir("/proc/self/task")):
+        if tid in exclude_tids:
+            continue
+        try:
+            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+        except (OSError, AttributeError) as exc:
+            warnings.append(f"process SCHED_FIFO priority {priority} not applied to thread {tid}: {exc}")
+            break
+    for w in warnings:
+        log.warning(w)
+    return warnings
+
+
 def _pct(a: np.ndarray, q: float) -> float:
     return float(np.percentile(a, q)) * US_PER_S if a.size else math.nan
 
@@ -160,6 +184,8 @@ class ServoLoop:
         self._gc_was_enabled = gc.isenabled()
         self.warnings: list[str] = []
         self.last_error: BaseException | None = None
+        self._reset_stats = False
+        self.native_id: int | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -196,6 +222,7 @@ class ServoLoop:
         log.warning(msg)
 
     def _setup_thread(self) -> None:
+        self.native_id = threading.get_native_id()
         cfg = self.config
         try:  # 1 ns timer slack: time.sleep wakes close to its deadline instead of up to 50 µs later
             libc = ctypes.CDLL(None, use_errno=True)
@@ -233,6 +260,10 @@ class ServoLoop:
         deadline = mono() + period
         prev_wake = math.nan
         while not self._stop.is_set():
+            if self._reset_stats:  # swapped here, in the only thread that writes the records
+                st = self._stats = _Stats(cap, len(st.flags))
+                self._reset_stats = False
+                prev_wake = math.nan
             remaining = deadline - mono() - spin
             if remaining > 0.0:
                 sleep(remaining)
@@ -274,6 +305,13 @@ class ServoLoop:
                 st.gc_max_s = max(st.gc_max_s, mono() - g0)
 
     # ---- statistics --------------------------------------------------------------------------------------------
+    def reset_stats(self, timeout_s: float = 1.0) -> None:
+        """Start the statistics afresh (e.g. after warm-up); waits until the loop thread has applied it."""
+        self._reset_stats = True
+        end = time.monotonic() + timeout_s
+        while self._reset_stats and self.running and time.monotonic() < end:
+            time.sleep(0.001)
+
     def stats(self) -> LoopStats:
         """A snapshot (percentiles over the last ``stats_capacity`` ticks; safe to call from another thread)."""
         st = self._stats

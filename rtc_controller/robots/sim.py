@@ -9,7 +9,6 @@ a lost connection makes ``read_state``/``command`` raise :class:`DriverError`.
 from __future__ import annotations
 
 import math
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,8 @@ from rtc_controller.control import so3
 from rtc_controller.robots.base import DriverError, DriverStatus
 
 MAX_SUBSTEP_S = 0.002
+STALE_STATE_S = 0.005  # read_state integrates itself only when no command advanced the sim for this long
+NOISE_TABLE_SIZE = 1 << 16  # unit-normal samples drawn once (no per-tick RNG calls)
 HOME_ARM_CARTESIAN = (0.45, 0.0, 0.35, math.pi, 0.0, 0.0, 0.04)  # TCP pointing down, gripper half open
 HOME_ARM_JOINT = (0.0, -0.7, 0.0, 1.57, 0.0, 0.7, 0.0, 0.04)
 ARM_SPACING_M = 0.6  # the right arm's home is offset by this in y
@@ -104,7 +105,8 @@ class SimDriver:
         self._v = [0.0] * len(self._x)  # velocities (angular velocity per arm in the rotation columns)
         self._q = [so3.rotvec_to_quat_s(tuple(self._x[s.rotation])) for s in self._sl if s.rotation is not None]
         self._q_target = list(self._q)
-        self._rng = random.Random(config.seed)
+        self._noise = np.random.default_rng(config.seed).standard_normal(NOISE_TABLE_SIZE).tolist()
+        self._noise_i = 0
         self._lock = threading.Lock()  # commands/reads may come from the servo thread and the node thread
         self._t_last = math.nan
         self._t_connect = math.nan
@@ -179,20 +181,34 @@ class SimDriver:
         now = self._clock()
         self._check_events(now)
         with self._lock:
-            self._advance(now)
+            if now - self._t_last > STALE_STATE_S:  # nobody commands (holding, faulted): integrate here
+                self._advance(now)
             x = list(self._x)
+            k = 0
+            for sl in self._sl:
+                if sl.rotation is not None:
+                    r0 = sl.rotation.start
+                    x[r0 : r0 + 3] = so3.rotvec_near_s(so3.quat_to_rotvec_s(self._q[k]), tuple(self._target[sl.rotation]))
+                    k += 1
+            self._x[:] = x
         c = self.config
-        g = self._rng.gauss
-        for s in self._sl:
-            cols = range(s.position.start, s.position.stop) if s.rotation is not None else range(s.joints.start, s.joints.stop)
-            sigma = c.noise_pos_m if s.rotation is not None else c.noise_rot_rad
-            for i in cols:
-                x[i] += g(0.0, sigma) if sigma else 0.0
-            if s.rotation is not None and c.noise_rot_rad:
-                for i in range(s.rotation.start, s.rotation.stop):
-                    x[i] += g(0.0, c.noise_rot_rad)
-            if c.noise_gripper_m:
-                x[s.gripper] += g(0.0, c.noise_gripper_m)
+        tab, i, n = self._noise, self._noise_i, len(self._noise)
+        for sl in self._sl:
+            if sl.rotation is not None:
+                lin, sig_lin = range(sl.position.start, sl.position.stop), c.noise_pos_m
+                rot, sig_rot = range(sl.rotation.start, sl.rotation.stop), c.noise_rot_rad
+            else:
+                lin, sig_lin = range(sl.joints.start, sl.joints.stop), c.noise_rot_rad
+                rot, sig_rot = range(0), 0.0
+            for j in lin:
+                x[j] += tab[i] * sig_lin
+                i = (i + 1) % n
+            for j in rot:
+                x[j] += tab[i] * sig_rot
+                i = (i + 1) % n
+            x[sl.gripper] += tab[i] * c.noise_gripper_m
+            i = (i + 1) % n
+        self._noise_i = i
         out[:] = x
         return not self._fault
 
@@ -254,8 +270,7 @@ class SimDriver:
                 v[r0 : r0 + 3] = w
                 q = so3.quat_mul_s(self._q[k], so3.rotvec_to_quat_s((w[0] * dt, w[1] * dt, w[2] * dt)))
                 n = math.sqrt(q[0] ** 2 + q[1] ** 2 + q[2] ** 2 + q[3] ** 2)
-                self._q[k] = (q[0] / n, q[1] / n, q[2] / n, q[3] / n)
-                x[r0 : r0 + 3] = so3.rotvec_near_s(so3.quat_to_rotvec_s(self._q[k]), (t[r0], t[r0 + 1], t[r0 + 2]))
+                self._q[k] = (q[0] / n, q[1] / n, q[2] / n, q[3] / n)  # rotation columns of _x: see read_state
                 k += 1
             else:
                 for i in range(s.joints.start, s.joints.stop):
@@ -270,7 +285,14 @@ class SimDriver:
     def true_state(self) -> np.ndarray:
         """The noise-free state ``[ad]`` (tests)."""
         with self._lock:
-            return np.array(self._x)
+            x = list(self._x)
+            k = 0
+            for sl in self._sl:
+                if sl.rotation is not None:
+                    r0 = sl.rotation.start
+                    x[r0 : r0 + 3] = so3.rotvec_near_s(so3.quat_to_rotvec_s(self._q[k]), tuple(self._target[sl.rotation]))
+                    k += 1
+            return np.array(x)
 
 
 def make_sim(kind: ActionSpaceKind = "cartesian", num_arms: int = 2, **kw: object) -> SimDriver:

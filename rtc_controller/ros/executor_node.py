@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from rtc_controller import topics
 from rtc_controller.action_space import action_names
 from rtc_controller.control.delay_estimator import DelayEstimatorConfig
 from rtc_controller.control.executor import Executor, ExecutorConfig, ExecutorSnapshot
-from rtc_controller.control.loop import LoopConfig
+from rtc_controller.control.loop import LoopConfig, set_process_fifo_priority
 from rtc_controller.control.safety import (
     DEFAULT_MAX_ANGULAR_ACC_RAD_S2,
     DEFAULT_MAX_ANGULAR_SPEED_RAD_S,
@@ -150,9 +151,13 @@ PARAMS: dict[str, Param] = {
     # real-time options
     "sched_fifo_priority": Param(0, "SCHED_FIFO priority of the servo thread (0 = off; warns if not permitted)",
                                  _in_range(0, 99)),  # fmt: skip
+    "process_fifo_priority": Param(0, "SCHED_FIFO priority for all other threads of this process, below the servo "
+                                   "thread's (0 = off): keeps GIL holders from being preempted", _in_range(0, 98)),
     "cpu_affinity": Param("", "CPUs for the servo thread, e.g. '1' or '2,3' ('' = any)", _cpu_list),
-    "spin_us": Param(200, "busy-wait before each deadline [µs]", _in_range(0, 999)),
+    "spin_us": Param(50, "busy-wait before each deadline [µs]", _in_range(0, 999)),
     "switch_interval_us": Param(100, "sys.setswitchinterval while running [µs]", _in_range(1, 5000)),
+    "stats_window_s": Param(10.0, "servo timing percentiles cover the last this many seconds [s]",
+                            _in_range(1.0, 3600.0)),  # fmt: skip
     "gc_mode": Param("freeze", "freeze (gc off, collected in slack) | normal", _one_of("freeze", "normal")),
     "ramp_down_s": Param(0.5, "longest braking time on shutdown [s]", _non_negative),
     "start_holding": Param(False, "start in hold (call ~/resume to follow chunks)"),
@@ -188,6 +193,8 @@ def check_consistency(v: dict[str, Any]) -> str | None:
         return "spin_us must be shorter than the servo period"
     if len(v["workspace_min_m"]) != 3 * v["num_arms"] or len(v["workspace_max_m"]) != 3 * v["num_arms"]:
         return f"workspace_min_m/workspace_max_m need 3 values per arm ({3 * v['num_arms']})"
+    if v["process_fifo_priority"] and v["process_fifo_priority"] >= max(v["sched_fifo_priority"], 1):
+        return "process_fifo_priority must be below sched_fifo_priority (the servo thread must stay highest)"
     if v["gripper_min_m"] >= v["gripper_max_m"]:
         return "gripper_min_m must be < gripper_max_m"
     names = v["action_names"]
@@ -241,6 +248,7 @@ def build_config(v: dict[str, Any]) -> ExecutorConfig:
             sched_fifo_priority=v["sched_fifo_priority"],
             cpu_affinity=_parse_cpus(v["cpu_affinity"]),
             gc_mode=v["gc_mode"],
+            stats_capacity=max(10, round(v["stats_window_s"] * v["servo_rate_hz"])),
         ),
         ramp_down_s=v["ramp_down_s"],
         start_holding=v["start_holding"],
@@ -402,7 +410,13 @@ class ExecutorNode(Node):
         self._last_active = math.nan
         self._fault_pending = ""
         self.executor_core.start()
-        for w in self.executor_core.loop.warnings:
+        time.sleep(0.05)  # let the servo thread apply its own settings first
+        loop = self.executor_core.loop
+        warnings = list(loop.warnings)
+        warnings += set_process_fifo_priority(
+            self.values["process_fifo_priority"], exclude_tids=(loop.native_id,) if loop.native_id else ()
+        )
+        for w in warnings:
             self.get_logger().warning(w)
         self._publish_d()
         self.get_logger().info(
