@@ -160,7 +160,28 @@ def test_executor_node_over_dds():
             assert key in diag
         assert diag["mode"] == "running"
 
-        # 3) services
+        # 3) parameters: static ones refused with a reason, fixed_d validated and applied at run time
+        from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        set_cli = node.create_client(SetParameters, "/executor_node/set_parameters")
+        assert set_cli.wait_for_service(timeout_sec=5.0)
+
+        def set_int(name, value):
+            req = SetParameters.Request(parameters=[ParameterMsg(
+                name=name, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value))])
+            fut = set_cli.call_async(req)
+            assert spin_until(fut.done, 5.0)
+            return fut.result().results[0]
+
+        r = set_int("horizon", 80)
+        assert not r.successful and "run time" in r.reason
+        r = set_int("fixed_d", -7)
+        assert not r.successful and "fixed_d" in r.reason
+        assert set_int("fixed_d", 4).successful
+        assert spin_until(lambda: got["d"] and got["d"][-1] == 4, 3.0)
+
+        # 4) services
         for cli, mode in ((hold_cli, "holding"), (resume_cli, "running")):
             assert cli.wait_for_service(timeout_sec=5.0)
             fut = cli.call_async(Trigger.Request())

@@ -446,12 +446,13 @@ class ExecutorNode(Node):
     def _on_chunk(self, msg: JointTrajectory) -> None:
         ex = self.executor_core
         t_arrival = ex.now_s()
-        r = ex.submit(msg_to_chunk(msg), t_arrival)
+        chunk = msg_to_chunk(msg)
+        r = ex.submit(chunk, t_arrival)
         if isinstance(r, Rejection):
             self.get_logger().warning(f"chunk rejected ({r.reason}): {r.detail}", throttle_duration_sec=1.0)
             if r.reason != "stale":
                 return
-            delay = t_arrival - msg_to_chunk(msg).t_obs_s
+            delay = t_arrival - chunk.t_obs_s
         else:
             assert isinstance(r, PreparedChunk)
             delay = r.delay_s
