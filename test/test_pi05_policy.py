@@ -2,7 +2,6 @@
 round trips; the tokenizer path with a SentencePiece model trained here; clear errors."""
 
 import dataclasses
-import io
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +20,7 @@ from rtc_controller.policy.pi05 import (
 )
 from rtc_controller.policy.pi05.image import resize_with_pad
 from rtc_controller.policy.pi05.tokenizer import discretize_state, format_prompt
-from rtc_controller.policy.pi05.testing import example_norm_stats, tiny_config, write_checkpoint
+from rtc_controller.policy.pi05.testing import example_norm_stats, tiny_config, write_checkpoint, write_tokenizer
 
 STATE_DIM = 14
 ACTION_NAMES = tuple(f"a{i}" for i in range(14))
@@ -31,21 +30,8 @@ MODEL_ACTION_DIM = 16  # padded, like openpi's 32
 @pytest.fixture(scope="module")
 def spm_path(tmp_path_factory):
     """A small SentencePiece model trained on π0.5-style prompts (stands in for paligemma_tokenizer.model)."""
-    sentencepiece = pytest.importorskip("sentencepiece")
-    rng = np.random.default_rng(0)
-    words = ["pick", "up", "the", "red", "cube", "place", "it", "in", "bowl", "fold", "towel", "open", "drawer"]
-    lines = []
-    for _ in range(300):
-        task = " ".join(rng.choice(words, 4))
-        lines.append(format_prompt(task, rng.uniform(-1, 1, STATE_DIM)))
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=model, vocab_size=200, hard_vocab_limit=False,
-        model_type="bpe", character_coverage=1.0, minloglevel=2,
-    )
-    path = tmp_path_factory.mktemp("spm") / "paligemma_tokenizer.model"
-    path.write_bytes(model.getvalue())
-    return path
+    pytest.importorskip("sentencepiece")
+    return write_tokenizer(tmp_path_factory.mktemp("spm") / "paligemma_tokenizer.model", state_dim=STATE_DIM)
 
 
 @pytest.fixture(scope="module")

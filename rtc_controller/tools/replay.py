@@ -66,6 +66,7 @@ DEFAULT_FIGURES = 2  # each plotted switch gives one PNG per (mode, β): ~1–2 
 DEFAULT_BETAS = (1.0, 5.0, 10.0, 100.0)
 NS_PER_S = 1_000_000_000
 EXIT_BAD_INPUT = 2
+PI05_REQUIRED = {"--checkpoint DIR": "checkpoint_dir", "--tokenizer PATH": "tokenizer_path"}  # CLI flag -> make_policy key
 
 
 class ReplayError(RuntimeError):
@@ -79,7 +80,7 @@ class ReplayConfig:
     bag: Path
     output: Path
     policy: str = "sim"
-    policy_params: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"checkpoint": "/ckpt"} for pi05
+    policy_params: Mapping[str, Any] = field(default_factory=dict)  # make_policy params, e.g. pi05's checkpoint_dir
     modes: tuple[str, ...] = ("none", "stop", "full")
     betas: tuple[float, ...] = DEFAULT_BETAS
     delay: int | None = None  # override d for every switch
@@ -559,6 +560,9 @@ def _make_policy(cfg: ReplayConfig, sw: SwitchInput) -> FlowPolicy:
     if cfg.policy == "sim":  # the sim policy takes the recorded chunk's shape
         params.setdefault("horizon", sw.chunk.horizon)
         params.setdefault("dt_s", sw.chunk.dt_s)
+    elif cfg.policy == "pi05":  # H is a run-time choice of π0.5; its actions are named like the recorded chunks
+        params.setdefault("action_horizon", sw.chunk.horizon)
+        params.setdefault("action_names", tuple(sw.chunk.names))
     try:
         return make_policy(cfg.policy, **params)
     except Exception as err:  # noqa: BLE001 - checkpoint/config errors of any policy become one clear message
@@ -613,7 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bag", type=Path, help="rosbag2 directory (MCAP or SQLite3)")
     p.add_argument("--output", "-o", type=Path, default=Path("out/replay"), help="output folder (default out/replay)")
     p.add_argument("--policy", default="sim", help="policy name: sim or pi05 (default sim)")
-    p.add_argument("--checkpoint", type=Path, help="π0.5 checkpoint directory (with --policy pi05)")
+    p.add_argument("--checkpoint", type=Path, help="π0.5 openpi checkpoint directory (with --policy pi05)")
+    p.add_argument("--tokenizer", type=Path, help="PaliGemma SentencePiece model, paligemma_tokenizer.model (with --policy pi05)")
     p.add_argument("--policy-param", type=_policy_param, action="append", default=[], metavar="KEY=VALUE",
                    help="extra make_policy parameter (repeatable; YAML value), e.g. asset_id=trossen")  # fmt: skip
     p.add_argument("--modes", type=_names, default=("none", "stop", "full"), help="guidance modes (default none,stop,full)")
@@ -645,7 +650,9 @@ def main(args: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(args)
     params: dict[str, Any] = dict(ns.policy_param)
     if ns.checkpoint is not None:
-        params["checkpoint"] = str(ns.checkpoint)
+        params["checkpoint_dir"] = str(ns.checkpoint)
+    if ns.tokenizer is not None:
+        params["tokenizer_path"] = str(ns.tokenizer)
     try:
         cfg = ReplayConfig(
             bag=ns.bag, output=ns.output, policy=ns.policy, policy_params=params, modes=ns.modes, betas=ns.beta,
@@ -655,8 +662,10 @@ def main(args: Sequence[str] | None = None) -> int:
             cameras=dict(ns.camera) if ns.camera else None, prompt=ns.prompt, seed=ns.seed,
             jump_rel_tol=ns.jump_tolerance, progress=not ns.no_progress,
         )  # fmt: skip
-        if cfg.policy == "pi05" and "checkpoint" not in params:
-            raise ValueError("--policy pi05 needs --checkpoint DIR")
+        if cfg.policy == "pi05":
+            missing = [flag for flag, key in PI05_REQUIRED.items() if key not in params]
+            if missing:
+                raise ValueError(f"--policy pi05 needs {' and '.join(PI05_REQUIRED)}; missing {', '.join(missing)}")
         run_replay(cfg)
     except (BagError, ReplayError, ValueError) as err:
         print(f"rtc-replay: error: {err}", file=sys.stderr)

@@ -7,7 +7,9 @@ all different so shape-based architecture inference is actually exercised.
 
 from __future__ import annotations
 
+import io
 import pathlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,6 +17,12 @@ from rtc_controller.policy.pi05.checkpoint import Layout, save_params
 from rtc_controller.policy.pi05.config import Dtype, GemmaConfig, Pi05Config, SiglipConfig
 from rtc_controller.policy.pi05.norm_stats import NormStats, save_norm_stats
 from rtc_controller.policy.pi05.params import Params, random_params
+from rtc_controller.policy.pi05.tokenizer import format_prompt
+
+TOKENIZER_FILE = "paligemma_tokenizer.model"
+TOKENIZER_VOCAB_SIZE = 200  # ≤ tiny_config's vocab_size (320)
+TOKENIZER_TRAINING_LINES = 300
+TASK_WORDS = ("pick", "up", "the", "red", "cube", "place", "it", "in", "bowl", "fold", "towel", "open", "drawer")
 
 
 def tiny_config(*, action_dim: int = 12, action_horizon: int = 10, max_token_len: int = 24, vocab_size: int = 320,
@@ -69,3 +77,46 @@ def write_checkpoint(checkpoint_dir: str | pathlib.Path, cfg: Pi05Config, *, lay
     if norm_stats is not None:
         save_norm_stats(checkpoint_dir / "assets" / asset_id / "norm_stats.json", norm_stats)
     return params
+
+
+def write_tokenizer(path: str | pathlib.Path, *, state_dim: int, vocab_size: int = TOKENIZER_VOCAB_SIZE,
+                    seed: int = 0) -> pathlib.Path:
+    """Train a small SentencePiece model on π0.5-style prompts and write it to ``path`` (stands in for PaliGemma's
+    ``paligemma_tokenizer.model``; needs the ``sentencepiece`` package). Returns ``path``."""
+    import sentencepiece
+
+    rng = np.random.default_rng(seed)
+    lines = [format_prompt(" ".join(rng.choice(TASK_WORDS, 4)), rng.uniform(-1, 1, state_dim))
+             for _ in range(TOKENIZER_TRAINING_LINES)]
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size, hard_vocab_limit=False,
+        model_type="bpe", character_coverage=1.0, minloglevel=2,
+    )
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(model.getvalue())
+    return path
+
+
+@dataclass(frozen=True)
+class TinyPi05Files:
+    """What ``write_tiny_pi05`` wrote: pass ``checkpoint_dir`` and ``tokenizer_path`` to ``make_policy("pi05", …)``."""
+
+    checkpoint_dir: pathlib.Path
+    tokenizer_path: pathlib.Path
+    config: Pi05Config
+
+
+def write_tiny_pi05(directory: str | pathlib.Path, *, state_dim: int, action_dim: int, model_action_dim: int = 16,
+                    max_token_len: int = 48, seed: int = 0) -> TinyPi05Files:
+    """A tiny π0.5 checkpoint (random weights, norm stats for ``state_dim`` / ``action_dim`` physical dims, model
+    action dim ``model_action_dim`` ≥ ``action_dim``) plus a tokenizer, under ``directory``/{checkpoint, tokenizer}."""
+    if model_action_dim < action_dim:
+        raise ValueError(f"model_action_dim {model_action_dim} < action_dim {action_dim}: the model pads, never cuts")
+    directory = pathlib.Path(directory)
+    cfg = tiny_config(action_dim=model_action_dim, max_token_len=max_token_len)
+    write_checkpoint(directory / "checkpoint", cfg, seed=seed,
+                     norm_stats=example_norm_stats(state_dim=state_dim, action_dim=action_dim, seed=seed))
+    tokenizer = write_tokenizer(directory / "tokenizer" / TOKENIZER_FILE, state_dim=state_dim, seed=seed)
+    return TinyPi05Files(directory / "checkpoint", tokenizer, cfg)
