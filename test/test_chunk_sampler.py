@@ -113,6 +113,24 @@ def test_guided_chunk_holds_the_frozen_region_unguided_does_not(warm):
     assert stop[2] < 0.25 * none[2], f"jump at the switch k* = d: {stats}"
 
 
+@pytest.mark.slow  # shares a ~10 s warm-up (every variant compiled)
+def test_prepared_observation_is_reused_and_checked(warm):
+    policy, sampler = warm
+    obs = carrying(policy, 2.0)
+    prev = PreviousChunk(sampler.sample(obs, previous=None, settings=GuidanceSettings(0, 50), key=jax.random.key(2)).actions, 1.5)
+    prepared = sampler.prepare(obs)
+    assert prepared.observation is obs and prepared.prepare_s >= 0
+    settings = GuidanceSettings(5, 50, max_guidance_weight=10.0, mode="stop")
+    fresh = sampler.sample(obs, previous=prev, settings=settings, key=jax.random.key(4), with_unguided=True)
+    reused = sampler.sample(obs, previous=prev, settings=settings, key=jax.random.key(4), with_unguided=True,
+                            prepared=prepared)
+    np.testing.assert_array_equal(reused.actions, fresh.actions)
+    np.testing.assert_array_equal(reused.unguided, fresh.unguided)
+    assert reused.prepare_s < fresh.prepare_s and reused.total_s == pytest.approx(reused.prepare_s + reused.sample_s)
+    with pytest.raises(ValueError, match="another observation"):
+        sampler.sample(carrying(policy, 2.0), previous=prev, settings=settings, key=jax.random.key(4), prepared=prepared)
+
+
 def test_settings_validation():
     for bad in (dict(inference_delay=-1), dict(execution_horizon=0), dict(max_guidance_weight=-1.0),
                 dict(max_guidance_weight=float("inf")), dict(mode="foo"), dict(schedule="cubic"),

@@ -19,6 +19,7 @@ from PIL import Image
 from rtc_controller import topics
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.policy.base import Observation
+from rtc_controller.policy.chunk_sampler import ChunkSampler, GuidanceSettings, PreviousChunk
 from rtc_controller.policy.registry import make_policy
 from rtc_controller.rtc import build_prefix, prefix_weights, sample
 from rtc_controller.tools import replay
@@ -157,6 +158,31 @@ def test_replay_outputs_and_stop_beats_none(run_bag, policy, tmp_path):
     assert set(summary["recommended_beta"]) == {"none", "stop", "full"}
     assert summary["recommended_beta"]["stop"]["beta"] in betas
     assert summary["recommended_beta"]["stop"]["reason"]
+
+
+@pytest.mark.slow
+def test_resample_switch_is_the_inference_path_with_one_prepare(run_bag, policy, tmp_path, monkeypatch):
+    """Every variant equals what the inference node's ChunkSampler.sample gives for the same key, and the
+    policy's conditioning pass runs once per switch, not once per variant."""
+    with BagReader(run_bag) as bag:
+        sw = replay.load_switches(bag, config(run_bag, tmp_path))[0]
+    sampler = ChunkSampler(policy, dt_s=DT_S, num_steps=10)
+    calls = []
+    original = policy.prepare
+    monkeypatch.setattr(policy, "prepare", lambda obs: calls.append(obs) or original(obs))
+    betas = (1.0, 10.0)
+    unguided, variants = replay.resample_switch(sampler, sw, modes=("none", "stop", "full"), betas=betas,
+                                                schedule="exp", seed=3)  # fmt: skip
+    assert len(calls) == 1 and calls[0] is sw.observation
+    key = jax.random.fold_in(jax.random.key(3), sw.index)
+    previous = PreviousChunk(sw.previous.actions, sw.previous.t_obs_s)
+    for mode, beta in [("stop", 10.0), ("full", 1.0)]:
+        direct = sampler.sample(sw.observation, previous=previous, key=key,
+                                settings=GuidanceSettings(sw.d, sw.execution_horizon, max_guidance_weight=beta, mode=mode))
+        np.testing.assert_array_equal(variants[(mode, beta)], direct.actions)
+        np.testing.assert_array_equal(direct.weights, sw.weights)  # the same Y/W as load_switches rebuilt
+    assert all(variants[("none", b)] is unguided for b in betas)
+    assert not np.allclose(variants[("stop", 10.0)], unguided)
 
 
 @pytest.mark.slow

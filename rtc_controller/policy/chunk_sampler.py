@@ -6,7 +6,9 @@ Per chunk (DESIGN.md, "RTC guidance"):
    space with ``policy.to_model``; weights W = ``rtc.prefix_weights(d, H − s, H, schedule)`` ⊙ valid (never
    guide toward padding);
 3. ``rtc.sample(policy.velocity, noise, context=…, prefix=Y, weights=W, β, mode)`` -> ``policy.to_physical``.
-Optionally the unguided chunk from the same noise (debugging, statistics).
+Optionally the unguided chunk from the same noise (debugging, statistics). Step 1 can be run once with
+``ChunkSampler.prepare`` and its result passed to several ``sample`` calls (``prepared=``): the offline replay
+re-samples one observation for many modes and β this way, through the same code path as the inference node.
 
 Compilation: the sampler compiles once per (policy, num_steps, guided mode or unguided); d, s, β, the
 schedule's weights and the observation are traced or computed outside, so changing them never recompiles.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -112,6 +114,18 @@ def build_guidance(
 
 
 @dataclass(frozen=True)
+class PreparedObservation:
+    """An observation with its policy context (``ChunkSampler.prepare``): one prefix pass, several chunks.
+
+    context: ``policy.prepare(observation)`` (pytree of device arrays); prepare_s: how long that took [s].
+    """
+
+    observation: Observation
+    context: Any
+    prepare_s: float
+
+
+@dataclass(frozen=True)
 class ChunkResult:
     """One sampled chunk with what was used to make it and how long it took.
 
@@ -119,7 +133,8 @@ class ChunkResult:
     weights: W [H] actually used (all zero when there was no prefix); shift_steps: m (None without prefix).
     frozen_error / unguided_frozen_error: RMS of (chunk − Y) over the frozen steps i < d where W > 0
     (physical units; NaN when there are none). jump_at_d: ‖A[d] − Y[d]‖₂ (NaN without prefix at d), the jump
-    the executor would see when it switches at k* = d.
+    the executor would see when it switches at k* = d. prepare_s: the prefix pass run for this chunk [s]
+    (≈ 0 when a ``PreparedObservation`` was passed in); total_s = prepare_s + sample_s.
     """
 
     actions: np.ndarray
@@ -192,15 +207,24 @@ class ChunkSampler:
             observation = fake()
         key = jax.random.key(0)
         s = max(1, self.horizon // 2)
-        first = self.sample(observation, previous=None, settings=GuidanceSettings(0, s), key=key)
+        prepared = self.prepare(observation)
+        first = self.sample(observation, previous=None, settings=GuidanceSettings(0, s), key=key, prepared=prepared)
         previous = PreviousChunk(first.actions, observation.stamp_s - s * self.dt_s)
         for schedule in PREFIX_SCHEDULES:
             prefix_weights(1, self.horizon - s, self.horizon, schedule)
         for mode in GUIDANCE_MODES:
             settings = GuidanceSettings(1, s, mode=mode)
-            self.sample(observation, previous=previous, settings=settings, key=key, with_unguided=True)
+            self.sample(observation, previous=previous, settings=settings, key=key, with_unguided=True,
+                        prepared=prepared)
         self._warm_steps.add(self._num_steps)
         return time.perf_counter() - start
+
+    def prepare(self, observation: Observation) -> PreparedObservation:
+        """Run the policy's conditioning pass for ``observation`` once (pass the result to ``sample(prepared=…)``)."""
+        t0 = time.perf_counter()
+        context = self.policy.prepare(observation)
+        jax.block_until_ready(context)
+        return PreparedObservation(observation, context, time.perf_counter() - t0)
 
     def sample(
         self,
@@ -210,16 +234,23 @@ class ChunkSampler:
         settings: GuidanceSettings,
         key: jax.Array,
         with_unguided: bool = False,
+        prepared: PreparedObservation | None = None,
     ) -> ChunkResult:
         """One chunk conditioned on ``observation`` (its ``stamp_s`` is t_obs), guided toward ``previous``.
 
         ``previous`` None (first chunk) or without overlap (m ≥ H) samples unguided. ``key``: PRNG key of the
-        noise [1, H, Dm]; the unguided chunk (``with_unguided``) uses the same noise.
+        noise [1, H, Dm] (the same key gives the same noise); the unguided chunk (``with_unguided``) uses the same
+        noise. ``prepared``: ``self.prepare(observation)`` to reuse instead of running the conditioning pass again
+        (ValueError when it was prepared from another observation object).
         """
         settings.check_horizon(self.horizon)
         t0 = time.perf_counter()
-        context = self.policy.prepare(observation)
-        jax.block_until_ready(context)
+        if prepared is None:
+            context = self.prepare(observation).context
+        elif prepared.observation is not observation:
+            raise ValueError("prepared context belongs to another observation: pass the observation it was prepared from")
+        else:
+            context = prepared.context
         t1 = time.perf_counter()
         noise = jax.random.normal(key, (1, self.horizon, self.policy.model_action_dim), jnp.float32)
         guidance = None

@@ -35,8 +35,8 @@ import numpy as np
 from rtc_controller import topics
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.policy.base import FlowPolicy, Observation
-from rtc_controller.policy.chunk_sampler import GuidanceSettings, PreviousChunk, build_guidance
-from rtc_controller.rtc import GUIDANCE_MODES, PREFIX_SCHEDULES, sample
+from rtc_controller.policy.chunk_sampler import ChunkSampler, GuidanceSettings, PreviousChunk, build_guidance
+from rtc_controller.rtc import GUIDANCE_MODES, PREFIX_SCHEDULES, PrefixSchedule
 from rtc_controller.rtc.prefix import Prefix
 
 from . import metrics as M
@@ -357,47 +357,42 @@ def _check_policy(policy: FlowPolicy, sw: SwitchInput) -> None:
 
 
 def resample_switch(
-    policy: FlowPolicy,
+    sampler: ChunkSampler,
     sw: SwitchInput,
     *,
     modes: Sequence[str],
     betas: Sequence[float],
-    num_steps: int,
+    schedule: PrefixSchedule,
     seed: int,
 ) -> tuple[np.ndarray, dict[tuple[str, float], np.ndarray]]:
     """Re-sample one switch: (unguided ``[H, D]``, {(mode, β): guided ``[H, D]``}), one noise for all variants.
 
-    Same steps as the inference node's ``ChunkSampler.sample`` (context = policy.prepare(obs), Y to model space
-    with policy.to_model, rtc.sample, policy.to_physical), with the context prepared once per switch instead of
-    once per variant (π0.5's prepare is the expensive pass). ``none`` ignores β (every β maps to the unguided
-    chunk, as in the inference node).
+    Every variant is ``sampler.sample`` — the inference node's code path (Y and W from the previous chunk, Y to
+    model space, ``rtc.sample``, ``policy.to_physical``) — from one ``sampler.prepare(observation)`` per switch
+    (π0.5's prefix pass is the expensive part) and one PRNG key per switch (seed, switch index). ``none`` ignores
+    β (every β maps to the unguided chunk, as in the inference node).
     """
     import jax
-    import jax.numpy as jnp
 
-    _check_policy(policy, sw)
+    _check_policy(sampler.policy, sw)
+    if not math.isclose(sampler.dt_s, sw.chunk.dt_s, rel_tol=1e-9):
+        raise ReplayError(f"switch {sw.index}: the sampler's Δt {sampler.dt_s} s differs from the chunk's {sw.chunk.dt_s} s")
     obs = sw.observation
-    context = policy.prepare(obs)
+    prepared = sampler.prepare(obs)
     key = jax.random.fold_in(jax.random.key(seed), sw.index)
-    noise = jax.random.normal(key, (1, policy.horizon, policy.model_action_dim), jnp.float32)
-    y_model = jnp.asarray(policy.to_model(sw.prefix.actions[None], obs), jnp.float32)
-    weights = jnp.asarray(sw.weights, jnp.float32)
+    previous = PreviousChunk(sw.previous.actions, sw.previous.t_obs_s)
 
-    def physical(x) -> np.ndarray:
-        return np.asarray(policy.to_physical(np.asarray(x, np.float64), obs))[0]
+    def run(mode: str, beta: float) -> np.ndarray:
+        settings = GuidanceSettings(
+            sw.d, sw.execution_horizon, max_guidance_weight=float(beta), mode=mode, schedule=schedule
+        )  # fmt: skip
+        return sampler.sample(obs, previous=previous, settings=settings, key=key, prepared=prepared).actions
 
-    unguided = physical(sample(policy.velocity, noise, num_steps=num_steps, context=context, mode="none"))
+    unguided = run("none", 0.0)
     out: dict[tuple[str, float], np.ndarray] = {}
     for mode in modes:
         for beta in betas:
-            if mode == "none":
-                out[(mode, beta)] = unguided
-                continue
-            x = sample(
-                policy.velocity, noise, num_steps=num_steps, prefix=y_model, weights=weights,
-                max_guidance_weight=float(beta), mode=mode, context=context,
-            )  # fmt: skip
-            out[(mode, beta)] = physical(x)
+            out[(mode, beta)] = unguided if mode == "none" else run(mode, beta)
     return unguided, out
 
 
@@ -479,9 +474,12 @@ def run_replay(cfg: ReplayConfig, *, policy: FlowPolicy | None = None, stdout: T
     by_variant: dict[tuple[str, float], list[M.SwitchMetrics]] = {(m, b): [] for m in cfg.modes for b in cfg.betas}
     figures: list[Path] = []
     progress = Progress(len(switches), "rtc-replay", enabled=cfg.progress)
+    samplers: dict[float, ChunkSampler] = {}  # one per recorded Δt (the jit caches are shared anyway)
     for sw in switches:
+        if sw.chunk.dt_s not in samplers:
+            samplers[sw.chunk.dt_s] = ChunkSampler(policy, dt_s=sw.chunk.dt_s, num_steps=cfg.num_steps)
         unguided, variants = resample_switch(
-            policy, sw, modes=cfg.modes, betas=cfg.betas, num_steps=cfg.num_steps, seed=cfg.seed
+            samplers[sw.chunk.dt_s], sw, modes=cfg.modes, betas=cfg.betas, schedule=cfg.schedule, seed=cfg.seed
         )
         tail_start = sw.chunk.horizon - sw.execution_horizon
         for (mode, beta), new in variants.items():
