@@ -115,7 +115,8 @@ def role_naive(seconds: float, out_path: str) -> None:
     node.create_subscription(JointTrajectory, topics.CHUNK, lambda m: ex.submit(msg_to_chunk(m)), 2)
     spinner = SingleThreadedExecutor()
     spinner.add_node(node)
-    threading.Thread(target=spinner.spin, daemon=True).start()
+    spin_thread = threading.Thread(target=spinner.spin, daemon=True)
+    spin_thread.start()
     n = int((seconds + WARMUP_S) / PERIOD_S * 1.2) + 1000
     wakes = np.zeros(n)
     i = 0
@@ -134,6 +135,9 @@ def role_naive(seconds: float, out_path: str) -> None:
     np.save(out_path, wakes)
     accepted = ex.timeline.counters.accepted
     ex.driver.close()
+    spinner.shutdown()
+    spin_thread.join(5.0)
+    node.destroy_node()
     rclpy.try_shutdown()
     print(json.dumps({"accepted": accepted}))
 
@@ -200,7 +204,8 @@ def run(seconds: float, fifo_priority: int, overrides: list[str]) -> dict[str, d
         node = ExecutorNode()
         spinner = MultiThreadedExecutor(num_threads=3)  # as in executor_node.main
         spinner.add_node(node)
-        threading.Thread(target=spinner.spin, daemon=True).start()
+        spin_thread = threading.Thread(target=spinner.spin, daemon=True)
+        spin_thread.start()
         naive = subprocess.Popen(me + ["--role", "naive", "--seconds", str(seconds), "--out", naive_out],
                                  env=env, stdout=subprocess.PIPE, text=True)  # fmt: skip
         procs.append(naive)
@@ -219,8 +224,9 @@ def run(seconds: float, fifo_priority: int, overrides: list[str]) -> dict[str, d
         executor["gc_max_us"] = st.gc_max_us
         executor["tick_p99_us"] = st.tick_p99_us
         naive_info = naive.communicate(timeout=seconds + 60)[0]
-        node.shutdown()
         spinner.shutdown()
+        spin_thread.join(5.0)
+        node.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
         nv = naive_stats(np.load(naive_out))

@@ -5,6 +5,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -72,11 +73,22 @@ def test_overrun_is_skipped_not_burst():
 
 
 def test_switch_interval_and_gc_are_managed_and_restored():
-    seen = {}
+    seen = {"ticks": 0}
+    freed = []
+
+    class Cyclic:
+        pass
 
     def tick(_):
         seen.setdefault("switch", sys.getswitchinterval())
         seen.setdefault("gc", gc.isenabled())
+        seen["ticks"] += 1
+        for _ in range(100):  # cyclic garbage, as ROS callbacks make: only a collection frees it
+            a = Cyclic()
+            a.me = a
+            weakref.finalize(a, freed.append, 1)
+        if seen["ticks"] == 150:
+            seen["freed_while_running"] = len(freed)
 
     before = sys.getswitchinterval()
     gc_before = gc.isenabled()
@@ -86,6 +98,7 @@ def test_switch_interval_and_gc_are_managed_and_restored():
     assert seen["gc"] is False
     assert sys.getswitchinterval() == before and gc.isenabled() == gc_before
     assert loop.stats().gc_collections >= 5  # the slack collections ran
+    assert seen["freed_while_running"] > 1000  # and they freed cyclic garbage while automatic gc was off
 
 
 def test_sched_fifo_and_affinity_warn_instead_of_failing():

@@ -7,8 +7,11 @@ Timing rules (DESIGN.md, "Real-time loop"):
 - A tick that ends past the next deadline by more than a period skips the missed ticks instead of bursting
   them (counted as skipped and as late in the window statistics).
 - ``sys.setswitchinterval`` is set far below 1 ms so other Python threads give the GIL back quickly.
-- Garbage collection stays out of the hot path: ``gc.freeze()`` + ``gc.disable()`` while the loop runs, and a
-  young-generation ``gc.collect(1)`` every ``gc_collect_period_s`` in the slack after a tick.
+- Garbage collection stays out of the hot path: ``gc.freeze()`` + ``gc.disable()`` while the loop runs; the loop
+  itself collects the young generations in the slack after a tick, when Python's own thresholds say so
+  (gen 0 above ``GC_GEN0_THRESHOLD`` allocations, gen 1 after ``GC_GEN1_THRESHOLD`` gen-0 collections), at most
+  every ``gc_collect_period_s``: small, frequent collections instead of one long one. The oldest generation is
+  not collected while the loop runs (objects alive at start are frozen; ``stop`` collects everything).
 - Optional ``SCHED_FIFO`` priority and CPU affinity for the loop thread; a warning (not a failure) when the
   process lacks the permission.
 
@@ -36,6 +39,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 PR_SET_TIMERSLACK = 29
+GC_GEN0_THRESHOLD = 700  # Python's default gc thresholds (700, 10, 10)
+GC_GEN1_THRESHOLD = 10
 US_PER_S = 1e6
 GcMode = Literal["freeze", "normal"]
 
@@ -50,18 +55,18 @@ class LoopConfig:
     sched_fifo_priority: 1…99 for SCHED_FIFO, 0 = leave the scheduler alone.
     cpu_affinity: CPUs for the loop thread, () = any.
     gc_mode: "freeze" (gc off, collected in the slack) or "normal" (Python's default).
-    gc_collect_period_s: how often the slack collection runs [s].
+    gc_collect_period_s: least time between two slack collections [s].
     stats_capacity: ticks kept for the percentile statistics (a ring buffer).
     """
 
     rate_hz: float = 1000.0
     spin_s: float = 0.0002
-    switch_interval_s: float = 1e-4
+    switch_interval_s: float = 5e-5
     late_threshold_s: float | None = None
     sched_fifo_priority: int = 0
     cpu_affinity: tuple[int, ...] = ()
     gc_mode: GcMode = "freeze"
-    gc_collect_period_s: float = 0.1
+    gc_collect_period_s: float = 0.005
     stats_capacity: int = 10_000
 
     def __post_init__(self) -> None:
@@ -211,6 +216,7 @@ class ServoLoop:
             gc.unfreeze()
             if self._gc_was_enabled:
                 gc.enable()
+            gc.collect()
 
     @property
     def running(self) -> bool:
@@ -298,11 +304,14 @@ class ServoLoop:
                     st.push_flag(1)
             since_gc += 1
             if freeze and since_gc >= gc_every and deadline - mono() > 0.5 * period:
-                since_gc = 0
-                g0 = mono()
-                gc.collect(1)
-                st.gc_collections += 1
-                st.gc_max_s = max(st.gc_max_s, mono() - g0)
+                c0, c1, _ = gc.get_count()
+                gen = 1 if c1 >= GC_GEN1_THRESHOLD else (0 if c0 >= GC_GEN0_THRESHOLD else -1)
+                if gen >= 0:
+                    since_gc = 0
+                    g0 = mono()
+                    gc.collect(gen)
+                    st.gc_collections += 1
+                    st.gc_max_s = max(st.gc_max_s, mono() - g0)
 
     # ---- statistics --------------------------------------------------------------------------------------------
     def reset_stats(self, timeout_s: float = 1.0) -> None:

@@ -155,7 +155,7 @@ PARAMS: dict[str, Param] = {
                                    "thread's (0 = off): keeps GIL holders from being preempted", _in_range(0, 98)),
     "cpu_affinity": Param("", "CPUs for the servo thread, e.g. '1' or '2,3' ('' = any)", _cpu_list),
     "spin_us": Param(50, "busy-wait before each deadline [µs]", _in_range(0, 999)),
-    "switch_interval_us": Param(100, "sys.setswitchinterval while running [µs]", _in_range(1, 5000)),
+    "switch_interval_us": Param(50, "sys.setswitchinterval while running [µs]", _in_range(1, 5000)),
     "stats_window_s": Param(10.0, "servo timing percentiles cover the last this many seconds [s]",
                             _in_range(1.0, 3600.0)),  # fmt: skip
     "gc_mode": Param("freeze", "freeze (gc off, collected in slack) | normal", _one_of("freeze", "normal")),
