@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rtc_controller.policy.base import FlowPolicy, Observation
+from rtc_controller.policy.chunk_sampler import ChunkSampler, GuidanceSettings, PreviousChunk
 from rtc_controller.policy.pi05 import (
     IMAGE_KEYS,
     NormStatsError,
@@ -19,6 +20,7 @@ from rtc_controller.policy.pi05 import (
     load_pi05,
 )
 from rtc_controller.policy.pi05.image import resize_with_pad
+from rtc_controller.policy.pi05.policy import WARMUP_PROMPT
 from rtc_controller.policy.pi05.tokenizer import discretize_state, format_prompt
 from rtc_controller.policy.pi05.testing import example_norm_stats, tiny_config, write_checkpoint, write_tokenizer
 
@@ -127,6 +129,54 @@ def test_infer_returns_a_finite_physical_chunk(policy):
     assert chunk.shape == (policy.horizon, len(ACTION_NAMES)) and np.isfinite(chunk).all()
     v = jax.jit(policy.velocity)(policy.prepare(_obs(3)), jnp.zeros((1, policy.horizon, policy.model_action_dim)), 1.0)
     assert v.shape == (1, policy.horizon, policy.model_action_dim)
+
+
+class CountingPi05Policy(Pi05Policy):
+    """π0.5 counting how often ``velocity`` is traced (once per compilation of a sampler variant)."""
+
+    traces = 0
+
+    def velocity(self, context, x_t, t):
+        self.traces += 1
+        return super().velocity(context, x_t, t)
+
+
+def test_fake_observation_has_the_shapes_of_a_real_one(policy):
+    fake = policy.fake_observation(2.5)
+    assert fake.stamp_s == 2.5 and fake.prompt == WARMUP_PROMPT
+    assert fake.state.shape == (len(ACTION_NAMES),) and not fake.state.any()
+    assert set(fake.images) == set(IMAGE_KEYS)
+    assert all(img.shape == (224, 224, 3) and img.dtype == np.uint8 and not img.any() for img in fake.images.values())
+    assert set(policy.fake_observation(cameras=IMAGE_KEYS[:1]).images) == {IMAGE_KEYS[0]}
+    with pytest.raises(ValueError, match="unknown camera"):
+        policy.fake_observation(cameras=("front",))
+
+
+@pytest.mark.slow  # compiles the prefix pass and the three sampler variants of a fresh policy (~10 s)
+def test_warmup_on_fake_observation_compiles_everything_a_real_chunk_needs(policy):
+    from rtc_controller.rtc import sampler as sampler_mod
+
+    counting = CountingPi05Policy(policy.config, model=policy.model, tokenizer=policy.tokenizer)
+    dt_s, s, d = 0.05, 4, 2
+    chunk_sampler = ChunkSampler(counting, dt_s=dt_s, num_steps=3)
+    chunk_sampler.warmup()  # no observation: uses counting.fake_observation()
+    assert chunk_sampler.is_warm and counting.traces > 0
+    compiled = (counting.traces, policy.model._prepare_jit._cache_size(), sampler_mod._sample_jit._cache_size())
+
+    # real camera frames (480x640), a real prompt and state; later one camera drops out (masked, same shapes)
+    first_obs = _obs(5, size=(480, 640))
+    first = chunk_sampler.sample(first_obs, previous=None, settings=GuidanceSettings(0, s), key=jax.random.key(0))
+    previous = PreviousChunk(first.actions, first_obs.stamp_s)
+    for k, mode in enumerate(("stop", "full", "none")):
+        obs = _obs(6 + k, cameras=IMAGE_KEYS[:2], size=(480, 640))
+        obs = Observation(state=obs.state, stamp_s=first_obs.stamp_s + s * dt_s, prompt="open the drawer",
+                          images=obs.images)
+        r = chunk_sampler.sample(obs, previous=previous, key=jax.random.key(k), with_unguided=True,
+                                 settings=GuidanceSettings(d, s, max_guidance_weight=5.0, mode=mode))
+        assert r.actions.shape == (policy.horizon, len(ACTION_NAMES)) and np.isfinite(r.actions).all()
+        assert r.guided == (mode != "none")
+    after = (counting.traces, policy.model._prepare_jit._cache_size(), sampler_mod._sample_jit._cache_size())
+    assert after == compiled, "a real observation after the fake warm-up must not recompile (traces, caches)"
 
 
 def test_wrong_image_types_are_rejected(policy):

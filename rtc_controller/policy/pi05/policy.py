@@ -12,6 +12,7 @@ Axes: b = batch, H = horizon, Dm = model action dim (32), D = len(action_names).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from rtc_controller.policy.pi05.tokenizer import PaligemmaTokenizer
 
 STATE_KEY = "state"
 ACTIONS_KEY = "actions"
+WARMUP_PROMPT = "warm-up"  # the prompt's text never changes a compiled shape (tokens are padded to max_token_len)
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,23 @@ class Pi05Policy:
             masks[key] = np.ones((1,), bool)
         tokens, token_mask = self.tokenizer.tokenize(observation.prompt, self.normalized_state(observation.state))
         return images, masks, tokens[None], token_mask[None]
+
+    def fake_observation(self, stamp_s: float = 0.0, *, cameras: Sequence[str] = IMAGE_KEYS,
+                         prompt: str = WARMUP_PROMPT) -> Observation:
+        """A warm-up observation with the shapes of a real one: zero state [D] (as the inference node sends it,
+        one value per action name), a black uint8 [224, 224, 3] frame for each of ``cameras``, ``prompt``.
+
+        Every real observation maps to the same model-input shapes (images resized to the model's resolution,
+        tokens padded to ``max_token_len``, missing cameras masked), so ``ChunkSampler.warmup()`` on this
+        compiles everything the first real chunk needs.
+        """
+        unknown = set(cameras) - set(IMAGE_KEYS)
+        if unknown:
+            raise ValueError(f"unknown camera slots {sorted(unknown)}; π0.5 takes {IMAGE_KEYS}")
+        size = self.model.config.siglip.image_size
+        images = {slot: np.zeros((size, size, 3), np.uint8) for slot in cameras}
+        return Observation(state=np.zeros(len(self.action_names)), stamp_s=float(stamp_s), prompt=prompt,
+                           images=images)
 
     # --- FlowPolicy ----------------------------------------------------------------------------------
     def prepare(self, observation: Observation) -> Any:
