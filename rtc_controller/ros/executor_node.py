@@ -13,6 +13,7 @@ of the executing chunk) and ``/diagnostics`` at 1 Hz. Services (std_srvs/Trigger
 from __future__ import annotations
 
 import math
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -23,10 +24,12 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float64, Header, Int32
 from std_srvs.srv import Trigger
 from sensor_msgs.msg import JointState
@@ -49,7 +52,7 @@ from rtc_controller.control.safety import (
     SafetyConfig,
 )
 from rtc_controller.control.timeline import PreparedChunk, Rejection, TimelineConfig
-from rtc_controller.robots.base import ArmDriver
+from rtc_controller.robots.base import ArmDriver, DriverError
 from rtc_controller.ros.conversions import msg_to_chunk, s_to_stamp, state_to_msg
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -512,8 +515,19 @@ class ExecutorNode(Node):
             self.executor_core.shutdown()
 
 
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    """Run the node until SIGINT/SIGTERM; then ramp down, stop the driver and exit 0.
+
+    Exit codes: 2 = invalid parameters (the reason is printed), 1 = the robot could not be started.
+    """
+    # rclpy handles SIGINT; SIGTERM (systemd, docker stop, launch) takes the same ramp-down path instead of
+    # rclpy's context shutdown, which would pull the context from under the spinning executor.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.SIGINT)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     node: ExecutorNode | None = None
     try:
         node = ExecutorNode()
@@ -522,9 +536,12 @@ def main(args: list[str] | None = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except ValueError as exc:  # invalid parameters: a clear message, nonzero exit
+    except (ValueError, ParameterException) as exc:  # invalid parameters: a clear message, nonzero exit
         print(f"executor_node: {exc}", file=sys.stderr)
         return 2
+    except DriverError as exc:
+        print(f"executor_node: could not start the robot: {exc}", file=sys.stderr)
+        return 1
     finally:
         if node is not None:
             node.shutdown()
