@@ -183,9 +183,7 @@ def naive_stats(wakes: np.ndarray) -> dict[str, float]:
 # ---- main ------------------------------------------------------------------------------------------------------
 def run(seconds: float, fifo_priority: int, overrides: list[str]) -> dict[str, dict[str, float]]:
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
-
-    from rtc_controller.ros.executor_node import ExecutorNode
+    from rtc_controller.ros.executor_node import ExecutorNode, make_ros_executor
 
     env = _env()
     os.environ.update(env)
@@ -202,7 +200,7 @@ def run(seconds: float, fifo_priority: int, overrides: list[str]) -> dict[str, d
                          "-p", f"process_fifo_priority:={fifo_priority // 2}"]
                    + [x for o in overrides for x in ("-p", o)])  # fmt: skip
         node = ExecutorNode()
-        spinner = MultiThreadedExecutor(num_threads=3)  # as in executor_node.main
+        spinner = make_ros_executor()  # as in executor_node.main
         spinner.add_node(node)
         spin_thread = threading.Thread(target=spinner.spin, daemon=True)
         spin_thread.start()
