@@ -117,7 +117,8 @@ def test_guided_chunk_holds_the_frozen_region_unguided_does_not(warm):
 def test_prepared_observation_is_reused_and_checked(warm):
     policy, sampler = warm
     obs = carrying(policy, 2.0)
-    prev = PreviousChunk(sampler.sample(obs, previous=None, settings=GuidanceSettings(0, 50), key=jax.random.key(2)).actions, 1.5)
+    first = sampler.sample(obs, previous=None, settings=GuidanceSettings(0, 50), key=jax.random.key(2))
+    prev = PreviousChunk(first.actions, 1.5)
     prepared = sampler.prepare(obs)
     assert prepared.observation is obs and prepared.prepare_s >= 0
     settings = GuidanceSettings(5, 50, max_guidance_weight=10.0, mode="stop")
@@ -128,7 +129,8 @@ def test_prepared_observation_is_reused_and_checked(warm):
     np.testing.assert_array_equal(reused.unguided, fresh.unguided)
     assert reused.prepare_s < fresh.prepare_s and reused.total_s == pytest.approx(reused.prepare_s + reused.sample_s)
     with pytest.raises(ValueError, match="another observation"):
-        sampler.sample(carrying(policy, 2.0), previous=prev, settings=settings, key=jax.random.key(4), prepared=prepared)
+        other = carrying(policy, 2.0)  # equal values, another object
+        sampler.sample(other, previous=prev, settings=settings, key=jax.random.key(4), prepared=prepared)
 
 
 def test_settings_validation():

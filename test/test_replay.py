@@ -177,8 +177,8 @@ def test_resample_switch_is_the_inference_path_with_one_prepare(run_bag, policy,
     key = jax.random.fold_in(jax.random.key(3), sw.index)
     previous = PreviousChunk(sw.previous.actions, sw.previous.t_obs_s)
     for mode, beta in [("stop", 10.0), ("full", 1.0)]:
-        direct = sampler.sample(sw.observation, previous=previous, key=key,
-                                settings=GuidanceSettings(sw.d, sw.execution_horizon, max_guidance_weight=beta, mode=mode))
+        settings = GuidanceSettings(sw.d, sw.execution_horizon, max_guidance_weight=beta, mode=mode)
+        direct = sampler.sample(sw.observation, previous=previous, key=key, settings=settings)
         np.testing.assert_array_equal(variants[(mode, beta)], direct.actions)
         np.testing.assert_array_equal(direct.weights, sw.weights)  # the same Y/W as load_switches rebuilt
     assert all(variants[("none", b)] is unguided for b in betas)

@@ -12,7 +12,8 @@ re-samples one observation for many modes and β this way, through the same code
 
 Compilation: the sampler compiles once per (policy, num_steps, guided mode or unguided); d, s, β, the
 schedule's weights and the observation are traced or computed outside, so changing them never recompiles.
-Mode ``none`` is sampled with the unguided variant (identical: v' = v). ``warmup`` compiles all of it.
+Mode ``none`` is sampled with the unguided variant (identical: v' = v; keyed ``mode="none"``, as other callers of
+``rtc.sample`` key it, so they share one compilation). ``warmup`` compiles all of it.
 
 Axes: H = horizon (action steps), D = physical action dim, Dm = model action dim; batch is 1.
 Time: action k of a chunk is due at t_obs + k·Δt [s, executor clock]; flow time t = 1 is noise, 0 is data.
@@ -248,7 +249,9 @@ class ChunkSampler:
         if prepared is None:
             context = self.prepare(observation).context
         elif prepared.observation is not observation:
-            raise ValueError("prepared context belongs to another observation: pass the observation it was prepared from")
+            raise ValueError(
+                "prepared context belongs to another observation: pass the observation it was prepared from"
+            )
         else:
             context = prepared.context
         t1 = time.perf_counter()
@@ -273,9 +276,11 @@ class ChunkSampler:
                 context=context,
             )
             if with_unguided:
-                unguided_model = sample(self.policy.velocity, noise, num_steps=self._num_steps, context=context)
+                unguided_model = sample(
+                    self.policy.velocity, noise, num_steps=self._num_steps, mode="none", context=context
+                )
         else:
-            x = sample(self.policy.velocity, noise, num_steps=self._num_steps, context=context)
+            x = sample(self.policy.velocity, noise, num_steps=self._num_steps, mode="none", context=context)
             unguided_model = x if with_unguided else None
         actions = self.policy.to_physical(np.asarray(x), observation)[0]
         unguided = None if unguided_model is None else self.policy.to_physical(np.asarray(unguided_model), observation)[0]

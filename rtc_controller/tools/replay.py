@@ -66,7 +66,8 @@ DEFAULT_FIGURES = 2  # each plotted switch gives one PNG per (mode, β): ~1–2 
 DEFAULT_BETAS = (1.0, 5.0, 10.0, 100.0)
 NS_PER_S = 1_000_000_000
 EXIT_BAD_INPUT = 2
-PI05_REQUIRED = {"--checkpoint DIR": "checkpoint_dir", "--tokenizer PATH": "tokenizer_path"}  # CLI flag -> make_policy key
+# --policy pi05: CLI flag -> the make_policy parameter it sets
+PI05_REQUIRED = {"--checkpoint DIR": "checkpoint_dir", "--tokenizer PATH": "tokenizer_path"}
 
 
 class ReplayError(RuntimeError):
@@ -376,7 +377,9 @@ def resample_switch(
 
     _check_policy(sampler.policy, sw)
     if not math.isclose(sampler.dt_s, sw.chunk.dt_s, rel_tol=1e-9):
-        raise ReplayError(f"switch {sw.index}: the sampler's Δt {sampler.dt_s} s differs from the chunk's {sw.chunk.dt_s} s")
+        raise ReplayError(
+            f"switch {sw.index}: the sampler's Δt {sampler.dt_s} s differs from the chunk's {sw.chunk.dt_s} s"
+        )
     obs = sw.observation
     prepared = sampler.prepare(obs)
     key = jax.random.fold_in(jax.random.key(seed), sw.index)

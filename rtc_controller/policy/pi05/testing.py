@@ -101,7 +101,7 @@ def write_tokenizer(path: str | pathlib.Path, *, state_dim: int, vocab_size: int
 
 @dataclass(frozen=True)
 class TinyPi05Files:
-    """What ``write_tiny_pi05`` wrote: pass ``checkpoint_dir`` and ``tokenizer_path`` to ``make_policy("pi05", …)``."""
+    """What ``write_tiny_pi05`` wrote (pass the two paths to ``make_policy("pi05", …)``)."""
 
     checkpoint_dir: pathlib.Path
     tokenizer_path: pathlib.Path
@@ -111,7 +111,8 @@ class TinyPi05Files:
 def write_tiny_pi05(directory: str | pathlib.Path, *, state_dim: int, action_dim: int, model_action_dim: int = 16,
                     max_token_len: int = 48, seed: int = 0) -> TinyPi05Files:
     """A tiny π0.5 checkpoint (random weights, norm stats for ``state_dim`` / ``action_dim`` physical dims, model
-    action dim ``model_action_dim`` ≥ ``action_dim``) plus a tokenizer, under ``directory``/{checkpoint, tokenizer}."""
+    action dim ``model_action_dim`` ≥ ``action_dim``) plus a tokenizer, under ``directory``/checkpoint and
+    ``directory``/tokenizer."""
     if model_action_dim < action_dim:
         raise ValueError(f"model_action_dim {model_action_dim} < action_dim {action_dim}: the model pads, never cuts")
     directory = pathlib.Path(directory)
