@@ -60,7 +60,7 @@ def _kill(proc):
 @pytest.mark.slow
 def test_executor_node_over_dds():
     import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64, Header, Int32
@@ -77,7 +77,7 @@ def test_executor_node_over_dds():
     )  # fmt: skip
     rclpy.init()
     node = rclpy.create_node("executor_node_test")
-    got = {"state": None, "diag": [], "d": [], "delta": [], "active": []}
+    got = {"state": None, "diag": [], "d": [], "delta": [], "active": [], "switch": []}
     lock = threading.Lock()
 
     def on_state(msg):
@@ -93,6 +93,8 @@ def test_executor_node_over_dds():
     node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diag, 10)
     node.create_subscription(Int32, topics.INFERENCE_DELAY, lambda m: got["d"].append(m.data), latched)
     node.create_subscription(Float64, topics.MEASURED_DELAY, lambda m: got["delta"].append(m.data), 10)
+    node.create_subscription(DiagnosticStatus, topics.SWITCH_EVENTS,
+                             lambda m: got["switch"].append({kv.key: kv.value for kv in m.values}), 50)
     node.create_subscription(Header, topics.ACTIVE_CHUNK, lambda m: got["active"].append(stamp_to_s(m.stamp)), latched)
     pub = node.create_publisher(JointTrajectory, topics.CHUNK, 10)
     hold_cli = node.create_client(Trigger, "/executor_node/hold")
@@ -154,6 +156,11 @@ def test_executor_node_over_dds():
         assert int(diag["last_guided_d"]) == 2
         assert int(diag["switches"]) == 5 and int(diag["accepted"]) == 5
         assert int(diag["rejected_non_finite"]) == 1
+        assert spin_until(lambda: len(got["switch"]) >= 5, 3.0)
+        for ev, (t_obs, _, delta) in zip(got["switch"][-5:], expected):  # one event per switch, in order
+            assert float(ev["t_obs_s"]) == pytest.approx(t_obs, abs=1e-6)
+            assert int(ev["k_star"]) == math.ceil(delta / DT - 1e-9) and int(ev["guided_d"]) == 2
+            assert float(ev["jump_linear_m"]) < 0.005
         d_expected = math.ceil(float(np.quantile([e[2] for e in expected], 0.9)) / DT - 1e-9)
         assert spin_until(lambda: got["d"] and got["d"][-1] == d_expected, 3.0)
         for key in ("lateness_p99_us", "worst_window_late_fraction", "interventions_total", "mode"):

@@ -6,7 +6,8 @@ Declares and validates parameters, builds the ROS-free executor core (``control/
 Topics (``rtc_controller/topics.py``): subscribes ``rtc/chunk`` (JointTrajectory); publishes ``rtc/robot_state``
 (JointState in the action space, stamped by this node's executor clock) at ``state_rate_hz``,
 ``~/inference_delay`` (Int32 d), ``~/measured_delay`` (Float64 δ [s]), ``~/active_chunk`` (Header, stamp = t_obs
-of the executing chunk) and ``/diagnostics`` at 1 Hz. Services (std_srvs/Trigger): ``~/hold``, ``~/resume``,
+of the executing chunk), ``~/switch`` (DiagnosticStatus per chunk switch: see :func:`switch_event_to_status`) and
+``/diagnostics`` at 1 Hz. Services (std_srvs/Trigger): ``~/hold``, ``~/resume``,
 ``~/reset_fault``.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -52,7 +54,7 @@ from rtc_controller.control.safety import (
     ArmLimits,
     SafetyConfig,
 )
-from rtc_controller.control.timeline import PreparedChunk, Rejection, TimelineConfig
+from rtc_controller.control.timeline import PreparedChunk, Rejection, SwitchEvent, TimelineConfig
 from rtc_controller.robots.base import ArmDriver, DriverError
 from rtc_controller.ros.conversions import msg_to_chunk, s_to_stamp, state_to_msg
 
@@ -316,8 +318,26 @@ def build_driver(v: dict[str, Any]) -> ArmDriver:
 
 def _kv(key: str, value: Any) -> KeyValue:
     if isinstance(value, float):
-        value = f"{value:.6g}"
+        value = repr(value) if key.endswith("_s") and abs(value) > 1e6 else f"{value:.6g}"  # full-precision stamps
     return KeyValue(key=key, value=str(value))
+
+
+def switch_event_to_status(ev: SwitchEvent, name: str) -> DiagnosticStatus:
+    """One chunk switch -> DiagnosticStatus with keys t_switch_s, t_obs_s, delay_s, k_star, guided_d (-1 = unknown),
+    jump_norm (‖new − old‖ with rotations as body-frame rotation vectors), jump_linear_m, jump_angular_rad,
+    jump_gripper_m (per-arm maxima)."""
+    values = [
+        _kv("t_switch_s", ev.t_switch_s),
+        _kv("t_obs_s", ev.t_obs_s),
+        _kv("delay_s", ev.delay_s),
+        _kv("k_star", ev.k_star),
+        _kv("guided_d", ev.guided_d if ev.guided_d is not None else -1),
+        _kv("jump_norm", float(np.linalg.norm(ev.jump))),
+        _kv("jump_linear_m", ev.jump_linear_m),
+        _kv("jump_angular_rad", ev.jump_angular_rad),
+        _kv("jump_gripper_m", ev.jump_gripper_m),
+    ]
+    return DiagnosticStatus(level=DiagnosticStatus.OK, name=f"{name}: switch", message="chunk switch", values=values)
 
 
 def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str) -> list[DiagnosticStatus]:
@@ -405,6 +425,8 @@ class ExecutorNode(Node):
         self.delta_pub = self.create_publisher(Float64, topics.MEASURED_DELAY, 10)
         self.active_pub = self.create_publisher(Header, topics.ACTIVE_CHUNK, LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self.switch_pub = self.create_publisher(DiagnosticStatus, topics.SWITCH_EVENTS, 50)
+        self._switches_published = 0
         self.create_subscription(JointTrajectory, topics.CHUNK, self._on_chunk, CHUNK_QOS_DEPTH, callback_group=fast)
         self.create_timer(1.0 / self.values["state_rate_hz"], self._publish_state, callback_group=fast)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, callback_group=slow)
@@ -471,6 +493,12 @@ class ExecutorNode(Node):
         stamp_s, state = ex.latest_state()
         if math.isfinite(stamp_s):
             self.state_pub.publish(state_to_msg(state, self.names, stamp_s))
+        new = ex.timeline.counters.switches - self._switches_published  # events kept in a bounded deque
+        if new > 0:
+            events = list(ex.switch_events)[-new:]
+            self._switches_published = ex.timeline.counters.switches
+            for ev in events:
+                self.switch_pub.publish(switch_event_to_status(ev, self.get_name()))
         active = ex.timeline.active
         if active is not None and active.chunk.t_obs_s != self._last_active:
             self._last_active = active.chunk.t_obs_s
