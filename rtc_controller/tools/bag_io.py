@@ -68,6 +68,7 @@ STRING = "std_msgs/msg/String"
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+DIAGNOSTIC_STATUS = "diagnostic_msgs/msg/DiagnosticStatus"
 INT32 = "std_msgs/msg/Int32"
 FLOAT64 = "std_msgs/msg/Float64"
 HEADER = "std_msgs/msg/Header"
@@ -85,6 +86,7 @@ TOPIC_TYPES: Mapping[str, str] = {
     topics.INFERENCE_DELAY: INT32,
     topics.MEASURED_DELAY: FLOAT64,
     topics.ACTIVE_CHUNK: HEADER,
+    topics.SWITCH_EVENTS: DIAGNOSTIC_STATUS,
 }
 
 # Default QoS offered by a publisher (reliable, volatile, keep last 10), stored like ros2 bag record does.
