@@ -90,3 +90,15 @@ def test_fixed_d_can_be_switched_at_run_time():
     assert e.d == 7 and e.add(0.045) == 7
     e.set_fixed_d(None)
     assert e.d == 3
+
+
+def test_no_estimate_until_measured_unless_a_prior_or_fixed_d_is_given():
+    e = est(warmup_samples=1, min_samples=2)
+    assert not e.has_estimate  # the executor publishes no d: the inference node uses its own latency
+    e.add(1.0)  # warm-up, discarded
+    e.add(0.045)
+    assert not e.has_estimate
+    e.add(0.045)
+    assert e.has_estimate and e.d == 3
+    assert est(initial_d=5).has_estimate and est(initial_d=5).d == 5
+    assert est(fixed_d=4).has_estimate

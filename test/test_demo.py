@@ -14,11 +14,11 @@ DT = 0.02
 NAMES = action_names()
 
 
-def _switch_status(w: BagWriter, *, t_switch, delay, k_star, d, jump, lin, ang):
+def _switch_status(w: BagWriter, *, t_switch, delay, k_star, d, jump, lin, ang, from_hold=0):
     status = w.typestore.types[DIAGNOSTIC_STATUS]
     kv = w.typestore.types["diagnostic_msgs/msg/KeyValue"]
     values = dict(t_switch_s=t_switch, delay_s=delay, k_star=k_star, guided_d=d, jump_norm=jump, jump_linear_m=lin,
-                  jump_angular_rad=ang)
+                  jump_angular_rad=ang, from_hold=from_hold)
     return status(level=0, name="executor_node: switch", message="", hardware_id="",
                   values=[kv(key=k, value=str(v)) for k, v in values.items()])
 
@@ -26,7 +26,7 @@ def _switch_status(w: BagWriter, *, t_switch, delay, k_star, d, jump, lin, ang):
 @pytest.fixture
 def bag(tmp_path):
     path = tmp_path / "bag"
-    jumps = [0.01, 0.02, 0.03, 0.2]
+    jumps = [0.5, 0.01, 0.02, 0.03, 0.2]  # the first one starts from the held pose
     with BagWriter(path, storage="mcap") as w:
         for i in range(200):
             t = 100.0 + i * DT
@@ -34,9 +34,10 @@ def bag(tmp_path):
         for i, j in enumerate(jumps):
             t = 100.5 + i
             w.write(topics.SWITCH_EVENTS, DIAGNOSTIC_STATUS,
-                    _switch_status(w, t_switch=t, delay=0.32, k_star=17, d=16, jump=j, lin=j / 2, ang=j / 3),
+                    _switch_status(w, t_switch=t, delay=0.32, k_star=17, d=16, jump=j, lin=j / 2, ang=j / 3,
+                                   from_hold=int(i == 0)),
                     int(t * 1e9))
-            w.write(topics.MEASURED_DELAY, FLOAT64, w.typestore.types[FLOAT64](data=0.30 + 0.02 * i), int(t * 1e9))
+            w.write(topics.MEASURED_DELAY, FLOAT64, w.typestore.types[FLOAT64](data=0.28 + 0.02 * i), int(t * 1e9))
             w.write_int32(topics.INFERENCE_DELAY, 16, int(t * 1e9))
         for i in range(3):
             w.write_diagnostics([("executor_node: servo loop", 0, "ok", {"lateness_p99_us": str(50 + i),
@@ -49,11 +50,12 @@ def bag(tmp_path):
 def test_analysis_reads_switches_delays_and_diagnostics(bag):
     run = demo.analyse_bag(bag, mode="stop", dt_s=DT)
     s = run.summary()
-    assert s["switches"] == 4
+    assert s["switches"] == 4  # chunk-to-chunk only
+    assert len(run.switches) == 5 and run.switches[0].from_hold
     assert s["mean_jump"] == pytest.approx(np.mean([0.01, 0.02, 0.03, 0.2]))
     assert s["p95_jump"] == pytest.approx(np.quantile([0.01, 0.02, 0.03, 0.2], 0.95))
     assert s["mean_jump_linear_m"] == pytest.approx(np.mean([0.01, 0.02, 0.03, 0.2]) / 2)
-    assert s["median_delay_steps"] == pytest.approx(np.median([0.30, 0.32, 0.34, 0.36]) / DT)
+    assert s["median_delay_steps"] == pytest.approx(np.median([0.28, 0.30, 0.32, 0.34, 0.36]) / DT)
     assert s["median_d"] == 16
     assert s["rejected_chunks"] == 2  # the last counter
     assert s["loop_lateness_p99_us"] == 52

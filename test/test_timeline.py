@@ -138,11 +138,11 @@ def test_switch_event_reports_jump_and_guided_d():
     tl = make()
     offer(tl, chunk_at(0.0), 0.0)
     out = np.zeros(14)
-    tl.sample(0.0, out)
+    assert tl.sample(0.0, out).from_hold, "the first chunk starts from the held pose"
     shifted = Chunk(NAMES, chunk_at(0.05).actions + np.r_[0.01, 0, 0, 0, 0, 0, 0, np.zeros(7)], 0.05, DT, guided_d=2)
     offer(tl, shifted, 0.07)
     ev = tl.sample(0.07, out)
-    assert ev.guided_d == 2 and ev.k_star == 1
+    assert ev.guided_d == 2 and ev.k_star == 1 and not ev.from_hold
     assert ev.jump_linear_m == pytest.approx(0.01, abs=1e-5)  # + linear-interpolation error of the old chunk
     assert ev.delay_s == pytest.approx(0.02)
 

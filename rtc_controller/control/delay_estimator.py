@@ -4,7 +4,9 @@ d = ceil(q-quantile of the last ``window`` δ samples / dt), clamped to [0, H �
 prefix weights need d ≤ H − s). The first ``warmup_samples`` δ after start are excluded: they include jit
 compilation and cache warm-up and would otherwise inflate d for a long time (a running maximum is exactly the
 failure this avoids). A quantile rather than the maximum means one outlier inside the window cannot dominate.
-Before enough samples arrive, d = ``initial_d``. ``fixed_d`` overrides everything.
+Before enough samples arrive, d = ``initial_d`` (a prior; None = no estimate yet: ``has_estimate`` is False and
+the executor publishes no d, so the inference node falls back to its own measured latency). ``fixed_d``
+overrides everything.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class DelayEstimatorConfig:
     window: number of recent δ samples considered.
     warmup_samples: δ samples discarded after start/reset.
     min_samples: samples needed before the estimate replaces ``initial_d``.
-    initial_d: d before the estimate is ready [steps].
+    initial_d: d before the estimate is ready [steps]; None = no prior (``has_estimate`` stays False until then).
     fixed_d: when not None, d is this value (clamped) regardless of δ.
     """
 
@@ -38,7 +40,7 @@ class DelayEstimatorConfig:
     window: int = 50
     warmup_samples: int = 3
     min_samples: int = 3
-    initial_d: int = 0
+    initial_d: int | None = None
     fixed_d: int | None = None
 
     def __post_init__(self) -> None:
@@ -50,7 +52,7 @@ class DelayEstimatorConfig:
             raise ValueError(f"quantile must be in (0, 1], got {self.quantile}")
         if self.window < 1 or self.warmup_samples < 0 or not 1 <= self.min_samples <= self.window:
             raise ValueError("need window >= 1, warmup_samples >= 0, 1 <= min_samples <= window")
-        if self.initial_d < 0 or (self.fixed_d is not None and self.fixed_d < 0):
+        if (self.initial_d is not None and self.initial_d < 0) or (self.fixed_d is not None and self.fixed_d < 0):
             raise ValueError("initial_d and fixed_d must be >= 0")
 
     @property
@@ -73,7 +75,11 @@ class DelayEstimator:
         self._head = 0
         self._seen = 0  # samples offered since reset, warm-up included
         self.last_delay_s = math.nan
-        self._d = self._clamp(config.fixed_d if config.fixed_d is not None else config.initial_d)
+        self._d = self._prior()
+
+    def _prior(self) -> int:
+        c = self.config
+        return self._clamp(c.fixed_d if c.fixed_d is not None else (c.initial_d or 0))
 
     def _clamp(self, d: int) -> int:
         return min(max(int(d), 0), self.config.max_d)
@@ -81,8 +87,7 @@ class DelayEstimator:
     def reset(self) -> None:
         """Forget all samples (a new warm-up period follows)."""
         self._n = self._head = self._seen = 0
-        c = self.config
-        self._d = self._clamp(c.fixed_d if c.fixed_d is not None else c.initial_d)
+        self._d = self._prior()
 
     def set_fixed_d(self, fixed_d: int | None) -> None:
         """Switch the fixed-d override on (an int) or off (None) at run time; the window is kept."""
@@ -123,6 +128,12 @@ class DelayEstimator:
     def d(self) -> int:
         """d [action steps] for the next inference."""
         return self._d
+
+    @property
+    def has_estimate(self) -> bool:
+        """True once d means something: a fixed d, enough measured samples, or a configured prior."""
+        c = self.config
+        return c.fixed_d is not None or self._n >= c.min_samples or c.initial_d is not None
 
     @property
     def num_samples(self) -> int:

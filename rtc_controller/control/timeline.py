@@ -115,7 +115,8 @@ class SwitchEvent:
     """Reported once per switch, at the switch instant ``t_switch_s``.
 
     ``jump`` is new − old command at t_switch ``[ad]`` with rotation columns replaced by the body-frame rotation
-    vector from old to new; the per-arm maxima summarise it.
+    vector from old to new; the per-arm maxima summarise it. ``from_hold``: no chunk was active before (the first
+    chunk after start or reset), so "old" is the held pose, not a chunk; the safety filter rate-limits that approach.
     """
 
     t_switch_s: float
@@ -127,6 +128,7 @@ class SwitchEvent:
     jump_linear_m: float
     jump_angular_rad: float
     jump_gripper_m: float
+    from_hold: bool = False
 
 
 @dataclass
@@ -306,4 +308,5 @@ class ChunkTimeline:
             jump_linear_m=lin,
             jump_angular_rad=ang,
             jump_gripper_m=grip,
+            from_hold=self.active is None,
         )

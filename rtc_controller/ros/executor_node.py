@@ -138,7 +138,8 @@ PARAMS: dict[str, Param] = {
     "delay_quantile": Param(0.9, "quantile of δ over the window used for d", _in_range(0.01, 1.0)),
     "delay_window": Param(50, "number of recent δ samples", _in_range(1, 100_000)),
     "delay_warmup_samples": Param(3, "δ samples ignored after start (jit compile, warm-up)", _in_range(0, 10_000)),
-    "initial_d": Param(0, "d before enough δ samples [steps]", _non_negative),
+    "initial_d": Param(-1, "d published before enough δ samples [steps] (-1 = none: the inference node uses its "
+                           "own latency until the executor has measured δ)", _in_range(-1, 10_000)),
     "fixed_d": Param(-1, "fixed d [steps] (-1 = estimate from δ); may change at run time", _in_range(-1, 10_000),
                      dynamic=True),  # fmt: skip
     # safety (per-arm arrays are flat, 3 values per arm)
@@ -243,7 +244,7 @@ def build_config(v: dict[str, Any]) -> ExecutorConfig:
             window=v["delay_window"],
             warmup_samples=v["delay_warmup_samples"],
             min_samples=min(3, v["delay_window"]),
-            initial_d=v["initial_d"],
+            initial_d=None if v["initial_d"] < 0 else v["initial_d"],
             fixed_d=None if v["fixed_d"] < 0 else v["fixed_d"],
         ),
         safety=SafetyConfig(servo_dt_s=servo_dt, arms=arms, kind=kind),
@@ -325,7 +326,7 @@ def _kv(key: str, value: Any) -> KeyValue:
 def switch_event_to_status(ev: SwitchEvent, name: str) -> DiagnosticStatus:
     """One chunk switch -> DiagnosticStatus with keys t_switch_s, t_obs_s, delay_s, k_star, guided_d (-1 = unknown),
     jump_norm (‖new − old‖ with rotations as body-frame rotation vectors), jump_linear_m, jump_angular_rad,
-    jump_gripper_m (per-arm maxima)."""
+    jump_gripper_m (per-arm maxima), from_hold (1 when no chunk was active before: the first chunk)."""
     values = [
         _kv("t_switch_s", ev.t_switch_s),
         _kv("t_obs_s", ev.t_obs_s),
@@ -336,6 +337,7 @@ def switch_event_to_status(ev: SwitchEvent, name: str) -> DiagnosticStatus:
         _kv("jump_linear_m", ev.jump_linear_m),
         _kv("jump_angular_rad", ev.jump_angular_rad),
         _kv("jump_gripper_m", ev.jump_gripper_m),
+        _kv("from_hold", int(ev.from_hold)),
     ]
     return DiagnosticStatus(level=DiagnosticStatus.OK, name=f"{name}: switch", message="chunk switch", values=values)
 
@@ -486,7 +488,8 @@ class ExecutorNode(Node):
         self._publish_d()
 
     def _publish_d(self) -> None:
-        self.d_pub.publish(Int32(data=int(self.executor_core.d)))
+        if self.executor_core.estimator.has_estimate:  # else the inference node falls back to its own latency
+            self.d_pub.publish(Int32(data=int(self.executor_core.d)))
 
     def _publish_state(self) -> None:
         ex = self.executor_core

@@ -51,6 +51,7 @@ class SwitchRecord:
     jump: float  # ‖new − old‖ over all action dims at the switch instant
     jump_linear_m: float
     jump_angular_rad: float
+    from_hold: bool  # the first chunk after start: "old" is the held start pose, not a chunk
 
 
 @dataclass
@@ -71,11 +72,16 @@ class ModeRun:
     late_window_fraction: float
     rejected_chunks: int
 
+    @property
+    def chunk_switches(self) -> list[SwitchRecord]:
+        """Switches from one chunk to the next (the start from the held pose excluded)."""
+        return [s for s in self.switches if not s.from_hold]
+
     def summary(self) -> dict[str, float]:
-        jumps = np.array([s.jump for s in self.switches])
-        lin = np.array([s.jump_linear_m for s in self.switches])
+        jumps = np.array([s.jump for s in self.chunk_switches])
+        lin = np.array([s.jump_linear_m for s in self.chunk_switches])
         return {
-            "switches": len(self.switches),
+            "switches": len(self.chunk_switches),
             "mean_jump": _stat(np.mean, jumps),
             "p95_jump": _stat(lambda a: np.quantile(a, 0.95), jumps),
             "mean_jump_linear_m": _stat(np.mean, lin),
@@ -112,7 +118,7 @@ def analyse_bag(bag_dir: Path, *, mode: str, dt_s: float, t0_s: float | None = N
                     t_switch_s=_float(v, "t_switch_s"), delay_s=_float(v, "delay_s"),
                     k_star=int(_float(v, "k_star", -1)), guided_d=int(_float(v, "guided_d", -1)),
                     jump=_float(v, "jump_norm"), jump_linear_m=_float(v, "jump_linear_m"),
-                    jump_angular_rad=_float(v, "jump_angular_rad"),
+                    jump_angular_rad=_float(v, "jump_angular_rad"), from_hold=_float(v, "from_hold", 0) > 0,
                 ))  # fmt: skip
         delays = [(log / 1e9 - t0, msg.data / dt_s) for log, msg in bag.messages(topics.MEASURED_DELAY)] \
             if bag.resolve(topics.MEASURED_DELAY) else []
@@ -229,7 +235,7 @@ def write_plots(runs: Sequence[ModeRun], out: Path) -> dict[str, str]:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     for ax, key, label in ((axes[0], "jump", "jump at switch, all dims [m, rad]"),
                            (axes[1], "jump_linear_m", "linear jump at switch [m]")):
-        data = [[getattr(s, key) for s in run.switches] or [np.nan] for run in runs]
+        data = [[getattr(s, key) for s in run.chunk_switches] or [np.nan] for run in runs]
         ax.boxplot(data, tick_labels=[r.mode for r in runs], showfliers=True)
         ax.set_ylabel(label, fontsize=8)
         ax.set_yscale("log")
@@ -303,7 +309,8 @@ def write_report(out: Path, runs: Sequence[ModeRun], *, config: Path, seconds: f
         "",
         "The jump is the difference between the old and the new command at the switch instant, as the executor "
         "measured it (norm over all 14 dims, metres and radians together as in the seed's plots; the linear part "
-        "in mm).",
+        "in mm, the largest of the two arms). Switches count chunk-to-chunk switches: the first chunk after start "
+        "(from the held start pose, approached under the safety filter's rate limits) is left out.",
         "",
         table,
         "",
