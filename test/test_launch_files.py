@@ -60,16 +60,33 @@ def test_there_are_sim_and_rig_launch_files():
     assert {p.name for p in LAUNCH_FILES} == {"sim.launch.py", "rig.launch.py"}
 
 
-@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_file_static(path):
-    tree = ast.parse(path.read_text(), filename=str(path))
-    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+SHARED = ROOT / "rtc_controller" / "ros" / "rig_launch.py"
 
+
+def test_shared_launch_description_static():
+    """The shared description: the two console-script nodes, the issue's arguments, ros2 bag record -s mcap."""
+    tree = ast.parse(SHARED.read_text(), filename=str(SHARED))
     scripts = console_scripts()
     executables = [ast.literal_eval(kw.value) for c in calls(tree, "Node") for kw in c.keywords if kw.arg == "executable"]
     assert sorted(executables) == ["executor_node", "inference_node"]
     assert set(executables) <= scripts, f"not console scripts in setup.py: {set(executables) - scripts}"
+    declared_args = {ast.literal_eval(c.args[0]) for c in calls(tree, "DeclareLaunchArgument")}
+    assert REQUIRED_ARGUMENTS <= declared_args
+    forwarded = module_constant(tree, "INFERENCE_ARGUMENTS")
+    used_args = {ast.literal_eval(c.args[0]) for c in calls(tree, "LaunchConfiguration") if isinstance(c.args[0], ast.Constant)}
+    used_args |= {ast.literal_eval(k) for k in forwarded.keys}
+    assert used_args <= declared_args, f"undeclared launch arguments {used_args - declared_args}"
+    params = {ast.literal_eval(v.elts[0]) for v in forwarded.values}
+    assert params <= DECLARED[topics.INFERENCE_NODE]
+    (record,) = list(calls(tree, "ExecuteProcess"))
+    cmd = next(kw.value for kw in record.keywords if kw.arg == "cmd")
+    assert [ast.literal_eval(e) for e in cmd.elts[:5]] == ["ros2", "bag", "record", "-s", "mcap"]
 
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_static(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
     config_file = ast.literal_eval(module_constant(tree, "CONFIG_FILE"))
     assert (ROOT / "config" / config_file).is_file()
     sections = config_sections(config_file)
@@ -78,22 +95,8 @@ def test_launch_file_static(path):
         names = set(ast.literal_eval(module_constant(tree, constant)))
         assert names <= DECLARED[node], f"{node} does not declare {names - DECLARED[node]}"
         assert names <= set(sections[node]), f"{config_file} {node} section lacks {names - set(sections[node])}"
-    forwarded = module_constant(tree, "INFERENCE_ARGUMENTS")
-    params = {ast.literal_eval(v.elts[0]) for v in forwarded.values}
-    assert params <= DECLARED[topics.INFERENCE_NODE] and params <= set(sections[topics.INFERENCE_NODE])
-
-    declared_args = {ast.literal_eval(c.args[0]) for c in calls(tree, "DeclareLaunchArgument")}
-    assert REQUIRED_ARGUMENTS <= declared_args
-    used_args = {ast.literal_eval(c.args[0]) for c in calls(tree, "LaunchConfiguration") if isinstance(c.args[0], ast.Constant)}
-    used_args |= {ast.literal_eval(k) for k in forwarded.keys}
-    assert used_args <= declared_args, f"undeclared launch arguments {used_args - declared_args}"
-
-    (record,) = list(calls(tree, "ExecuteProcess"))
-    cmd = next(kw.value for kw in record.keywords if kw.arg == "cmd")
-    assert [ast.literal_eval(e) for e in cmd.elts[:5]] == ["ros2", "bag", "record", "-s", "mcap"]
-    topic_attrs = {n.attr for n in ast.walk(module_constant(tree, "RECORD_TOPICS")) if isinstance(n, ast.Attribute)}
-    assert topic_attrs and all(hasattr(topics, a) for a in topic_attrs)
-    assert {"CHUNK", "ROBOT_STATE", "INFERENCE_DELAY", "ACTIVE_CHUNK", "DIAGNOSTICS"} <= topic_attrs
+    forwarded_params = {"max_guidance_weight", "guidance_mode"}  # rig_launch.INFERENCE_ARGUMENTS
+    assert forwarded_params <= set(sections[topics.INFERENCE_NODE])
 
 
 # --- run each file against stand-ins for the launch API ---------------------------------------------------------
@@ -110,6 +113,7 @@ class _LaunchConfiguration(_Recorded):
 
 
 def _stub_launch_modules(monkeypatch):
+    monkeypatch.delitem(sys.modules, "rtc_controller.ros.rig_launch", raising=False)  # re-import on the stand-ins
     names = {
         "launch": ["LaunchDescription"],
         "launch.actions": ["DeclareLaunchArgument", "ExecuteProcess", "OpaqueFunction"],
@@ -137,11 +141,25 @@ def test_launch_file_builds_the_nodes(path, monkeypatch):
     description = module.generate_launch_description()
     actions = description.args[0]
     (opaque,) = [a for a in actions if type(a).__name__ == "OpaqueFunction"]
-    context = {"config": "/tmp/x.yaml", "use_sim_time": "true", "max_guidance_weight": "5", "guidance_mode": ""}
-    nodes = {n.kwargs["name"]: n.kwargs for n in opaque.kwargs["function"](context)}
+    config = str(ROOT / "config" / module.CONFIG_FILE)
+    context = {"config": config, "use_sim_time": "true", "max_guidance_weight": "5", "guidance_mode": "",
+               "record": "true", "bag": "/tmp/bag"}
+    actions = opaque.kwargs["function"](context, **opaque.kwargs["kwargs"])
+    nodes = {n.kwargs["name"]: n.kwargs for n in actions if type(n).__name__ == "Node"}
     assert set(nodes) == {topics.EXECUTOR_NODE, topics.INFERENCE_NODE}
     inference = nodes[topics.INFERENCE_NODE]["parameters"]
-    assert inference[0] == "/tmp/x.yaml"
+    assert inference[0] == config
     assert inference[1]["max_guidance_weight"] == 5.0 and isinstance(inference[1]["max_guidance_weight"], float)
     assert "guidance_mode" not in inference[1], "an empty argument keeps the config file's value"
     assert inference[1]["use_sim_time"] is True and nodes[topics.EXECUTOR_NODE]["parameters"][1]["use_sim_time"] is True
+    assert nodes[topics.EXECUTOR_NODE]["parameters"][1]["driver"] == module.EXECUTOR_PARAMETERS["driver"]
+    (record,) = [a for a in actions if type(a).__name__ == "ExecuteProcess"]
+    cmd = record.kwargs["cmd"]
+    assert cmd[:7] == ["ros2", "bag", "record", "-s", "mcap", "-o", "/tmp/bag"]
+    recorded = set(cmd[7:])
+    for name in (topics.CHUNK, topics.ROBOT_STATE, topics.INFERENCE_DELAY, topics.MEASURED_DELAY, topics.ACTIVE_CHUNK,
+                 topics.SWITCH_EVENTS):
+        assert "/" + name in recorded
+    assert topics.DIAGNOSTICS in recorded
+    slots = config_sections(module.CONFIG_FILE)[topics.INFERENCE_NODE].get("camera_slots") or []
+    assert {"/" + topics.camera_topic(s) for s in slots} <= recorded
