@@ -1,4 +1,5 @@
-"""Pieces shared by the two Flexiv RDK drivers: the record of the RDK API they use, and small helpers.
+"""Pieces shared by the two Flexiv RDK drivers: the record of the RDK API they use, the lifecycle both follow
+(``FlexivDriverBase``: stop, clear_fault, close, status), and small helpers.
 
 ``ApiUse`` entries list every ``flexivrdk`` name a driver touches, with the parameters it passes positionally;
 ``test/test_flexiv_api_conformance.py`` checks them against the real wheels (2.1.0 and 1.9.4.1).
@@ -7,15 +8,17 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from rtc_controller.robots.base import DriverError
+from rtc_controller.robots.base import DriverError, DriverStatus, GripperWorker
 
 OPERATIONAL_POLL_S = 0.05
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -153,3 +156,60 @@ def check_api(rdk: Any, api: tuple[ApiUse, ...]) -> list[str]:
         if not ok:
             problems.append(f"{use.owner}.{use.name}{use.params}: incompatible with {sigs}")
     return problems
+
+
+class FlexivDriverBase:
+    """Lifecycle shared by the RDK 1.9 and 2.x drivers. Subclasses fill ``_robots`` in ``connect`` and implement
+    ``_enable(robot)`` (clear a fault, enable/servo on, wait until operational, switch mode)."""
+
+    LABEL = "flexivrdk"  # prefix of status messages
+    ACTIVE_MESSAGE = "running"  # status message while commands flow
+
+    def __init__(self) -> None:
+        self._robots: list[Any] = []
+        self._gripper_worker: GripperWorker | None = None
+        self._enabled = False
+        self._message = "not connected"
+
+    def _enable(self, robot: Any) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._enabled = False
+        for robot in self._robots:
+            call("Stop", robot.Stop)
+        self._message = "stopped"
+
+    def clear_fault(self) -> bool:
+        try:
+            for robot in self._robots:
+                if not robot.connected():
+                    return False
+                self._enable(robot)
+        except DriverError as exc:
+            self._message = str(exc)
+            return False
+        self._enabled = True
+        self._message = self.ACTIVE_MESSAGE
+        return True
+
+    def close(self) -> None:
+        if self._gripper_worker is not None:
+            self._gripper_worker.close()
+            self._gripper_worker = None
+        if self._enabled:
+            try:
+                self.stop()
+            except DriverError as exc:
+                log.warning("stop on close failed: %s", exc)
+        self._robots = []
+
+    def status(self) -> DriverStatus:
+        if not self._robots:
+            return DriverStatus(False, False, False, self._message)
+        fault = any(r.fault() for r in self._robots)
+        connected = all(r.connected() for r in self._robots)
+        msg = self._message
+        if self._gripper_worker is not None and self._gripper_worker.errors:
+            msg += f"; gripper errors {self._gripper_worker.errors}: {self._gripper_worker.last_error}"
+        return DriverStatus(connected, self._enabled and not fault, fault, f"{self.LABEL}: {msg}")

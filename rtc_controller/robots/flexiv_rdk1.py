@@ -23,12 +23,11 @@ from rtc_controller.action_space import ActionSpaceKind, arm_slices
 from rtc_controller.robots.base import (
     DEFAULT_GRIPPER_MIN_CHANGE_M,
     DriverError,
-    DriverStatus,
     GripperWorker,
     action_to_pose,
     pose_to_action,
 )
-from rtc_controller.robots.flexiv_common import ApiUse, call, check_api, import_rdk, wait_until
+from rtc_controller.robots.flexiv_common import ApiUse, FlexivDriverBase, call, check_api, import_rdk, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -116,24 +115,24 @@ class FlexivRdk1Config:
         return max(1, round(self.servo_rate_hz / self.command_rate_hz))
 
 
-class FlexivRdk1Driver:
+class FlexivRdk1Driver(FlexivDriverBase):
     """ArmDriver for flexivrdk 1.9.x. ``rdk`` injects a stand-in module (tests); default: ``import flexivrdk``."""
+
+    LABEL = "flexivrdk 1.9"
+    ACTIVE_MESSAGE = "sending"
 
     def __init__(self, config: FlexivRdk1Config, *, rdk: ModuleType | None = None) -> None:
         self.config = config
         self.kind: ActionSpaceKind = config.kind
         self.num_arms = len(config.serial_numbers)
+        super().__init__()
         self._rdk_in = rdk
         self._rdk: Any = None
         self._sl = arm_slices(config.kind, self.num_arms)
-        self._robots: list[Any] = []
         self._grippers: list[Any] = []
-        self._gripper_worker: GripperWorker | None = None
         self._gripper_width = [0.0] * self.num_arms
         self._last_rot = [(0.0, 0.0, 0.0)] * self.num_arms
         self._tick = 0
-        self._enabled = False
-        self._message = "not connected"
         c = config
         self._jcaps = ([c.max_joint_speed_rad_s] * JOINTS_PER_ARM, [c.max_joint_acc_rad_s2] * JOINTS_PER_ARM)
         self._zero_j = [0.0] * JOINTS_PER_ARM
@@ -158,7 +157,7 @@ class FlexivRdk1Driver:
                 self._send_gripper, self.num_arms, min_change_m=c.gripper_min_change_m, initial_m=initial
             )
         self._enabled = True
-        self._message = "sending"
+        self._message = self.ACTIVE_MESSAGE
 
     def _enable(self, robot: Any) -> None:
         c, rdk = self.config, self._rdk
@@ -173,43 +172,6 @@ class FlexivRdk1Driver:
     def _send_gripper(self, arm: int, width_m: float) -> None:  # worker thread
         c = self.config
         self._grippers[arm].Move(float(width_m), float(c.gripper_velocity_m_s), float(c.gripper_force_n))
-
-    def stop(self) -> None:
-        self._enabled = False
-        for robot in self._robots:
-            call("Stop", robot.Stop)
-        self._message = "stopped"
-
-    def clear_fault(self) -> bool:
-        try:
-            for robot in self._robots:
-                if not robot.connected():
-                    return False
-                self._enable(robot)
-        except DriverError as exc:
-            self._message = str(exc)
-            return False
-        self._enabled = True
-        self._message = "sending"
-        return True
-
-    def close(self) -> None:
-        if self._gripper_worker is not None:
-            self._gripper_worker.close()
-            self._gripper_worker = None
-        if self._enabled:
-            try:
-                self.stop()
-            except DriverError as exc:
-                log.warning("stop on close failed: %s", exc)
-        self._robots = []
-
-    def status(self) -> DriverStatus:
-        if not self._robots:
-            return DriverStatus(False, False, False, self._message)
-        fault = any(r.fault() for r in self._robots)
-        connected = all(r.connected() for r in self._robots)
-        return DriverStatus(connected, self._enabled and not fault, fault, f"flexivrdk 1.9: {self._message}")
 
     # ---- servo thread ------------------------------------------------------------------------------------------
     def read_state(self, out: np.ndarray) -> bool:

@@ -22,12 +22,11 @@ from rtc_controller.action_space import ActionSpaceKind, arm_slices
 from rtc_controller.robots.base import (
     DEFAULT_GRIPPER_MIN_CHANGE_M,
     DriverError,
-    DriverStatus,
     GripperWorker,
     action_to_pose,
     pose_to_action,
 )
-from rtc_controller.robots.flexiv_common import ApiUse, call, check_api, import_rdk, wait_until
+from rtc_controller.robots.flexiv_common import ApiUse, FlexivDriverBase, call, check_api, import_rdk, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -110,26 +109,26 @@ class FlexivRdk2Config:
         return len(self.joint_groups)
 
 
-class FlexivRdk2Driver:
+class FlexivRdk2Driver(FlexivDriverBase):
     """ArmDriver for flexivrdk 2.x. ``rdk`` injects a stand-in module (tests); default: ``import flexivrdk``."""
+
+    LABEL = "flexivrdk 2"
+    ACTIVE_MESSAGE = "streaming"
 
     def __init__(self, config: FlexivRdk2Config, *, rdk: ModuleType | None = None) -> None:
         self.config = config
         self.kind: ActionSpaceKind = config.kind
         self.num_arms = config.num_arms
+        super().__init__()
         self._rdk_in = rdk
         self._rdk: Any = None
         self._sl = arm_slices(config.kind, self.num_arms)
-        self._robots: list[Any] = []
         self._arm_robot: list[int] = []  # robot index per arm
         self._groups: list[Any] = []  # JointGroup per arm
         self._cmds: list[dict[Any, Any]] = []  # per robot {group: preallocated command}
         self._grippers: list[Any] = []  # per robot Gripper (or None)
-        self._gripper_worker: GripperWorker | None = None
         self._gripper_width = [math.nan] * self.num_arms
         self._last_rot = [(0.0, 0.0, 0.0)] * self.num_arms
-        self._enabled = False
-        self._message = "not connected"
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -168,7 +167,7 @@ class FlexivRdk2Driver:
                 self._send_gripper, self.num_arms, min_change_m=c.gripper_min_change_m, initial_m=initial
             )
         self._enabled = True
-        self._message = "streaming"
+        self._message = self.ACTIVE_MESSAGE
 
     def _enable(self, robot: Any) -> None:
         c, rdk = self.config, self._rdk
@@ -186,46 +185,6 @@ class FlexivRdk2Driver:
         c = self.config
         g = self._grippers[self._arm_robot[arm]]
         g.Move(self._groups[arm], float(width_m), float(c.gripper_velocity_m_s), float(c.gripper_force_n))
-
-    def stop(self) -> None:
-        self._enabled = False
-        for robot in self._robots:
-            call("Stop", robot.Stop)
-        self._message = "stopped"
-
-    def clear_fault(self) -> bool:
-        try:
-            for robot in self._robots:
-                if not robot.connected():
-                    return False
-                self._enable(robot)
-        except DriverError as exc:
-            self._message = str(exc)
-            return False
-        self._enabled = True
-        self._message = "streaming"
-        return True
-
-    def close(self) -> None:
-        if self._gripper_worker is not None:
-            self._gripper_worker.close()
-            self._gripper_worker = None
-        if self._enabled:
-            try:
-                self.stop()
-            except DriverError as exc:
-                log.warning("stop on close failed: %s", exc)
-        self._robots = []
-
-    def status(self) -> DriverStatus:
-        if not self._robots:
-            return DriverStatus(False, False, False, self._message)
-        fault = any(r.fault() for r in self._robots)
-        connected = all(r.connected() for r in self._robots)
-        msg = self._message
-        if self._gripper_worker is not None and self._gripper_worker.errors:
-            msg += f"; gripper errors {self._gripper_worker.errors}: {self._gripper_worker.last_error}"
-        return DriverStatus(connected, self._enabled and not fault, fault, f"flexivrdk 2: {msg}")
 
     # ---- servo thread ------------------------------------------------------------------------------------------
     def read_state(self, out: np.ndarray) -> bool:
