@@ -10,6 +10,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+GUIDED_D_PREFIX = "rtc_d="  # header.frame_id of a chunk message guided with delay d: "rtc_d=<d>"
+
+
+def format_guided_d(guided_d: int | None) -> str:
+    """The chunk message's ``header.frame_id``: ``"rtc_d=16"``, or ``""`` when d is not known."""
+    return "" if guided_d is None else f"{GUIDED_D_PREFIX}{int(guided_d)}"
+
+
+def parse_guided_d(frame_id: str) -> int | None:
+    """``"rtc_d=16"`` -> 16; anything else -> None."""
+    if not frame_id.startswith(GUIDED_D_PREFIX):
+        return None
+    try:
+        return int(frame_id[len(GUIDED_D_PREFIX) :])
+    except ValueError:
+        return None
+
 
 @dataclass(frozen=True)
 class Chunk:

@@ -22,7 +22,7 @@ from builtin_interfaces.msg import Duration, Time
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from rtc_controller.control.chunk import Chunk
+from rtc_controller.control.chunk import GUIDED_D_PREFIX, Chunk, format_guided_d, parse_guided_d
 
 __all__ = [
     "Chunk",
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 NS_PER_S = 1_000_000_000
-GUIDED_D_PREFIX = "rtc_d="  # header.frame_id of a chunk guided with delay d: "rtc_d=<d>"
 
 
 def stamp_to_s(stamp: Time) -> float:
@@ -83,8 +82,7 @@ def chunk_to_msg(
         raise ValueError(f"actions must be [horizon, {len(names)}], got shape {a.shape}")
     msg = JointTrajectory()
     msg.header.stamp = s_to_stamp(t_obs_s)
-    if guided_d is not None:
-        msg.header.frame_id = f"{GUIDED_D_PREFIX}{int(guided_d)}"
+    msg.header.frame_id = format_guided_d(guided_d)
     msg.joint_names = list(names)
     points = []
     for k in range(a.shape[0]):
@@ -94,15 +92,6 @@ def chunk_to_msg(
         points.append(p)
     msg.points = points
     return msg
-
-
-def _parse_guided_d(frame_id: str) -> int | None:
-    if not frame_id.startswith(GUIDED_D_PREFIX):
-        return None
-    try:
-        return int(frame_id[len(GUIDED_D_PREFIX):])
-    except ValueError:
-        return None
 
 
 def msg_to_chunk(msg: JointTrajectory) -> Chunk:
@@ -136,7 +125,7 @@ def msg_to_chunk(msg: JointTrajectory) -> Chunk:
         actions=actions,
         t_obs_s=stamp_to_s(msg.header.stamp),
         dt_s=dt_s,
-        guided_d=_parse_guided_d(msg.header.frame_id),
+        guided_d=parse_guided_d(msg.header.frame_id),
     )
 
 

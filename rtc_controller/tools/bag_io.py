@@ -32,7 +32,7 @@ from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_
 from rosbags.typesys.store import Typestore
 
 from rtc_controller import topics
-from rtc_controller.control.chunk import Chunk
+from rtc_controller.control.chunk import GUIDED_D_PREFIX, Chunk, format_guided_d, parse_guided_d
 
 __all__ = [
     "BagError",
@@ -73,8 +73,6 @@ INT32 = "std_msgs/msg/Int32"
 FLOAT64 = "std_msgs/msg/Float64"
 HEADER = "std_msgs/msg/Header"
 
-# Same value as rtc_controller.ros.conversions.GUIDED_D_PREFIX (that module imports ROS messages; this one must not).
-GUIDED_D_PREFIX = "rtc_d="
 
 # The package's own topics and their types (names relative, as in topics.py).
 TOPIC_TYPES: Mapping[str, str] = {
@@ -116,16 +114,6 @@ def topic_types(camera_slots: Sequence[str] = (), *, compressed: bool = False) -
         else:
             out[topics.camera_topic(slot)] = IMAGE
     return out
-
-
-def parse_guided_d(frame_id: str) -> int | None:
-    """``"rtc_d=16"`` -> 16; anything else -> None."""
-    if not frame_id.startswith(GUIDED_D_PREFIX):
-        return None
-    try:
-        return int(frame_id[len(GUIDED_D_PREFIX) :])
-    except ValueError:
-        return None
 
 
 def _stamp_s(stamp: Any) -> float:
@@ -607,7 +595,7 @@ class BagWriter:
                     time_from_start=duration(sec=sec, nanosec=nsec),
                 )
             )
-        frame_id = "" if chunk.guided_d is None else f"{GUIDED_D_PREFIX}{int(chunk.guided_d)}"
+        frame_id = format_guided_d(chunk.guided_d)
         msg = self._t(JOINT_TRAJECTORY)(
             header=self._header(chunk.t_obs_s, frame_id), joint_names=list(chunk.names), points=pts
         )
