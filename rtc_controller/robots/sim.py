@@ -183,14 +183,7 @@ class SimDriver:
         with self._lock:
             if now - self._t_last > STALE_STATE_S:  # nobody commands (holding, faulted): integrate here
                 self._advance(now)
-            x = list(self._x)
-            k = 0
-            for sl in self._sl:
-                if sl.rotation is not None:
-                    r0 = sl.rotation.start
-                    x[r0 : r0 + 3] = so3.rotvec_near_s(so3.quat_to_rotvec_s(self._q[k]), tuple(self._target[sl.rotation]))
-                    k += 1
-            self._x[:] = x
+            self._x[:] = self._state_with_rotvecs()
         c = self.config
         tab, i, n = self._noise, self._noise_i, len(self._noise)
         for sl in self._sl:
@@ -285,14 +278,18 @@ class SimDriver:
     def true_state(self) -> np.ndarray:
         """The noise-free state ``[ad]`` (tests)."""
         with self._lock:
-            x = list(self._x)
-            k = 0
-            for sl in self._sl:
-                if sl.rotation is not None:
-                    r0 = sl.rotation.start
-                    x[r0 : r0 + 3] = so3.rotvec_near_s(so3.quat_to_rotvec_s(self._q[k]), tuple(self._target[sl.rotation]))
-                    k += 1
-            return np.array(x)
+            return np.array(self._state_with_rotvecs())
+
+    def _state_with_rotvecs(self) -> list[float]:
+        """The state with each arm's rotation written as the rotation vector nearest the target's (lock held)."""
+        x = list(self._x)
+        k = 0
+        for sl in self._sl:
+            if sl.rotation is not None:
+                r0 = sl.rotation.start
+                x[r0 : r0 + 3] = so3.rotvec_near_s(so3.quat_to_rotvec_s(self._q[k]), tuple(self._target[sl.rotation]))
+                k += 1
+        return x
 
 
 def make_sim(kind: ActionSpaceKind = "cartesian", num_arms: int = 2, **kw: object) -> SimDriver:
