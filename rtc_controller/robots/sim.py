@@ -183,7 +183,8 @@ class SimDriver:
         with self._lock:
             if now - self._t_last > STALE_STATE_S:  # nobody commands (holding, faulted): integrate here
                 self._advance(now)
-            self._x[:] = self._state_with_rotvecs()
+            x = self._state_with_rotvecs()
+            self._x[:] = x
         c = self.config
         tab, i, n = self._noise, self._noise_i, len(self._noise)
         for sl in self._sl:
