@@ -349,6 +349,11 @@ class ServoLoop:
             tick_errors=st.tick_errors,
         )
 
+    def periods_s(self) -> np.ndarray:
+        """Recorded periods between wake-ups [s] (the first tick after start/reset has none: left out)."""
+        per = self._stats.period[: min(self._stats.n, self.config.stats_capacity)].copy()
+        return per[np.isfinite(per)]
+
     def lateness_s(self) -> np.ndarray:
         """All recorded lateness values [s] in the ring buffer (unordered once it wrapped)."""
         return self._stats.lateness[: min(self._stats.n, self.config.stats_capacity)].copy()
