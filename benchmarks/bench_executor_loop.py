@@ -1,7 +1,9 @@
 """Servo-loop timing under load: the executor's loop vs a naive ``time.sleep(0.001)`` loop, side by side.
 
 Setup (all real processes, real DDS):
-- this process: ``ExecutorNode`` (sim driver, config/sim.yaml) — servo loop, state publication, chunk callbacks;
+- this process: ``ExecutorNode`` (sim driver, config/sim.yaml) — state publication, chunk callbacks; the servo loop
+  runs as configured: in the node's servo process (``servo_process: true``, the default) or, with
+  ``--servo-thread``, as a thread inside this process (sharing the GIL with rclpy);
 - a chunk publisher process: 10 Hz chunks (H = 50, smooth motion) stamped with the latest robot-state stamp;
 - a CPU-bound process (``while True: pass``) competing for the cores;
 - a naive-loop process: the same executor core and sim driver, the same chunk subscription, but ticked by
@@ -12,7 +14,8 @@ schedule, so absolute lateness would grow without bound). A tick is late when it
 worst 1-second window's late fraction is Flexiv's timeliness rule (> 2 % faults the robot).
 Targets: executor lateness p99 ≤ 200 µs, no 1-second window above 2 %.
 
-    .venv/bin/python benchmarks/bench_executor_loop.py              # 60 s
+    .venv/bin/python benchmarks/bench_executor_loop.py              # 60 s, servo process
+    .venv/bin/python benchmarks/bench_executor_loop.py --servo-thread   # 60 s, servo thread in the node's process
     .venv/bin/python benchmarks/bench_executor_loop.py --seconds 20 --json out/bench_executor_loop.json
 """
 
@@ -181,7 +184,7 @@ def naive_stats(wakes: np.ndarray) -> dict[str, float]:
 
 
 # ---- main ------------------------------------------------------------------------------------------------------
-def run(seconds: float, fifo_priority: int, overrides: list[str]) -> dict[str, dict[str, float]]:
+def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: bool = False) -> dict[str, dict[str, float]]:
     import rclpy
     from rtc_controller.ros.executor_node import ExecutorNode, make_ros_executor
 
@@ -197,7 +200,8 @@ def run(seconds: float, fifo_priority: int, overrides: list[str]) -> dict[str, d
         rclpy.init(args=["--ros-args", "--params-file", str(ROOT / "config" / "sim.yaml"),
                          "-p", f"stats_window_s:={seconds + 5.0}",
                          "-p", f"sched_fifo_priority:={fifo_priority}",
-                         "-p", f"process_fifo_priority:={fifo_priority // 2}"]
+                         "-p", f"process_fifo_priority:={fifo_priority // 2}",
+                         "-p", f"servo_process:={'false' if servo_thread else 'true'}"]
                    + [x for o in overrides for x in ("-p", o)])  # fmt: skip
         node = ExecutorNode()
         spinner = make_ros_executor()  # as in executor_node.main
@@ -208,14 +212,11 @@ def run(seconds: float, fifo_priority: int, overrides: list[str]) -> dict[str, d
                                  env=env, stdout=subprocess.PIPE, text=True)  # fmt: skip
         procs.append(naive)
         time.sleep(WARMUP_S)
-        loop = node.executor_core.loop
-        loop.reset_stats()
+        core = node.executor_core  # Executor (thread) or ServoProcess (process): same interface
+        core.reset_loop_stats()
         time.sleep(seconds)
-        st = loop.stats()
-        snap = node.executor_core.snapshot()
-        lat = loop.lateness_s()
-        per = loop._stats.period[: lat.size].copy()
-        per = per[np.isfinite(per)]
+        st, lat, per = core.loop_records()
+        snap = core.snapshot()
         executor = summarize(per, lat, st.late_ticks, st.worst_window_late_fraction)
         executor["skipped"] = st.skipped
         executor["chunks_accepted"] = snap.accepted
@@ -237,12 +238,13 @@ def run(seconds: float, fifo_priority: int, overrides: list[str]) -> dict[str, d
                 p.wait(5)
 
 
-def print_table(res: dict[str, dict[str, float]], seconds: float, fifo_priority: int) -> None:
+def print_table(res: dict[str, dict[str, float]], seconds: float, fifo_priority: int, servo_thread: bool = False) -> None:
     cols = [("period p50", "period_p50_us"), ("p99", "period_p99_us"), ("p99.9", "period_p999_us"),
             ("max", "period_max_us"), ("late p50", "p50_us"), ("p99", "p99_us"), ("p99.9", "p999_us"),
             ("max", "max_us")]  # fmt: skip
     print(f"\nservo loop timing over {seconds:.0f} s at 1 kHz [µs]; 10 Hz chunks over DDS, one CPU-bound process; "
-          f"executor SCHED_FIFO servo {fifo_priority or 'off'} / process {fifo_priority // 2 or 'off'}, naive loop with Python defaults")
+          f"executor servo loop in {'a thread of the node process' if servo_thread else 'its own process'}, "
+          f"SCHED_FIFO servo {fifo_priority or 'off'} / other threads {fifo_priority // 2 or 'off'}, naive loop with Python defaults")
     head = "| loop     | " + " | ".join(f"{c:>10}" for c, _ in cols) + " | late >1 ms | ticks  | worst 1-s window |"
     print(head)
     print("|" + "|".join("-" * (len(s)) for s in head.split("|")[1:-1]) + "|")
@@ -266,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="SCHED_FIFO priority of the executor's servo thread as on the rig (0 = off; warns if not permitted)")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                     help="extra executor_node parameter override (repeatable), e.g. -p spin_us:=100")
+    ap.add_argument("--servo-thread", action="store_true",
+                    help="run the servo loop as a thread in the node's process (servo_process:=false) to compare")
     ap.add_argument("--role", choices=("burner", "publisher", "naive"), help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -276,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     elif a.role == "naive":
         role_naive(a.seconds, a.out)
     else:
-        res = run(a.seconds, a.fifo_priority, a.param)
-        print_table(res, a.seconds, a.fifo_priority)
+        res = run(a.seconds, a.fifo_priority, a.param, a.servo_thread)
+        print_table(res, a.seconds, a.fifo_priority, a.servo_thread)
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)
             a.json.write_text(json.dumps({k: {key: res[k][key] for key in KEYS} for k in res}, indent=2))

@@ -56,9 +56,18 @@ def _kill(proc):
             proc.wait(5)
 
 
+def _servo_children(pid):
+    """The node's spawned servo processes (not multiprocessing's resource tracker)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return [c for c in out if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
 @pytest.mark.dds
 @pytest.mark.slow
-def test_executor_node_over_dds():
+@pytest.mark.parametrize("servo_process", [True, False], ids=["servo_process", "servo_thread"])
+def test_executor_node_over_dds(servo_process):
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -72,7 +81,8 @@ def test_executor_node_over_dds():
     proc = subprocess.Popen(
         [sys.executable, "-m", "rtc_controller.ros.executor_node", "--ros-args",
          "--params-file", str(ROOT / "config" / "sim.yaml"),
-         "-p", "delay_warmup_samples:=0", "-p", "sim_noise_pos_m:=0.0", "-p", "sim_noise_rot_rad:=0.0"],
+         "-p", "delay_warmup_samples:=0", "-p", "sim_noise_pos_m:=0.0", "-p", "sim_noise_rot_rad:=0.0",
+         "-p", f"servo_process:={str(servo_process).lower()}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     rclpy.init()
@@ -196,6 +206,23 @@ def test_executor_node_over_dds():
             n_diag = len(got["diag"])
             assert spin_until(lambda: len(got["diag"]) > n_diag, 3.0)
             assert got["diag"][-1]["mode"] == mode
+
+        # 5) process mode: a dead servo process -> ERROR diagnostics, no more robot state, clean exit on SIGTERM
+        if servo_process:
+            (child,) = _servo_children(proc.pid)
+            os.kill(child, signal.SIGKILL)
+            errors = []
+
+            def on_error_diag(msg):
+                errors.extend(st for st in msg.status if st.level == DiagnosticStatus.ERROR)
+
+            node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_error_diag, 10)
+            assert spin_until(lambda: errors, 5.0)
+            assert "died" in errors[0].message
+            spin_until(lambda: False, 0.2)
+            with lock:
+                got["state"] = None
+            assert not spin_until(lambda: got["state"] is not None, 0.5)  # state no longer published
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
@@ -203,3 +230,6 @@ def test_executor_node_over_dds():
     out = proc.stdout.read()
     assert "executor running" in out
     assert proc.returncode == 0, out[-2000:]
+    assert ("in a process" in out) == servo_process
+    if servo_process:
+        assert "died" in out  # the clear log line

@@ -346,9 +346,7 @@ class ServoProcess:
         info = msg[2]
         self._offset_s = info["offset_s"]
         self._d, self._has_estimate = info["d"], info["has_estimate"]
-        self.warnings = list(info["warnings"])
-        for w in self.warnings:
-            log.warning("servo process: %s", w)
+        self.warnings = list(info["warnings"])  # real-time options the child could not apply (the caller logs them)
 
     def shutdown(self, ramp_down_s: float | None = None, *, timeout_s: float | None = None) -> None:
         """Ask the child to ramp down (at most ``ramp_down_s``) and stop the driver; join it (terminate, then kill,

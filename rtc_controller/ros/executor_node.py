@@ -3,6 +3,12 @@
 Declares and validates parameters, builds the ROS-free executor core (``control/executor.py``) and a driver
 (``robots/``), and wires topics and services. No math in the callbacks.
 
+Where the servo loop runs (parameter ``servo_process``): by default in its own process
+(``control/servo_process.py``: the driver and executor live there, this node talks to it over a pipe and reads
+the robot state from shared memory), because a servo thread here would share the GIL with rclpy (measured with
+``benchmarks/bench_executor_loop.py``). ``servo_process:=false`` keeps the loop as a thread of this process.
+If the servo process dies, the node logs an error, publishes ERROR diagnostics and stops publishing robot state.
+
 Topics (``rtc_controller/topics.py``): subscribes ``rtc/chunk`` (JointTrajectory); publishes ``rtc/robot_state``
 (JointState in the action space, stamped by this node's executor clock) at ``state_rate_hz``,
 ``~/inference_delay`` (Int32 d), ``~/measured_delay`` (Float64 δ [s]), ``~/active_chunk`` (Header, stamp = t_obs
@@ -13,6 +19,7 @@ of the executing chunk), ``~/switch`` (DiagnosticStatus per chunk switch: see :f
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import sys
@@ -54,7 +61,8 @@ from rtc_controller.control.safety import (
     ArmLimits,
     SafetyConfig,
 )
-from rtc_controller.control.timeline import PreparedChunk, Rejection, SwitchEvent, TimelineConfig
+from rtc_controller.control.servo_process import ServoProcess, ServoProcessError
+from rtc_controller.control.timeline import Rejection, SwitchEvent, TimelineConfig
 from rtc_controller.robots.base import ArmDriver, DriverError
 from rtc_controller.ros.conversions import msg_to_chunk, s_to_stamp, state_to_msg
 
@@ -167,6 +175,8 @@ PARAMS: dict[str, Param] = {
                             _in_range(1.0, 3600.0)),  # fmt: skip
     "gc_mode": Param("freeze", "freeze (gc off, collected in slack) | normal", _one_of("freeze", "normal")),
     "ramp_down_s": Param(0.5, "longest braking time on shutdown [s]", _non_negative),
+    "servo_process": Param(True, "run the servo loop in its own process (no GIL shared with rclpy; state via shared "
+                                 "memory); false = a thread in this process (for comparison)"),
     "start_holding": Param(False, "start in hold (call ~/resume to follow chunks)"),
     # simulation
     "sim_fault_at_s": Param(-1.0, "sim: fault this long after connect [s] (-1 = never)"),
@@ -264,11 +274,18 @@ def build_config(v: dict[str, Any]) -> ExecutorConfig:
 
 def build_driver(v: dict[str, Any]) -> ArmDriver:
     """Parameters -> the configured ArmDriver (not yet connected)."""
+    return driver_factory(v)()
+
+
+def driver_factory(v: dict[str, Any]) -> Callable[[], ArmDriver]:
+    """Parameters -> a picklable zero-argument factory of the configured ArmDriver (driver class + its frozen
+    config), so that the servo process can build the driver itself."""
     kind, n = v["action_space"], v["num_arms"]
     if v["driver"] == "sim":
         from rtc_controller.robots.sim import SimConfig, SimDriver
 
-        return SimDriver(
+        return functools.partial(
+            SimDriver,
             SimConfig(
                 kind=kind,
                 num_arms=n,
@@ -281,7 +298,8 @@ def build_driver(v: dict[str, Any]) -> ArmDriver:
     if v["flexiv_rdk"] == 2:
         from rtc_controller.robots.flexiv_rdk2 import FlexivRdk2Config, FlexivRdk2Driver
 
-        return FlexivRdk2Driver(
+        return functools.partial(
+            FlexivRdk2Driver,
             FlexivRdk2Config(
                 serial_numbers=tuple(v["serial_numbers"]),
                 joint_groups=tuple(v["joint_groups"][:n]),
@@ -296,7 +314,8 @@ def build_driver(v: dict[str, Any]) -> ArmDriver:
         )
     from rtc_controller.robots.flexiv_rdk1 import FlexivRdk1Config, FlexivRdk1Driver
 
-    return FlexivRdk1Driver(
+    return functools.partial(
+        FlexivRdk1Driver,
         FlexivRdk1Config(
             serial_numbers=tuple(v["serial_numbers"][:n]),
             kind=kind,
@@ -401,6 +420,17 @@ def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str) -> list[
     return [loop, chunks, safety, driver]
 
 
+def dead_diagnostics(reason: str, name: str, hw_id: str) -> list[DiagnosticStatus]:
+    """The servo loop is gone: an ERROR on the servo loop and driver statuses (mode = "dead")."""
+    err = DiagnosticStatus.ERROR
+    return [
+        DiagnosticStatus(level=err, name=f"{name}: servo loop", hardware_id=hw_id, message=reason,
+                         values=[_kv("mode", "dead")]),  # fmt: skip
+        DiagnosticStatus(level=err, name=f"{name}: driver", hardware_id=hw_id, message=reason,
+                         values=[_kv("mode", "dead")]),  # fmt: skip
+    ]
+
+
 class ExecutorNode(Node):
     """Declare, validate, wire. See the module docstring."""
 
@@ -418,7 +448,12 @@ class ExecutorNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         config = build_config(self.values)  # ValueError with a reason on bad combinations
         self.names = list(config.timeline.names)
-        self.executor_core = Executor(config, build_driver(self.values), on_fault=self._on_fault)
+        self.executor_core: Executor | ServoProcess
+        if self.values["servo_process"]:
+            self.executor_core = ServoProcess(config, driver_factory(self.values),
+                                              process_fifo_priority=self.values["process_fifo_priority"])  # fmt: skip
+        else:
+            self.executor_core = Executor(config, build_driver(self.values))
         fast = MutuallyExclusiveCallbackGroup()
         slow = MutuallyExclusiveCallbackGroup()
         services = MutuallyExclusiveCallbackGroup()
@@ -428,7 +463,6 @@ class ExecutorNode(Node):
         self.active_pub = self.create_publisher(Header, topics.ACTIVE_CHUNK, LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.switch_pub = self.create_publisher(DiagnosticStatus, topics.SWITCH_EVENTS, 50)
-        self._switches_published = 0
         self.create_subscription(JointTrajectory, topics.CHUNK, self._on_chunk, CHUNK_QOS_DEPTH, callback_group=fast)
         self.create_timer(1.0 / self.values["state_rate_hz"], self._publish_state, callback_group=fast)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, callback_group=slow)
@@ -436,22 +470,33 @@ class ExecutorNode(Node):
         self.create_service(Trigger, "~/resume", self._srv_resume, callback_group=services)
         self.create_service(Trigger, "~/reset_fault", self._srv_reset_fault, callback_group=services)
         self._last_active = math.nan
-        self._fault_pending = ""
+        self._last_mode = ""
+        self._dead = ""  # why the servo process is gone ("" while it runs)
         self.executor_core.start()
-        time.sleep(0.05)  # let the servo thread apply its own settings first
-        loop = self.executor_core.loop
-        warnings = list(loop.warnings)
-        warnings += set_process_fifo_priority(
-            self.values["process_fifo_priority"], exclude_tids=(loop.native_id,) if loop.native_id else ()
-        )
-        for w in warnings:
-            self.get_logger().warning(w)
-        self._publish_d()
+        try:
+            self._apply_process_priority()
+            self._publish_d()
+        except BaseException:
+            self.executor_core.shutdown()
+            raise
+        where = f"process {self.executor_core.pid}" if isinstance(self.executor_core, ServoProcess) else "thread"
         self.get_logger().info(
             f"executor running: driver={self.values['driver']}, {len(self.names)} action dims, "
-            f"servo {self.values['servo_rate_hz']:.0f} Hz, dt {1e3 / self.values['action_rate_hz']:.1f} ms, "
+            f"servo {self.values['servo_rate_hz']:.0f} Hz in a {where}, dt {1e3 / self.values['action_rate_hz']:.1f} ms, "
             f"H={self.values['horizon']}, s={self.values['execution_horizon']}"
         )
+
+    def _apply_process_priority(self) -> None:
+        ex = self.executor_core
+        warnings = list(ex.warnings)  # the servo process applied its own real-time options (and reported them)
+        if isinstance(ex, Executor):  # servo thread in this process: lift the other threads (GIL holders) too
+            time.sleep(0.05)  # let the servo thread apply its own settings first
+            loop = ex.loop
+            warnings = list(loop.warnings) + set_process_fifo_priority(
+                self.values["process_fifo_priority"], exclude_tids=(loop.native_id,) if loop.native_id else ()
+            )
+        for w in warnings:
+            self.get_logger().warning(w)
 
     # ---- parameters --------------------------------------------------------------------------------------------
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -466,7 +511,10 @@ class ExecutorNode(Node):
                 return SetParametersResult(successful=False, reason=reason)
         for p in params:
             if p.name == "fixed_d":
-                self.executor_core.estimator.set_fixed_d(None if p.value < 0 else int(p.value))
+                try:
+                    self.executor_core.set_fixed_d(None if p.value < 0 else int(p.value))
+                except ServoProcessError as exc:
+                    return SetParametersResult(successful=False, reason=f"servo process: {exc}")
                 self.values["fixed_d"] = p.value
         return SetParametersResult(successful=True)
 
@@ -475,74 +523,115 @@ class ExecutorNode(Node):
         ex = self.executor_core
         t_arrival = ex.now_s()
         chunk = msg_to_chunk(msg)
-        r = ex.submit(chunk, t_arrival)
+        try:
+            r = ex.submit(chunk, t_arrival)
+        except ServoProcessError as exc:
+            self.get_logger().error(f"chunk not delivered: {exc}", throttle_duration_sec=1.0)
+            return
         if isinstance(r, Rejection):
             self.get_logger().warning(f"chunk rejected ({r.reason}): {r.detail}", throttle_duration_sec=1.0)
             if r.reason != "stale":
                 return
             delay = t_arrival - chunk.t_obs_s
         else:
-            assert isinstance(r, PreparedChunk)
-            delay = r.delay_s
+            delay = r.delay_s  # PreparedChunk (thread) or SubmitAccepted (process)
         self.delta_pub.publish(Float64(data=float(delay)))
         self._publish_d()
 
     def _publish_d(self) -> None:
-        if self.executor_core.estimator.has_estimate:  # else the inference node falls back to its own latency
+        if self.executor_core.has_estimate:  # else the inference node falls back to its own latency
             self.d_pub.publish(Int32(data=int(self.executor_core.d)))
 
-    def _publish_state(self) -> None:
+    def _check_alive(self) -> bool:
+        """False (and one ERROR log line plus ERROR diagnostics) once the servo loop is gone."""
+        if self._dead:
+            return False
         ex = self.executor_core
-        stamp_s, state = ex.latest_state()
+        if ex.alive or ex.mode == "stopped":
+            return True
+        if isinstance(ex, ServoProcess):
+            self._dead = f"servo process {ex.pid} died (exit code {ex.exitcode})"
+        else:
+            self._dead = "servo thread stopped"
+        self.get_logger().error(f"{self._dead}: no more commands to the robot, robot state no longer published; "
+                                "restart the node")  # fmt: skip
+        self._publish_diagnostics()
+        return False
+
+    def _publish_state(self) -> None:
+        if not self._check_alive():
+            return
+        ex = self.executor_core
+        try:
+            stamp_s, state = ex.latest_state()
+            events = ex.drain_switch_events()
+            active_t_obs = ex.active_t_obs_s
+            mode = ex.mode
+        except ServoProcessError:
+            self._check_alive()
+            return
         if math.isfinite(stamp_s):
             self.state_pub.publish(state_to_msg(state, self.names, stamp_s))
-        new = ex.timeline.counters.switches - self._switches_published  # events kept in a bounded deque
-        if new > 0:
-            events = list(ex.switch_events)[-new:]
-            self._switches_published = ex.timeline.counters.switches
-            for ev in events:
-                self.switch_pub.publish(switch_event_to_status(ev, self.get_name()))
-        active = ex.timeline.active
-        if active is not None and active.chunk.t_obs_s != self._last_active:
-            self._last_active = active.chunk.t_obs_s
-            h = Header(stamp=s_to_stamp(self._last_active), frame_id="")
-            self.active_pub.publish(h)
-        if self._fault_pending:
-            self.get_logger().error(f"robot fault, streaming stopped, holding: {self._fault_pending}")
-            self._fault_pending = ""
-            self._publish_diagnostics()
+        for ev in events:
+            self.switch_pub.publish(switch_event_to_status(ev, self.get_name()))
+        if math.isfinite(active_t_obs) and active_t_obs != self._last_active:
+            self._last_active = active_t_obs
+            self.active_pub.publish(Header(stamp=s_to_stamp(active_t_obs), frame_id=""))
+        if mode != self._last_mode:
+            self._last_mode = mode
+            if mode == "faulted":
+                self._publish_diagnostics()  # also refreshes fault_message
+                self.get_logger().error(f"robot fault, streaming stopped, holding: {ex.fault_message}")
 
     def _publish_diagnostics(self) -> None:
-        snap = self.executor_core.snapshot()
         arr = DiagnosticArray()
         arr.header.stamp = s_to_stamp(self.executor_core.now_s())
-        arr.status = snapshot_to_diagnostics(snap, self.get_name(), self.values["driver"])
+        snap = None
+        if not self._dead:
+            try:
+                snap = self.executor_core.snapshot()
+            except ServoProcessError as exc:
+                self.get_logger().error(f"servo process unresponsive: {exc}", throttle_duration_sec=1.0)
+        if snap is not None:
+            arr.status = snapshot_to_diagnostics(snap, self.get_name(), self.values["driver"])
+        else:
+            arr.status = dead_diagnostics(self._dead or "servo process unresponsive", self.get_name(),
+                                          self.values["driver"])  # fmt: skip
         self.diag_pub.publish(arr)
-        self._publish_d()
-
-    def _on_fault(self, message: str) -> None:  # servo thread: only flag it; logging happens in the timer
-        self._fault_pending = message
+        if snap is not None:
+            self._publish_d()
 
     # ---- services ----------------------------------------------------------------------------------------------
     def _srv_hold(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        self.executor_core.hold()
-        res.success, res.message = True, "holding"
+        try:
+            self.executor_core.hold()
+            res.success, res.message = True, "holding"
+        except ServoProcessError as exc:
+            res.success, res.message = False, str(exc)
         return res
 
     def _srv_resume(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        ok = self.executor_core.resume()
+        try:
+            ok = self.executor_core.resume()
+        except ServoProcessError as exc:
+            res.success, res.message = False, str(exc)
+            return res
         res.success = ok
         res.message = "running" if ok else f"cannot resume in mode {self.executor_core.mode} (reset the fault first)"
         return res
 
     def _srv_reset_fault(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        ok = self.executor_core.reset_fault()
+        try:
+            ok = self.executor_core.reset_fault()
+        except ServoProcessError as exc:
+            res.success, res.message = False, str(exc)
+            return res
         res.success = ok
         res.message = "fault cleared, holding (call ~/resume)" if ok else f"reset failed: {self.executor_core.fault_message}"
         return res
 
     def shutdown(self) -> None:
-        """Ramp down and stop the driver (idempotent)."""
+        """Ramp down, stop the driver and (process mode) join the servo process (idempotent)."""
         if self.executor_core.mode != "stopped":
             self.executor_core.shutdown()
 
@@ -582,7 +671,7 @@ def main(args: list[str] | None = None) -> int:
     except (ValueError, ParameterException) as exc:  # invalid parameters: a clear message, nonzero exit
         print(f"executor_node: {exc}", file=sys.stderr)
         return 2
-    except DriverError as exc:
+    except (DriverError, ServoProcessError) as exc:
         print(f"executor_node: could not start the robot: {exc}", file=sys.stderr)
         return 1
     finally:
