@@ -174,6 +174,14 @@ def _pct(a: np.ndarray, q: float) -> float:
     return float(np.percentile(a, q)) * US_PER_S if a.size else math.nan
 
 
+def _pcts(a: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """Several percentiles [µs] in one partition pass (each numpy call holds the GIL throughout: fewer, not
+    longer, calls keep the servo thread's waits short; 10 s at 1 kHz: ~1.6 ms -> ~0.6 ms per stats())."""
+    if not a.size:
+        return [math.nan] * len(qs)
+    return [float(v) * US_PER_S for v in np.percentile(a, qs)]
+
+
 class ServoLoop:
     """Runs ``tick(deadline_s)`` (``deadline_s`` on ``time.monotonic()``) in its own thread. See module docstring."""
 
@@ -329,18 +337,20 @@ class ServoLoop:
         per = st.period[:n].copy()
         per = per[np.isfinite(per)]
         dur = st.duration[:n].copy()
+        lat50, lat99, lat999 = _pcts(lat, (50, 99, 99.9))
+        per50, per99 = _pcts(per, (50, 99))
         return LoopStats(
             ticks=st.n,
             skipped=st.skipped,
             late_ticks=st.late_ticks,
             worst_window_late_fraction=st.worst,
             window_ticks=n,
-            lateness_p50_us=_pct(lat, 50),
-            lateness_p99_us=_pct(lat, 99),
-            lateness_p999_us=_pct(lat, 99.9),
+            lateness_p50_us=lat50,
+            lateness_p99_us=lat99,
+            lateness_p999_us=lat999,
             lateness_max_us=float(lat.max()) * US_PER_S if n else math.nan,
-            period_p50_us=_pct(per, 50),
-            period_p99_us=_pct(per, 99),
+            period_p50_us=per50,
+            period_p99_us=per99,
             period_max_us=float(per.max()) * US_PER_S if per.size else math.nan,
             tick_p99_us=_pct(dur, 99),
             tick_max_us=float(dur.max()) * US_PER_S if n else math.nan,

@@ -70,6 +70,7 @@ DIAGNOSTICS_PERIOD_S = 1.0
 LATENESS_P99_TARGET_US = 200.0
 LATE_WINDOW_LIMIT = 0.02  # Flexiv: > 2 % late commands in any 1-second window faults the robot
 CHUNK_QOS_DEPTH = 2
+SERVO_PROCESS_START_S = 30.0  # spawn + imports in the servo process, on top of the robot's connect timeout [s]
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
@@ -450,8 +451,12 @@ class ExecutorNode(Node):
         self.names = list(config.timeline.names)
         self.executor_core: Executor | ServoProcess
         if self.values["servo_process"]:
-            self.executor_core = ServoProcess(config, driver_factory(self.values),
-                                              process_fifo_priority=self.values["process_fifo_priority"])  # fmt: skip
+            self.executor_core = ServoProcess(
+                config,
+                driver_factory(self.values),
+                process_fifo_priority=self.values["process_fifo_priority"],  # the child's non-servo threads
+                start_timeout_s=self.values["connect_timeout_s"] + SERVO_PROCESS_START_S,
+            )
         else:
             self.executor_core = Executor(config, build_driver(self.values))
         fast = MutuallyExclusiveCallbackGroup()
