@@ -139,3 +139,42 @@ def test_config_consistency_checked():
             safety=SafetyConfig(servo_dt_s=0.001),
             loop=LoopConfig(rate_hz=1000),
         )
+
+
+def test_switch_events_deferred_match_the_timeline_and_drain_once():
+    """Switch ticks only capture the switch; the event computed after later ticks equals ChunkTimeline's."""
+    from rtc_controller.control.timeline import ChunkTimeline
+
+    ex = Executor(config(), SimDriver(SimConfig(noise_pos_m=0, noise_rot_rad=0, noise_gripper_m=0)))
+    ex.start(run_loop=False)
+    raws = []
+    capture = ex.timeline._switch_event
+
+    def spy(p, old, new):
+        raws.append((capture(p, old, new), ex.timeline.active))
+        return raws[-1][0]
+
+    ex.timeline._switch_event = spy
+    t0 = time.monotonic()
+    for i in range(3):
+        a = np.repeat(home_state()[None], H, 0)
+        a[:, 0] += np.linspace(0, 0.05, H) * (i + 1)
+        a[:, 5] += np.linspace(0, 0.3, H) * (i + 1)  # rotation about z: the SO(3) jump path
+        ex.submit(Chunk(NAMES, a, ex.to_executor_time(t0 + 0.1 * i), DT), ex.to_executor_time(t0 + 0.1 * i + 0.03))
+        for k in range(100):
+            ex.tick(t0 + 0.1 * i + 0.03 + 0.001 * k)
+    events = ex.drain_switch_events()
+    assert len(events) == 3 and ex.drain_switch_events() == []
+    assert [e.from_hold for e in events] == [True, False, False]
+    assert not ex._deferred  # replaced chunks released
+    for ev, (raw, replaced) in zip(events, raws):
+        ex.timeline.active = replaced  # as at the switch instant
+        ref = ChunkTimeline._switch_event(ex.timeline, raw.prepared, raw.old, raw.new)
+        np.testing.assert_allclose(ev.jump, ref.jump, atol=1e-12)
+        assert ev.jump_linear_m == pytest.approx(ref.jump_linear_m, abs=1e-12)
+        assert ev.jump_angular_rad == pytest.approx(ref.jump_angular_rad, abs=1e-12)
+        assert ev.from_hold == ref.from_hold and ev.k_star == ref.k_star
+    assert events[1].jump_angular_rad > 1e-4
+    snap = ex.snapshot()
+    assert snap.last_switch is events[-1] and snap.max_jump_linear_m == max(e.jump_linear_m for e in events)
+    ex.driver.close()
