@@ -142,37 +142,38 @@ def test_config_consistency_checked():
 
 
 def test_switch_events_deferred_match_the_timeline_and_drain_once():
-    """Switch ticks only capture the switch; the event computed after later ticks equals ChunkTimeline's."""
+    """Switch ticks only capture the switch; the event computed after later ticks equals ChunkTimeline.sample's."""
     from rtc_controller.control.timeline import ChunkTimeline
 
     ex = Executor(config(), SimDriver(SimConfig(noise_pos_m=0, noise_rot_rad=0, noise_gripper_m=0)))
     ex.start(run_loop=False)
-    raws = []
-    capture = ex.timeline._switch_event
-
-    def spy(p, old, new):
-        raws.append((capture(p, old, new), ex.timeline.active))
-        return raws[-1][0]
-
-    ex.timeline._switch_event = spy
+    reference = ChunkTimeline(ex.timeline.config)  # the same chunks through the plain timeline
+    reference.reset(ex.timeline._hold)  # the pose the executor holds before its first chunk
+    ref_events = []
     t0 = time.monotonic()
     for i in range(3):
         a = np.repeat(home_state()[None], H, 0)
         a[:, 0] += np.linspace(0, 0.05, H) * (i + 1)
         a[:, 5] += np.linspace(0, 0.3, H) * (i + 1)  # rotation about z: the SO(3) jump path
-        ex.submit(Chunk(NAMES, a, ex.to_executor_time(t0 + 0.1 * i), DT), ex.to_executor_time(t0 + 0.1 * i + 0.03))
+        chunk = Chunk(NAMES, a, ex.to_executor_time(t0 + 0.1 * i), DT)
+        t_arrival = ex.to_executor_time(t0 + 0.1 * i + 0.03)
+        ex.submit(chunk, t_arrival)
+        reference.accept(reference.check(chunk, t_arrival))
+        out = np.zeros(len(NAMES))
         for k in range(100):
             ex.tick(t0 + 0.1 * i + 0.03 + 0.001 * k)
+            ev = reference.sample(ex.to_executor_time(t0 + 0.1 * i + 0.03 + 0.001 * k), out)
+            if ev is not None:
+                ref_events.append(ev)
     events = ex.drain_switch_events()
     assert len(events) == 3 and ex.drain_switch_events() == []
     assert [e.from_hold for e in events] == [True, False, False]
     assert not ex._deferred  # replaced chunks released
-    for ev, (raw, replaced) in zip(events, raws):
-        ex.timeline.active = replaced  # as at the switch instant
-        ref = ChunkTimeline._switch_event(ex.timeline, raw.prepared, raw.old, raw.new)
-        np.testing.assert_allclose(ev.jump, ref.jump, atol=1e-12)
-        assert ev.jump_linear_m == pytest.approx(ref.jump_linear_m, abs=1e-12)
-        assert ev.jump_angular_rad == pytest.approx(ref.jump_angular_rad, abs=1e-12)
+    assert len(ref_events) == 3
+    for ev, ref in zip(events, ref_events):
+        np.testing.assert_allclose(ev.jump, ref.jump, atol=1e-9)
+        assert ev.jump_linear_m == pytest.approx(ref.jump_linear_m, abs=1e-9)
+        assert ev.jump_angular_rad == pytest.approx(ref.jump_angular_rad, abs=1e-9)
         assert ev.from_hold == ref.from_hold and ev.k_star == ref.k_star
     assert events[1].jump_angular_rad > 1e-4
     snap = ex.snapshot()

@@ -29,13 +29,19 @@ from typing import Literal
 
 import numpy as np
 
-from rtc_controller.action_space import arm_slices
-from rtc_controller.control import so3
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.control.delay_estimator import DelayEstimator, DelayEstimatorConfig
 from rtc_controller.control.loop import LoopConfig, LoopStats, ServoLoop
 from rtc_controller.control.safety import SafetyConfig, SafetyFilter
-from rtc_controller.control.timeline import ChunkTimeline, PreparedChunk, Rejection, SwitchEvent, TimelineConfig
+from rtc_controller.control.timeline import (
+    CapturedSwitch,
+    ChunkTimeline,
+    PreparedChunk,
+    Rejection,
+    SwitchEvent,
+    TimelineConfig,
+    switch_event,
+)
 from rtc_controller.robots.base import ArmDriver, DriverError, DriverStatus
 
 log = logging.getLogger(__name__)
@@ -47,65 +53,6 @@ RAMP_DOWN_SPEED_EPS = 1e-4  # [m/s or rad/s]: the ramp-down is over below this s
 # its deadline, so that it never delays the next tick; more than MAX_DEFERRED pending switches run regardless.
 DEFERRED_BUDGET = 0.35
 MAX_DEFERRED = 4
-
-
-@dataclass(eq=False)
-class _RawSwitch:
-    """A switch as captured in the tick: the event is computed, and the replaced chunk released, later."""
-
-    prepared: PreparedChunk
-    old: np.ndarray
-    new: np.ndarray
-    from_hold: bool
-    replaced: PreparedChunk | None
-    event: SwitchEvent | None = None
-
-
-class _DeferringTimeline(ChunkTimeline):
-    """ChunkTimeline whose switch ticks stay cheap.
-
-    Measured (sim, H = 100, 14 dims): a switch tick took 1.3–1.7 ms against ~0.2 ms for other ticks: the jump
-    statistics (small-array SO(3) numpy, ~0.47 ms) and freeing the replaced chunk's precomputed lists (~0.3 ms)
-    ran inside the tick. At 10 Hz chunks that is 1 % of ticks overrunning the 1 ms period: the lateness p99.
-    Here the tick only copies the two commands and keeps a reference to the replaced chunk; the executor finishes
-    the event (with scalar SO(3) math) and drops the reference after the commands of later ticks
-    (:meth:`Executor._finish_switch`).
-    """
-
-    def _switch_event(self, p: PreparedChunk, old: np.ndarray, new: np.ndarray) -> SwitchEvent:
-        raw = _RawSwitch(p, old.copy(), new.copy(), self.active is None, self.active)
-        return raw  # type: ignore[return-value]  # resolved by the executor before anyone reads it
-
-    def finish_event(self, raw: _RawSwitch) -> SwitchEvent:
-        """The SwitchEvent of a captured switch: ``ChunkTimeline._switch_event``'s jump statistics, computed with
-        the scalar SO(3) helpers (~30 µs instead of ~0.5 ms of small-array numpy)."""
-        old, new = raw.old.tolist(), raw.new.tolist()
-        jump = [b - a for a, b in zip(old, new)]
-        lin = ang = grip = 0.0
-        for sl in arm_slices(self.config.kind, self.config.num_arms):
-            if sl.rotation is not None:
-                r, p = sl.rotation.start, sl.position.start
-                w = so3.relative_rotvec_s(so3.rotvec_to_quat_s((old[r], old[r + 1], old[r + 2])),
-                                          so3.rotvec_to_quat_s((new[r], new[r + 1], new[r + 2])))  # fmt: skip
-                jump[r : r + 3] = w
-                lin = max(lin, math.sqrt(jump[p] ** 2 + jump[p + 1] ** 2 + jump[p + 2] ** 2))
-                ang = max(ang, math.sqrt(w[0] ** 2 + w[1] ** 2 + w[2] ** 2))
-            elif sl.joints is not None:
-                ang = max(ang, max(abs(x) for x in jump[sl.joints]))
-            grip = max(grip, abs(jump[sl.gripper]))
-        p = raw.prepared
-        return SwitchEvent(
-            t_switch_s=p.t_switch_s,
-            t_obs_s=p.chunk.t_obs_s,
-            delay_s=p.delay_s,
-            k_star=p.k_star,
-            guided_d=p.chunk.guided_d,
-            jump=np.array(jump),
-            jump_linear_m=lin,
-            jump_angular_rad=ang,
-            jump_gripper_m=grip,
-            from_hold=raw.from_hold,
-        )
 
 
 @dataclass(frozen=True)
@@ -167,7 +114,7 @@ class Executor:
     ) -> None:
         self.config = config
         self.driver = driver
-        self.timeline = _DeferringTimeline(config.timeline)
+        self.timeline = ChunkTimeline(config.timeline)
         self.estimator = DelayEstimator(config.delay)
         self.safety = SafetyFilter(config.safety)
         self.loop = ServoLoop(config.loop, self.tick, name="executor_servo")
@@ -193,7 +140,10 @@ class Executor:
         self.commands_sent = 0
         self._max_jump_lin = 0.0
         self._max_jump_ang = 0.0
-        self._deferred: collections.deque[_RawSwitch] = collections.deque()
+        # Switch ticks stay cheap (measured: computing the event and freeing the replaced chunk's precomputed lists
+        # in the tick took it from ~0.2 to 1.3–1.7 ms, 1 % of ticks late at 10 Hz chunks): the tick only captures
+        # the switch; the event is computed, and the replaced chunk released, after later ticks' commands.
+        self._deferred: collections.deque[list] = collections.deque()  # [CapturedSwitch, SwitchEvent | None]
         self.last_switch: SwitchEvent | None = None
 
     # ---- clock -------------------------------------------------------------------------------------------------
@@ -336,9 +286,9 @@ class Executor:
             self._slot = None
             self.timeline.accept(slot)
         t = deadline_mono_s + self._offset_s
-        raw = self.timeline.sample(t, self._target)
-        if raw is not None:
-            self._deferred.append(raw)  # type: ignore[arg-type]
+        captured = self.timeline.capture(t, self._target)
+        if captured is not None:
+            self._deferred.append([captured, None])
         target = self._hold if mode == "holding" else self._target
         self.safety.filter(target, self._cmd)
         try:
@@ -346,16 +296,18 @@ class Executor:
             self.commands_sent += 1
         except DriverError as exc:
             self._enter_fault(f"command refused: {exc}")
-        if self._deferred and raw is None:
+        if self._deferred and captured is None:
             if len(self._deferred) > MAX_DEFERRED or time.monotonic() - deadline_mono_s < self._deferred_budget_s:
                 self._finish_switch()
 
     def _finish_switch(self) -> None:
         """One step of deferred switch work (servo thread, after a tick's command): first the event, then, at a
         later tick, releasing the replaced chunk."""
-        raw = self._deferred[0]
-        if raw.event is None:
-            ev = raw.event = self.timeline.finish_event(raw)
+        entry = self._deferred[0]
+        if entry[1] is None:
+            captured: CapturedSwitch = entry[0]
+            tl = self.timeline.config
+            ev = entry[1] = switch_event(captured, kind=tl.kind, num_arms=tl.num_arms)
             self.last_switch = ev
             self.switch_events.append(ev)
             self._switch_seq += 1

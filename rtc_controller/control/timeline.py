@@ -131,6 +131,50 @@ class SwitchEvent:
     from_hold: bool = False
 
 
+@dataclass(eq=False)
+class CapturedSwitch:
+    """A switch as the servo tick captures it (two command copies and references, no math): ``switch_event``
+    turns it into a SwitchEvent later. Holding ``replaced`` (the previous chunk) lets the caller release it
+    outside the tick too."""
+
+    prepared: PreparedChunk
+    old: np.ndarray  # command of the old chunk (or the held pose) at the switch instant [ad]
+    new: np.ndarray  # command of the new chunk at the switch instant [ad]
+    replaced: PreparedChunk | None  # the chunk that was active (None: from hold)
+
+
+def switch_event(sw: CapturedSwitch, *, kind: ActionSpaceKind, num_arms: int) -> SwitchEvent:
+    """The SwitchEvent of a captured switch: new − old with each arm's rotation columns replaced by the body-frame
+    rotation vector from old to new, and the per-arm maxima (scalar SO(3): ~30 µs, no small-array numpy)."""
+    old, new = sw.old.tolist(), sw.new.tolist()
+    jump = [b - a for a, b in zip(old, new)]
+    lin = ang = grip = 0.0
+    for sl in arm_slices(kind, num_arms):
+        if sl.rotation is not None:
+            r, q = sl.rotation.start, sl.position.start
+            w = so3.relative_rotvec_s(so3.rotvec_to_quat_s((old[r], old[r + 1], old[r + 2])),
+                                      so3.rotvec_to_quat_s((new[r], new[r + 1], new[r + 2])))  # fmt: skip
+            jump[r : r + 3] = w
+            lin = max(lin, math.sqrt(jump[q] ** 2 + jump[q + 1] ** 2 + jump[q + 2] ** 2))
+            ang = max(ang, math.sqrt(w[0] ** 2 + w[1] ** 2 + w[2] ** 2))
+        elif sl.joints is not None:
+            ang = max(ang, max(abs(x) for x in jump[sl.joints]))
+        grip = max(grip, abs(jump[sl.gripper]))
+    p = sw.prepared
+    return SwitchEvent(
+        t_switch_s=p.t_switch_s,
+        t_obs_s=p.chunk.t_obs_s,
+        delay_s=p.delay_s,
+        k_star=p.k_star,
+        guided_d=p.chunk.guided_d,
+        jump=np.array(jump),
+        jump_linear_m=lin,
+        jump_angular_rad=ang,
+        jump_gripper_m=grip,
+        from_hold=sw.replaced is None,
+    )
+
+
 @dataclass
 class TimelineCounters:
     """Monotonic counters (read by diagnostics; written by the owning threads)."""
@@ -267,46 +311,30 @@ class ChunkTimeline:
         out[:] = cmd
         return False
 
-    def sample(self, t_s: float, out: np.ndarray) -> SwitchEvent | None:
-        """Fill ``out[ad]`` with the command for time ``t_s``; performs a due switch and returns its event."""
-        event = None
+    def capture(self, t_s: float, out: np.ndarray) -> CapturedSwitch | None:
+        """Fill ``out[ad]`` with the command for time ``t_s``; performs a due switch and returns it as captured
+        (cheap: for the servo tick; ``switch_event`` computes the event later)."""
+        captured = None
         p = self.pending
         if p is not None and t_s >= p.t_switch_s - INDEX_EPS * self._dt:
             self._eval(self.active, p.t_switch_s, self._old)
             self._eval(p, p.t_switch_s, self._new)
-            event = self._switch_event(p, self._old, self._new)
+            captured = CapturedSwitch(p, self._old.copy(), self._new.copy(), self.active)
             self.active = p
             self.pending = None
             self.counters.switches += 1
-            self.last_switch = event
         starving = self._eval(self.active, t_s, out)
         if starving:
             self.counters.starved_ticks += 1
             if not self.starving:
                 self.counters.starvation_episodes += 1
         self.starving = starving
-        return event
+        return captured
 
-    def _switch_event(self, p: PreparedChunk, old: np.ndarray, new: np.ndarray) -> SwitchEvent:
-        jump = new - old
-        lin = ang = grip = 0.0
-        for s in self._slices:
-            if s.rotation is not None:
-                jump[s.rotation] = so3.relative_rotvec(so3.rotvec_to_quat(old[s.rotation]), so3.rotvec_to_quat(new[s.rotation]))
-                lin = max(lin, float(np.linalg.norm(jump[s.position])))
-                ang = max(ang, float(np.linalg.norm(jump[s.rotation])))
-            else:
-                ang = max(ang, float(np.max(np.abs(jump[s.joints]))))
-            grip = max(grip, abs(float(jump[s.gripper])))
-        return SwitchEvent(
-            t_switch_s=p.t_switch_s,
-            t_obs_s=p.chunk.t_obs_s,
-            delay_s=p.delay_s,
-            k_star=p.k_star,
-            guided_d=p.chunk.guided_d,
-            jump=jump,
-            jump_linear_m=lin,
-            jump_angular_rad=ang,
-            jump_gripper_m=grip,
-            from_hold=self.active is None,
-        )
+    def sample(self, t_s: float, out: np.ndarray) -> SwitchEvent | None:
+        """``capture`` plus the switch's event, computed at once."""
+        captured = self.capture(t_s, out)
+        if captured is None:
+            return None
+        self.last_switch = switch_event(captured, kind=self.config.kind, num_arms=self.config.num_arms)
+        return self.last_switch
