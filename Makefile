@@ -10,7 +10,7 @@ RDK19_VERSION := 1.9.4.1
 PYTHON312 := $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n1)
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -25,7 +25,11 @@ $(STAMP): setup.py package.xml Makefile
 demo: setup
 	$(PY) -m rtc_controller.tools.demo --out out/demo
 
-test: setup
+# Static checks that catch real bugs (undefined names, unused imports, syntax); then the suite.
+lint: setup
+	$(PY) -m ruff check --select F,E9 rtc_controller test benchmarks launch
+
+test: lint
 	$(PY) -m pytest -q test
 
 test-fast: setup

@@ -42,7 +42,7 @@ setup(
         "ros": ROS_WHEELS,
         "flexiv": ["flexivrdk>=2.1"],
         "pi05": ["orbax-checkpoint>=0.6", "sentencepiece>=0.2", "pillow>=10"],
-        "test": ["pytest>=8", "hypothesis>=6"],
+        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
     },
     zip_safe=True,
     maintainer="rtc_controller maintainers",

@@ -16,7 +16,6 @@ flexivrdk = pytest.importorskip("flexivrdk")  # installed by `make setup` (the [
 from flexiv_standins import make_standin  # noqa: E402
 
 from rtc_controller.action_space import action_names  # noqa: E402
-from rtc_controller.control import so3  # noqa: E402
 from rtc_controller.robots.base import ArmDriver, DriverError  # noqa: E402
 from rtc_controller.robots.flexiv_rdk2 import FlexivRdk2Config, FlexivRdk2Driver  # noqa: E402
 

@@ -280,7 +280,7 @@ def summary_table(summary: dict[str, dict[str, float]]) -> str:
             ("mean_jump_linear_m", "mean lin [mm]", "{:.2f}"), ("median_delay_steps", "median δ [steps]", "{:.1f}"),
             ("median_d", "median d", "{:.0f}"), ("rejected_chunks", "rejected", "{:.0f}"),
             ("loop_lateness_p99_us", "loop p99 [µs]", "{:.0f}")]
-    head = f"| mode | " + " | ".join(c[1] for c in cols) + " |"
+    head = "| mode | " + " | ".join(c[1] for c in cols) + " |"
     rows = [head, "|" + "---|" * (len(cols) + 1)]
     for mode, s in summary.items():
         vals = []

@@ -43,7 +43,6 @@ from . import metrics as M
 from .bag_io import (
     BagError,
     BagReader,
-    StateSeries,
     read_chunks,
     read_images,
     read_prompts,
