@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 # used by the API-conformance test of the RDK 1.9 driver (PYTHONPATH=$(RDK19_DIR)).
 RDK19_DIR := $(VENV)/flexivrdk-1.9
 RDK19_VERSION := 1.9.4.1
-PYTHON312 := $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n1)
+# The first Python 3.12 that actually runs (a pyenv shim on PATH may exist without 3.12 being selected).
+PYTHON312 := $(shell for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12; do $$c -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { command -v $$c || echo $$c; } && break; done)
 STAMP := $(VENV)/.setup-stamp
 
 .PHONY: setup demo test test-fast lint bench clean
