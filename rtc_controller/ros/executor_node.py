@@ -607,33 +607,27 @@ class ExecutorNode(Node):
             self._publish_d()
 
     # ---- services ----------------------------------------------------------------------------------------------
-    def _srv_hold(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+    def _trigger(self, res: Trigger.Response, action: Callable[[], Any], ok: str, failed: Callable[[], str]):
+        """Run a Trigger service's action: success unless it returns False or the servo process is gone."""
         try:
-            self.executor_core.hold()
-            res.success, res.message = True, "holding"
+            result = action()
         except ServoProcessError as exc:
             res.success, res.message = False, str(exc)
+            return res
+        res.success = result is not False
+        res.message = ok if res.success else failed()
         return res
+
+    def _srv_hold(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        return self._trigger(res, self.executor_core.hold, "holding", str)
 
     def _srv_resume(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        try:
-            ok = self.executor_core.resume()
-        except ServoProcessError as exc:
-            res.success, res.message = False, str(exc)
-            return res
-        res.success = ok
-        res.message = "running" if ok else f"cannot resume in mode {self.executor_core.mode} (reset the fault first)"
-        return res
+        return self._trigger(res, self.executor_core.resume, "running",
+                             lambda: f"cannot resume in mode {self.executor_core.mode} (reset the fault first)")
 
     def _srv_reset_fault(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        try:
-            ok = self.executor_core.reset_fault()
-        except ServoProcessError as exc:
-            res.success, res.message = False, str(exc)
-            return res
-        res.success = ok
-        res.message = "fault cleared, holding (call ~/resume)" if ok else f"reset failed: {self.executor_core.fault_message}"
-        return res
+        return self._trigger(res, self.executor_core.reset_fault, "fault cleared, holding (call ~/resume)",
+                             lambda: f"reset failed: {self.executor_core.fault_message}")
 
     def shutdown(self) -> None:
         """Ramp down, stop the driver and (process mode) join the servo process (idempotent)."""
