@@ -5,7 +5,6 @@ import time
 import numpy as np
 import pytest
 
-from rtc_controller.action_space import action_names
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.control.delay_estimator import DelayEstimatorConfig
 from rtc_controller.control.executor import Executor, ExecutorConfig
@@ -14,26 +13,14 @@ from rtc_controller.control.safety import SafetyConfig
 from rtc_controller.control.timeline import PreparedChunk, Rejection, TimelineConfig
 from rtc_controller.robots.sim import SimConfig, SimDriver, home_state
 
-NAMES = action_names()
-DT = 0.02
-H = 50
-
-
-def config(**kw):
-    return ExecutorConfig(
-        timeline=TimelineConfig(names=NAMES, action_rate_hz=1 / DT, max_horizon=H),
-        delay=DelayEstimatorConfig(dt_s=DT, horizon=H, execution_horizon=25, warmup_samples=0, min_samples=1),
-        safety=SafetyConfig(servo_dt_s=0.001),
-        loop=LoopConfig(rate_hz=1000, spin_s=0.0001),
-        **kw,
-    )
+from executor_setup import DT, H, NAMES, QUIET, config
 
 
 @pytest.fixture
 def make():
     started = []
 
-    def _make(sim=SimConfig(noise_pos_m=0, noise_rot_rad=0, noise_gripper_m=0), **kw):
+    def _make(sim=QUIET, **kw):
         faults = []
         ex = Executor(config(**kw), SimDriver(sim), on_fault=faults.append)
         ex.start()

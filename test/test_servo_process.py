@@ -9,31 +9,13 @@ import time
 import numpy as np
 import pytest
 
-from rtc_controller.action_space import action_names
 from rtc_controller.control.chunk import Chunk
-from rtc_controller.control.delay_estimator import DelayEstimatorConfig
-from rtc_controller.control.executor import ExecutorConfig
-from rtc_controller.control.loop import LoopConfig
-from rtc_controller.control.safety import SafetyConfig
 from rtc_controller.control.servo_process import ServoProcess, ServoProcessDied, SubmitAccepted
-from rtc_controller.control.timeline import Rejection, TimelineConfig
+from rtc_controller.control.timeline import Rejection
 from rtc_controller.robots.base import DriverError
 from rtc_controller.robots.sim import SimConfig, SimDriver, home_state
 
-NAMES = action_names()
-DT = 0.02
-H = 50
-QUIET = SimConfig(noise_pos_m=0, noise_rot_rad=0, noise_gripper_m=0)
-
-
-def config(**kw):
-    return ExecutorConfig(
-        timeline=TimelineConfig(names=NAMES, action_rate_hz=1 / DT, max_horizon=H),
-        delay=DelayEstimatorConfig(dt_s=DT, horizon=H, execution_horizon=25, warmup_samples=0, min_samples=1),
-        safety=SafetyConfig(servo_dt_s=0.001),
-        loop=LoopConfig(rate_hz=1000, spin_s=0.0001),
-        **kw,
-    )
+from executor_setup import DT, H, NAMES, QUIET, config
 
 
 @pytest.fixture

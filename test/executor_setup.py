@@ -1,0 +1,25 @@
+"""Shared setup of the executor tests (not collected): a small executor config with the simulated arms."""
+
+from rtc_controller.action_space import action_names
+from rtc_controller.control.delay_estimator import DelayEstimatorConfig
+from rtc_controller.control.executor import ExecutorConfig
+from rtc_controller.control.loop import LoopConfig
+from rtc_controller.control.safety import SafetyConfig
+from rtc_controller.control.timeline import TimelineConfig
+from rtc_controller.robots.sim import SimConfig
+
+NAMES = action_names()
+DT = 0.02  # action step [s]
+H = 50  # longest chunk [steps]
+QUIET = SimConfig(noise_pos_m=0, noise_rot_rad=0, noise_gripper_m=0)  # noise-free sim arms
+
+
+def config(**kw) -> ExecutorConfig:
+    """Executor config: H = 50, s = 25, δ estimate from the first sample, 1 kHz loop."""
+    return ExecutorConfig(
+        timeline=TimelineConfig(names=NAMES, action_rate_hz=1 / DT, max_horizon=H),
+        delay=DelayEstimatorConfig(dt_s=DT, horizon=H, execution_horizon=25, warmup_samples=0, min_samples=1),
+        safety=SafetyConfig(servo_dt_s=0.001),
+        loop=LoopConfig(rate_hz=1000, spin_s=0.0001),
+        **kw,
+    )
