@@ -34,6 +34,7 @@ from typing import IO, Any
 import yaml
 
 from rtc_controller import topics
+from rtc_controller.config_files import config_path
 
 NODE_MODULES: dict[str, str] = {
     topics.EXECUTOR_NODE: "rtc_controller.ros.executor_node",
@@ -247,7 +248,7 @@ def start_rig(
 
 def main(args: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rtc-bringup", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="config/sim.yaml", help="ROS parameter file (config/sim.yaml or rig.yaml)")
+    parser.add_argument("--config", help="ROS parameter file (default: the package's config/sim.yaml; or rig.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
                         help="parameter override, repeatable (e.g. inference_node.max_guidance_weight=5)")
     parser.add_argument("--nodes", nargs="+", default=[topics.EXECUTOR_NODE, topics.INFERENCE_NODE],
@@ -261,7 +262,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         overrides = parse_overrides(opts.overrides)
         rig = start_rig(
-            opts.config,
+            opts.config or config_path("sim.yaml"),
             overrides=overrides,
             nodes=opts.nodes,
             record_dir=opts.record,

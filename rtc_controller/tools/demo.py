@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from rtc_controller import topics
+from rtc_controller.config_files import config_path
 from rtc_controller.rtc import GUIDANCE_MODES
 from rtc_controller.ros.bringup import load_config, parse_overrides, start_rig
 from rtc_controller.tools.bag_io import BagReader, read_diagnostics, read_states
@@ -335,7 +336,7 @@ def write_report(out: Path, runs: Sequence[ModeRun], *, config: Path, seconds: f
 def main(args: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rtc-demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("out/demo"))
-    p.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[2] / "config" / "sim.yaml")
+    p.add_argument("--config", type=Path, help="parameter file (default: the package's config/sim.yaml)")
     p.add_argument("--seconds", type=float, default=30.0, help="run time per mode after warm-up [s]")
     p.add_argument("--modes", default=",".join(("none", "stop", "full")))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE")
@@ -344,6 +345,10 @@ def main(args: list[str] | None = None) -> int:
     bad = [m for m in modes if m not in GUIDANCE_MODES]
     if bad or not modes:
         p.error(f"unknown mode(s) {bad}; expected a list of {GUIDANCE_MODES}")
+    try:
+        a.config = a.config or config_path("sim.yaml")
+    except FileNotFoundError as exc:
+        p.error(str(exc))
     if not a.config.exists():
         p.error(f"config {a.config} not found")
     overrides = parse_overrides(a.overrides)
