@@ -37,7 +37,8 @@ def test_resolve_delay_prefers_fixed_then_executor_then_own_latency():
     assert resolve_delay(5, 12, last_latency_s=1.0, dt_s=DT, horizon=100) == (5, "fixed")
     assert resolve_delay(None, 12, last_latency_s=1.0, dt_s=DT, horizon=100) == (12, "executor")
     assert resolve_delay(None, 300, last_latency_s=None, dt_s=DT, horizon=100) == (100, "executor")
-    assert resolve_delay(None, None, last_latency_s=0.31, dt_s=DT, horizon=100) == (16, "own_latency")
+    assert resolve_delay(None, None, last_latency_s=0.31, dt_s=DT, horizon=100) == (17, "own_latency")  # +1 margin
+    assert resolve_delay(None, None, last_latency_s=5.0, dt_s=DT, horizon=100) == (100, "own_latency")
     assert resolve_delay(None, None, last_latency_s=None, dt_s=DT, horizon=100) == (0, "own_latency")
 
 

@@ -56,12 +56,18 @@ def parse_inference_delay(value: object, horizon: int) -> int | None:
     return int(value)
 
 
+# The own-latency fallback misses the transport and the observation's age: one more step, because guiding a
+# step too many keeps the switch continuous, one too few lets the executed step be barely guided.
+OWN_LATENCY_MARGIN_STEPS = 1
+
+
 def resolve_delay(
     fixed: int | None, executor_d: int | None, *, last_latency_s: float | None, dt_s: float, horizon: int
 ) -> tuple[int, DelaySource]:
-    """The d to guide with: the fixed parameter, else the executor's estimate, else ⌈own latency / Δt⌉.
+    """The d to guide with: the fixed parameter, else the executor's estimate, else ⌈own latency / Δt⌉ + 1.
 
-    The last fallback (before the executor has measured anything) sees only this node's share of δ.
+    The last fallback (before the executor has measured δ) sees only this node's share of δ, hence the margin.
+    Example: Δt = 20 ms, own latency 0.31 s -> 16 + 1 = 17.
     """
     if fixed is not None:
         return int(fixed), "fixed"
@@ -69,7 +75,8 @@ def resolve_delay(
         return int(np.clip(executor_d, 0, horizon)), "executor"
     if last_latency_s is None or not math.isfinite(last_latency_s):
         return 0, "own_latency"
-    return int(np.clip(math.ceil(last_latency_s / dt_s - 1e-9), 0, horizon)), "own_latency"
+    d = math.ceil(last_latency_s / dt_s - 1e-9) + OWN_LATENCY_MARGIN_STEPS
+    return int(np.clip(d, 0, horizon)), "own_latency"
 
 
 class ChunkHistory:
