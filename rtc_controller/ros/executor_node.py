@@ -19,6 +19,7 @@ of the executing chunk), ``~/switch`` (DiagnosticStatus per chunk switch: see :f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import signal
@@ -221,24 +222,24 @@ def check_consistency(v: dict[str, Any]) -> str | None:
     return None
 
 
+def _same_named(cls: type, v: dict[str, Any], **explicit: Any) -> Any:
+    """``cls(**explicit)`` plus every other field of the dataclass ``cls`` that has a parameter of the same name
+    (a shared name means the same quantity in the same unit in the parameters and the core configs)."""
+    picked = {f.name: v[f.name] for f in dataclasses.fields(cls) if f.name in v and f.name not in explicit}
+    return cls(**picked, **explicit)
+
+
 def build_config(v: dict[str, Any]) -> ExecutorConfig:
     """Parameters -> the executor core's frozen configs (raises ValueError with a reason)."""
     kind = v["action_space"]
     n = v["num_arms"]
     names = tuple(v["action_names"]) if v["action_names"] != [""] else action_names(kind, ("left", "right")[:n])
     arms = tuple(
-        ArmLimits(
+        _same_named(
+            ArmLimits,
+            v,
             workspace_min_m=tuple(v["workspace_min_m"][3 * i : 3 * i + 3]),
             workspace_max_m=tuple(v["workspace_max_m"][3 * i : 3 * i + 3]),
-            max_linear_speed_m_s=v["max_linear_speed_m_s"],
-            max_linear_acc_m_s2=v["max_linear_acc_m_s2"],
-            max_angular_speed_rad_s=v["max_angular_speed_rad_s"],
-            max_angular_acc_rad_s2=v["max_angular_acc_rad_s2"],
-            max_joint_speed_rad_s=v["max_joint_speed_rad_s"],
-            max_joint_acc_rad_s2=v["max_joint_acc_rad_s2"],
-            gripper_min_m=v["gripper_min_m"],
-            gripper_max_m=v["gripper_max_m"],
-            max_gripper_speed_m_s=v["max_gripper_speed_m_s"],
         )
         for i in range(n)
     )
@@ -296,44 +297,33 @@ def driver_factory(v: dict[str, Any]) -> Callable[[], ArmDriver]:
                 disconnect_at_s=v["sim_disconnect_at_s"] if v["sim_disconnect_at_s"] >= 0 else None,
             )
         )
+    grippers = tuple(v["gripper_names"][:n]) if any(v["gripper_names"]) else ()
     if v["flexiv_rdk"] == 2:
         from rtc_controller.robots.flexiv_rdk2 import FlexivRdk2Config, FlexivRdk2Driver
 
         return functools.partial(
             FlexivRdk2Driver,
-            FlexivRdk2Config(
+            _same_named(
+                FlexivRdk2Config,
+                v,
                 serial_numbers=tuple(v["serial_numbers"]),
                 joint_groups=tuple(v["joint_groups"][:n]),
                 kind=kind,
-                connect_timeout_s=v["connect_timeout_s"],
-                timeliness_failure_limit_pct=v["timeliness_failure_limit_pct"],
-                gripper_names=tuple(v["gripper_names"][:n]) if any(v["gripper_names"]) else (),
-                gripper_velocity_m_s=v["gripper_velocity_m_s"],
-                gripper_force_n=v["gripper_force_n"],
-                gripper_min_change_m=v["gripper_min_change_m"],
-            )
+                gripper_names=grippers,
+            ),
         )
     from rtc_controller.robots.flexiv_rdk1 import FlexivRdk1Config, FlexivRdk1Driver
 
     return functools.partial(
         FlexivRdk1Driver,
-        FlexivRdk1Config(
+        _same_named(
+            FlexivRdk1Config,
+            v,
             serial_numbers=tuple(v["serial_numbers"][:n]),
             kind=kind,
             command_rate_hz=v["rdk1_command_rate_hz"],
-            servo_rate_hz=v["servo_rate_hz"],
-            connect_timeout_s=v["connect_timeout_s"],
-            max_linear_speed_m_s=v["max_linear_speed_m_s"],
-            max_linear_acc_m_s2=v["max_linear_acc_m_s2"],
-            max_angular_speed_rad_s=v["max_angular_speed_rad_s"],
-            max_angular_acc_rad_s2=v["max_angular_acc_rad_s2"],
-            max_joint_speed_rad_s=v["max_joint_speed_rad_s"],
-            max_joint_acc_rad_s2=v["max_joint_acc_rad_s2"],
-            gripper_names=tuple(v["gripper_names"][:n]) if any(v["gripper_names"]) else (),
-            gripper_velocity_m_s=v["gripper_velocity_m_s"],
-            gripper_force_n=v["gripper_force_n"],
-            gripper_min_change_m=v["gripper_min_change_m"],
-        )
+            gripper_names=grippers,
+        ),
     )
 
 
