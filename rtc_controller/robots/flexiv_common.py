@@ -159,11 +159,14 @@ def check_api(rdk: Any, api: tuple[ApiUse, ...]) -> list[str]:
 
 
 class FlexivDriverBase:
-    """Lifecycle shared by the RDK 1.9 and 2.x drivers. Subclasses fill ``_robots`` in ``connect`` and implement
-    ``_enable(robot)`` (clear a fault, enable/servo on, wait until operational, switch mode)."""
+    """Lifecycle shared by the RDK 1.9 and 2.x drivers. Subclasses set ``config`` (with ``connect_timeout_s`` and
+    ``clear_fault_timeout_s``), ``kind`` and ``_rdk``, fill ``_robots`` in ``connect`` and implement ``_power_on``
+    (RDK 1.9: ``Enable``; 2.x: ``ServoOn``)."""
 
     LABEL = "flexivrdk"  # prefix of status messages
     ACTIVE_MESSAGE = "running"  # status message while commands flow
+    CARTESIAN_MODE = ""  # rdk.Mode member for the Cartesian action space
+    JOINT_MODE = ""  # rdk.Mode member for the joint action space
 
     def __init__(self) -> None:
         self._robots: list[Any] = []
@@ -171,8 +174,24 @@ class FlexivDriverBase:
         self._enabled = False
         self._message = "not connected"
 
-    def _enable(self, robot: Any) -> None:
+    def _power_on(self, robot: Any) -> None:
         raise NotImplementedError
+
+    def _after_mode_switch(self, robot: Any) -> None:
+        """Settings that need the control mode (RDK 2.x: the timeliness failure limit)."""
+
+    def _enable(self, robot: Any) -> None:
+        """Clear a fault, power on, wait until operational, switch to the action space's mode."""
+        c = self.config
+        if robot.fault():
+            log.warning("robot faulted at start: clearing the fault")
+            if not call("ClearFault", robot.ClearFault, int(c.clear_fault_timeout_s)):
+                raise DriverError("ClearFault failed: the fault needs attention on the robot")
+        self._power_on(robot)
+        wait_until(robot.operational, c.connect_timeout_s, "the robot to become operational (E-stop? auto mode?)")
+        mode = getattr(self._rdk.Mode, self.CARTESIAN_MODE if self.kind == "cartesian" else self.JOINT_MODE)
+        call("SwitchMode", robot.SwitchMode, mode)
+        self._after_mode_switch(robot)
 
     def stop(self) -> None:
         self._enabled = False

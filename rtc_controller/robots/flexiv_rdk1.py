@@ -11,7 +11,6 @@ Grippers (``Gripper(robot)``, ``Enable(name)``, ``Move(width, velocity, force_li
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from types import ModuleType
@@ -27,9 +26,8 @@ from rtc_controller.robots.base import (
     action_to_pose,
     pose_to_action,
 )
-from rtc_controller.robots.flexiv_common import ApiUse, FlexivDriverBase, call, check_api, import_rdk, wait_until
+from rtc_controller.robots.flexiv_common import ApiUse, FlexivDriverBase, call, check_api, import_rdk
 
-log = logging.getLogger(__name__)
 
 JOINTS_PER_ARM = 7
 MAX_COMMAND_RATE_HZ = 1000.0
@@ -120,6 +118,8 @@ class FlexivRdk1Driver(FlexivDriverBase):
 
     LABEL = "flexivrdk 1.9"
     ACTIVE_MESSAGE = "sending"
+    CARTESIAN_MODE = CARTESIAN_MODE
+    JOINT_MODE = JOINT_MODE
 
     def __init__(self, config: FlexivRdk1Config, *, rdk: ModuleType | None = None) -> None:
         self.config = config
@@ -159,15 +159,8 @@ class FlexivRdk1Driver(FlexivDriverBase):
         self._enabled = True
         self._message = self.ACTIVE_MESSAGE
 
-    def _enable(self, robot: Any) -> None:
-        c, rdk = self.config, self._rdk
-        if robot.fault():
-            log.warning("robot faulted at start: clearing the fault")
-            if not call("ClearFault", robot.ClearFault, int(c.clear_fault_timeout_s)):
-                raise DriverError("ClearFault failed: the fault needs attention on the robot")
+    def _power_on(self, robot: Any) -> None:
         call("Enable", robot.Enable)
-        wait_until(robot.operational, c.connect_timeout_s, "the robot to become operational (E-stop? auto mode?)")
-        call("SwitchMode", robot.SwitchMode, getattr(rdk.Mode, CARTESIAN_MODE if self.kind == "cartesian" else JOINT_MODE))
 
     def _send_gripper(self, arm: int, width_m: float) -> None:  # worker thread
         c = self.config

@@ -10,7 +10,6 @@ from a worker thread, only when the commanded width changes meaningfully.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from types import ModuleType
@@ -26,9 +25,8 @@ from rtc_controller.robots.base import (
     action_to_pose,
     pose_to_action,
 )
-from rtc_controller.robots.flexiv_common import ApiUse, FlexivDriverBase, call, check_api, import_rdk, wait_until
+from rtc_controller.robots.flexiv_common import ApiUse, FlexivDriverBase, call, check_api, import_rdk
 
-log = logging.getLogger(__name__)
 
 JOINTS_PER_ARM = 7
 CARTESIAN_MODE = "RT_CARTESIAN_MOTION_FORCE"
@@ -114,6 +112,8 @@ class FlexivRdk2Driver(FlexivDriverBase):
 
     LABEL = "flexivrdk 2"
     ACTIVE_MESSAGE = "streaming"
+    CARTESIAN_MODE = CARTESIAN_MODE
+    JOINT_MODE = JOINT_MODE
 
     def __init__(self, config: FlexivRdk2Config, *, rdk: ModuleType | None = None) -> None:
         self.config = config
@@ -169,17 +169,11 @@ class FlexivRdk2Driver(FlexivDriverBase):
         self._enabled = True
         self._message = self.ACTIVE_MESSAGE
 
-    def _enable(self, robot: Any) -> None:
-        c, rdk = self.config, self._rdk
-        if robot.fault():
-            log.warning("robot faulted at start: clearing the fault")
-            if not call("ClearFault", robot.ClearFault, int(c.clear_fault_timeout_s)):
-                raise DriverError("ClearFault failed: the fault needs attention on the robot")
+    def _power_on(self, robot: Any) -> None:
         call("ServoOn", robot.ServoOn)
-        wait_until(robot.operational, c.connect_timeout_s, "the robot to become operational (E-stop? auto mode?)")
-        mode = getattr(rdk.Mode, CARTESIAN_MODE if self.kind == "cartesian" else JOINT_MODE)
-        call("SwitchMode", robot.SwitchMode, mode)
-        call("SetTimelinessFailureLimit", robot.SetTimelinessFailureLimit, float(c.timeliness_failure_limit_pct))
+
+    def _after_mode_switch(self, robot: Any) -> None:
+        call("SetTimelinessFailureLimit", robot.SetTimelinessFailureLimit, float(self.config.timeliness_failure_limit_pct))
 
     def _send_gripper(self, arm: int, width_m: float) -> None:  # worker thread
         c = self.config
