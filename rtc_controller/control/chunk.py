@@ -6,7 +6,9 @@ Time convention: action ``k`` is due at ``t_obs_s + k * dt_s`` [s, executor cloc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -53,3 +55,41 @@ class Chunk:
     @property
     def action_dim(self) -> int:
         return int(self.actions.shape[1]) if self.actions.ndim == 2 else 0
+
+
+def _time_s(t: Any) -> float:
+    """``builtin_interfaces/Time`` or ``Duration`` (any object with ``sec`` and ``nanosec``) -> float seconds."""
+    return float(t.sec) + float(t.nanosec) * 1e-9
+
+
+def chunk_from_trajectory(msg: Any) -> Chunk:
+    """A ``trajectory_msgs/JointTrajectory`` -> :class:`Chunk`, duck-typed: an rclpy message or a rosbags one.
+
+    No validation beyond what is needed to build the array (validation is the timeline's):
+    ``dt_s`` is the mean spacing of ``time_from_start`` ((t_last − t_first)/(H − 1)), NaN for fewer than 2 points;
+    points of unequal length are padded with NaN to the longest, so the timeline rejects them as non-finite rather
+    than this function raising; an empty trajectory gives ``actions`` ``[0, len(joint_names)]``; the guided d
+    comes from ``header.frame_id``.
+    """
+    names = tuple(msg.joint_names)
+    pts = list(msg.points)
+    h = len(pts)
+    if h == 0:
+        actions = np.zeros((0, len(names)))
+    else:
+        lens = [len(p.positions) for p in pts]
+        width = max(lens)
+        if min(lens) == width:
+            actions = np.array([np.asarray(p.positions, dtype=np.float64) for p in pts]).reshape(h, width)
+        else:
+            actions = np.full((h, width), np.nan)
+            for k, p in enumerate(pts):
+                actions[k, : lens[k]] = np.asarray(p.positions, dtype=np.float64)
+    dt_s = (_time_s(pts[-1].time_from_start) - _time_s(pts[0].time_from_start)) / (h - 1) if h >= 2 else math.nan
+    return Chunk(
+        names=names,
+        actions=actions,
+        t_obs_s=_time_s(msg.header.stamp),
+        dt_s=dt_s,
+        guided_d=parse_guided_d(msg.header.frame_id),
+    )

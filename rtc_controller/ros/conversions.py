@@ -22,7 +22,7 @@ from builtin_interfaces.msg import Duration, Time
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from rtc_controller.control.chunk import GUIDED_D_PREFIX, Chunk, format_guided_d, parse_guided_d
+from rtc_controller.control.chunk import GUIDED_D_PREFIX, Chunk, chunk_from_trajectory, format_guided_d
 
 __all__ = [
     "Chunk",
@@ -95,38 +95,9 @@ def chunk_to_msg(
 
 
 def msg_to_chunk(msg: JointTrajectory) -> Chunk:
-    """``JointTrajectory`` -> :class:`Chunk` (no validation beyond what is needed to build the array).
-
-    ``dt_s`` is the mean spacing of ``time_from_start`` ((t_last - t_first)/(H - 1)); NaN for fewer than 2 points.
-    Points of unequal length cannot form an array: their values are padded with NaN to the longest point,
-    so the timeline rejects the chunk as non-finite/dimension rather than this function raising.
-    An empty trajectory gives ``actions`` of shape ``[0, len(joint_names)]``.
-    """
-    names = tuple(msg.joint_names)
-    pts = msg.points
-    h = len(pts)
-    if h == 0:
-        actions = np.zeros((0, len(names)))
-    else:
-        lens = [len(p.positions) for p in pts]
-        width = max(lens)
-        if min(lens) == width:
-            actions = np.array([np.asarray(p.positions, dtype=np.float64) for p in pts]).reshape(h, width)
-        else:
-            actions = np.full((h, width), np.nan)
-            for k, p in enumerate(pts):
-                actions[k, : lens[k]] = p.positions
-    if h >= 2:
-        dt_s = (duration_to_s(pts[-1].time_from_start) - duration_to_s(pts[0].time_from_start)) / (h - 1)
-    else:
-        dt_s = float("nan")
-    return Chunk(
-        names=names,
-        actions=actions,
-        t_obs_s=stamp_to_s(msg.header.stamp),
-        dt_s=dt_s,
-        guided_d=parse_guided_d(msg.header.frame_id),
-    )
+    """``JointTrajectory`` -> :class:`Chunk` (see ``control.chunk.chunk_from_trajectory``: no validation, uneven
+    points padded with NaN, dt from time_from_start, guided d from frame_id)."""
+    return chunk_from_trajectory(msg)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_
 from rosbags.typesys.store import Typestore
 
 from rtc_controller import topics
-from rtc_controller.control.chunk import GUIDED_D_PREFIX, Chunk, format_guided_d, parse_guided_d
+from rtc_controller.control.chunk import GUIDED_D_PREFIX, Chunk, chunk_from_trajectory, format_guided_d, parse_guided_d
 
 __all__ = [
     "BagError",
@@ -292,28 +292,8 @@ def deserialize_cdr(store: Typestore, raw: bytes | memoryview, msgtype: str) -> 
 
 
 def chunk_from_msg(msg: Any) -> Chunk:
-    """A deserialised ``JointTrajectory`` -> :class:`Chunk` (dt_s from time_from_start; guided d from frame_id)."""
-    names = tuple(msg.joint_names)
-    pts = list(msg.points)
-    h = len(pts)
-    if h == 0:
-        actions = np.zeros((0, len(names)))
-    else:
-        width = max(len(p.positions) for p in pts)
-        actions = np.full((h, width), np.nan)
-        for k, p in enumerate(pts):
-            actions[k, : len(p.positions)] = np.asarray(p.positions, dtype=np.float64)
-    if h >= 2:
-        dt_s = (_stamp_s(pts[-1].time_from_start) - _stamp_s(pts[0].time_from_start)) / (h - 1)
-    else:
-        dt_s = float("nan")
-    return Chunk(
-        names=names,
-        actions=actions,
-        t_obs_s=_stamp_s(msg.header.stamp),
-        dt_s=dt_s,
-        guided_d=parse_guided_d(msg.header.frame_id),
-    )
+    """A deserialised ``JointTrajectory`` -> :class:`Chunk` (``control.chunk.chunk_from_trajectory``)."""
+    return chunk_from_trajectory(msg)
 
 
 def read_chunks(
