@@ -15,7 +15,7 @@ import pytest
 
 from rtc_controller import topics
 from rtc_controller.action_space import action_names
-from rtc_controller.ros.executor_node import PARAMS, check_consistency, check_param
+from rtc_controller.control.executor_params import PARAMS, check_consistency, check_param
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = list(action_names())

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from rtc_controller import topics
-from rtc_controller.ros.executor_node import PARAMS as EXECUTOR_PARAMS
+from rtc_controller.control.executor_params import PARAMS as EXECUTOR_PARAMS
 from rtc_controller.ros.inference_node import PARAMETERS as INFERENCE_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]

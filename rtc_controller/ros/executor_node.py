@@ -1,6 +1,7 @@
 """executor_node: runs the 1 kHz servo loop on the robot and executes RTC chunks.
 
-Declares and validates parameters, builds the ROS-free executor core (``control/executor.py``) and a driver
+Declares and validates parameters (the table and checks: ``control/executor_params.py``), builds the ROS-free
+executor core (``control/executor.py``) and a driver
 (``robots/``), and wires topics and services. No math in the callbacks.
 
 Where the servo loop runs (parameter ``servo_process``): by default in its own process
@@ -19,14 +20,11 @@ of the executing chunk), ``~/switch`` (DiagnosticStatus per chunk switch: see :f
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,30 +39,25 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Header, Int32
 from std_srvs.srv import Trigger
-from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from rtc_controller import topics
-from rtc_controller.action_space import action_names
-from rtc_controller.control.delay_estimator import DelayEstimatorConfig
-from rtc_controller.control.executor import Executor, ExecutorConfig, ExecutorSnapshot
-from rtc_controller.control.loop import LoopConfig, set_process_fifo_priority
-from rtc_controller.control.safety import (
-    DEFAULT_MAX_ANGULAR_ACC_RAD_S2,
-    DEFAULT_MAX_ANGULAR_SPEED_RAD_S,
-    DEFAULT_MAX_GRIPPER_SPEED_M_S,
-    DEFAULT_MAX_JOINT_ACC_RAD_S2,
-    DEFAULT_MAX_JOINT_SPEED_RAD_S,
-    DEFAULT_MAX_LINEAR_ACC_M_S2,
-    DEFAULT_MAX_LINEAR_SPEED_M_S,
-    ArmLimits,
-    SafetyConfig,
+from rtc_controller.control.executor import Executor, ExecutorSnapshot
+from rtc_controller.control.executor_params import (
+    PARAMS,
+    build_config,
+    build_driver,
+    check_consistency,
+    check_param,
+    driver_factory,
 )
+from rtc_controller.control.loop import set_process_fifo_priority
 from rtc_controller.control.servo_process import ServoProcess, ServoProcessError
-from rtc_controller.control.timeline import Rejection, SwitchEvent, TimelineConfig
-from rtc_controller.robots.base import ArmDriver, DriverError
+from rtc_controller.control.timeline import Rejection, SwitchEvent
+from rtc_controller.robots.base import DriverError
 from rtc_controller.ros.conversions import msg_to_chunk, s_to_stamp, state_to_msg
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -73,258 +66,6 @@ LATE_WINDOW_LIMIT = 0.02  # Flexiv: > 2 % late commands in any 1-second window f
 CHUNK_QOS_DEPTH = 2
 SERVO_PROCESS_START_S = 30.0  # spawn + imports in the servo process, on top of the robot's connect timeout [s]
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter: default, description, validator (returns a reason when the value is bad), run-time change."""
-
-    default: Any
-    description: str
-    check: Callable[[Any], str | None] = lambda v: None
-    dynamic: bool = False
-
-
-def _one_of(*choices: str) -> Callable[[Any], str | None]:
-    return lambda v: None if v in choices else f"must be one of {choices}, got {v!r}"
-
-
-def _positive(v: Any) -> str | None:
-    return None if isinstance(v, (int, float)) and math.isfinite(v) and v > 0 else f"must be > 0, got {v!r}"
-
-
-def _non_negative(v: Any) -> str | None:
-    return None if isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 else f"must be >= 0, got {v!r}"
-
-
-def _in_range(lo: float, hi: float) -> Callable[[Any], str | None]:
-    return lambda v: None if isinstance(v, (int, float)) and lo <= v <= hi else f"must be in [{lo}, {hi}], got {v!r}"
-
-
-def _triples(v: Any) -> str | None:
-    return None if len(v) > 0 and len(v) % 3 == 0 else f"needs 3 values per arm, got {len(v)}"
-
-
-def _cpu_list(v: str) -> str | None:
-    try:
-        _parse_cpus(v)
-    except ValueError:
-        return f"must be a comma-separated list of CPU indices, got {v!r}"
-    return None
-
-
-def _parse_cpus(v: str) -> tuple[int, ...]:
-    return tuple(int(c) for c in v.split(",") if c.strip()) if v.strip() else ()
-
-
-PARAMS: dict[str, Param] = {
-    # driver
-    "driver": Param("sim", "robot backend: sim | flexiv", _one_of("sim", "flexiv")),
-    "flexiv_rdk": Param(2, "flexivrdk generation: 2 (2.x, Enlight/MICO) or 1 (1.9.x, Rizon 4/4s)", _one_of(1, 2)),
-    "serial_numbers": Param(["Rizon4s-000000"], "robot serial numbers (RDK 2 dual-arm: one; RDK 1: one per arm)",
-                            lambda v: None if len(v) >= 1 else "at least one serial number"),  # fmt: skip
-    "joint_groups": Param(["ARM_1", "ARM_2"], "RDK 2 joint groups per arm (one robot with two arms)"),
-    "connect_timeout_s": Param(20.0, "how long to wait for the robot to become operational [s]", _positive),
-    "timeliness_failure_limit_pct": Param(2.0, "RDK 2: % of late RT commands in a 1-s window that faults the robot",
-                                          _in_range(0.0, 100.0)),  # fmt: skip
-    "gripper_names": Param([""], "gripper device name per arm ([''] = do not command grippers)"),
-    "gripper_velocity_m_s": Param(0.1, "gripper Move velocity [m/s]", _positive),
-    "gripper_force_n": Param(20.0, "gripper Move force limit [N]", _positive),
-    "rdk1_command_rate_hz": Param(1000.0, "RDK 1: rate of SendCartesianMotionForce calls [Hz] (<= 1000)",
-                                  _in_range(1.0, 1000.0)),  # fmt: skip
-    "gripper_min_change_m": Param(0.002, "gripper commands smaller than this change are not sent [m]", _non_negative),
-    # action space and timing
-    "action_space": Param("cartesian", "cartesian (x,y,z,rotvec,gripper per arm) | joint (7 joints + gripper)",
-                          _one_of("cartesian", "joint")),  # fmt: skip
-    "num_arms": Param(2, "number of arms", _in_range(1, 2)),
-    "action_names": Param([""], "action dimension names in order ([''] = the default names for action_space)"),
-    "action_rate_hz": Param(50.0, "1/dt: action steps per second [Hz]", _positive),
-    "servo_rate_hz": Param(1000.0, "servo loop rate [Hz]", _in_range(1.0, 4000.0)),
-    "state_rate_hz": Param(50.0, "robot-state publication rate [Hz]", _in_range(1.0, 1000.0)),
-    "horizon": Param(50, "H: prediction horizon [action steps] (longest chunk accepted)", _in_range(2, 10_000)),
-    "execution_horizon": Param(25, "s: execution horizon [action steps]; d is clamped to H - s", _positive),
-    "future_tolerance_s": Param(0.05, "chunks stamped further in the future than this are rejected [s]", _non_negative),
-    # delay estimation
-    "delay_quantile": Param(0.9, "quantile of δ over the window used for d", _in_range(0.01, 1.0)),
-    "delay_window": Param(50, "number of recent δ samples", _in_range(1, 100_000)),
-    "delay_warmup_samples": Param(3, "δ samples ignored after start (jit compile, warm-up)", _in_range(0, 10_000)),
-    "initial_d": Param(-1, "d published before enough δ samples [steps] (-1 = none: the inference node uses its "
-                           "own latency until the executor has measured δ)", _in_range(-1, 10_000)),
-    "fixed_d": Param(-1, "fixed d [steps] (-1 = estimate from δ); may change at run time", _in_range(-1, 10_000),
-                     dynamic=True),  # fmt: skip
-    # safety (per-arm arrays are flat, 3 values per arm)
-    "workspace_min_m": Param([-1.0, -1.0, 0.0, -1.0, -1.0, 0.0], "workspace box lower corner per arm [m]", _triples),
-    "workspace_max_m": Param([1.0, 1.0, 1.5, 1.0, 1.0, 1.5], "workspace box upper corner per arm [m]", _triples),
-    "max_linear_speed_m_s": Param(DEFAULT_MAX_LINEAR_SPEED_M_S, "TCP speed limit [m/s]", _positive),
-    "max_linear_acc_m_s2": Param(DEFAULT_MAX_LINEAR_ACC_M_S2, "TCP acceleration limit [m/s²]", _positive),
-    "max_angular_speed_rad_s": Param(DEFAULT_MAX_ANGULAR_SPEED_RAD_S, "TCP angular speed limit [rad/s]", _positive),
-    "max_angular_acc_rad_s2": Param(DEFAULT_MAX_ANGULAR_ACC_RAD_S2, "TCP angular acceleration limit [rad/s²]",
-                                    _positive),  # fmt: skip
-    "max_joint_speed_rad_s": Param(DEFAULT_MAX_JOINT_SPEED_RAD_S, "joint speed limit [rad/s]", _positive),
-    "max_joint_acc_rad_s2": Param(DEFAULT_MAX_JOINT_ACC_RAD_S2, "joint acceleration limit [rad/s²]", _positive),
-    "gripper_min_m": Param(0.0, "smallest gripper width [m]", _non_negative),
-    "gripper_max_m": Param(0.1, "largest gripper width [m]", _positive),
-    "max_gripper_speed_m_s": Param(DEFAULT_MAX_GRIPPER_SPEED_M_S, "gripper width rate limit [m/s]", _positive),
-    # real-time options
-    "sched_fifo_priority": Param(0, "SCHED_FIFO priority of the servo thread (0 = off; warns if not permitted)",
-                                 _in_range(0, 99)),  # fmt: skip
-    "process_fifo_priority": Param(0, "SCHED_FIFO priority for all other threads of this process, below the servo "
-                                   "thread's (0 = off): keeps GIL holders from being preempted", _in_range(0, 98)),
-    "cpu_affinity": Param("", "CPUs for the servo thread, e.g. '1' or '2,3' ('' = any)", _cpu_list),
-    "spin_us": Param(50, "busy-wait before each deadline [µs]", _in_range(0, 999)),
-    "switch_interval_us": Param(50, "sys.setswitchinterval while running [µs]", _in_range(1, 5000)),
-    "stats_window_s": Param(10.0, "servo timing percentiles cover the last this many seconds [s]",
-                            _in_range(1.0, 3600.0)),  # fmt: skip
-    "gc_mode": Param("freeze", "freeze (gc off, collected in slack) | normal", _one_of("freeze", "normal")),
-    "ramp_down_s": Param(0.5, "longest braking time on shutdown [s]", _non_negative),
-    "servo_process": Param(True, "run the servo loop in its own process (no GIL shared with rclpy; state via shared "
-                                 "memory); false = a thread in this process (for comparison)"),
-    "start_holding": Param(False, "start in hold (call ~/resume to follow chunks)"),
-    # simulation
-    "sim_fault_at_s": Param(-1.0, "sim: fault this long after connect [s] (-1 = never)"),
-    "sim_disconnect_at_s": Param(-1.0, "sim: lose the connection this long after connect [s] (-1 = never)"),
-    "sim_noise_pos_m": Param(1e-5, "sim: position sensor noise std [m]", _non_negative),
-    "sim_noise_rot_rad": Param(1e-4, "sim: rotation sensor noise std [rad]", _non_negative),
-}
-
-
-def check_param(name: str, value: Any) -> str | None:
-    """Reason why ``value`` is not acceptable for parameter ``name`` (None when fine)."""
-    p = PARAMS.get(name)
-    if p is None:
-        return None
-    default = p.default
-    if isinstance(default, bool) != isinstance(value, bool):
-        return f"{name}: expected {type(default).__name__}, got {type(value).__name__}"
-    if isinstance(default, float) and not isinstance(value, (int, float)):
-        return f"{name}: expected a number, got {value!r}"
-    reason = p.check(value)
-    return f"{name}: {reason}" if reason else None
-
-
-def check_consistency(v: dict[str, Any]) -> str | None:
-    """Cross-parameter rules (reason or None)."""
-    if v["execution_horizon"] > v["horizon"]:
-        return f"execution_horizon {v['execution_horizon']} must be <= horizon {v['horizon']}"
-    if v["servo_rate_hz"] < v["action_rate_hz"]:
-        return "servo_rate_hz must be >= action_rate_hz"
-    if v["spin_us"] * 1e-6 >= 1.0 / v["servo_rate_hz"]:
-        return "spin_us must be shorter than the servo period"
-    if len(v["workspace_min_m"]) != 3 * v["num_arms"] or len(v["workspace_max_m"]) != 3 * v["num_arms"]:
-        return f"workspace_min_m/workspace_max_m need 3 values per arm ({3 * v['num_arms']})"
-    if v["process_fifo_priority"] and v["process_fifo_priority"] >= max(v["sched_fifo_priority"], 1):
-        return "process_fifo_priority must be below sched_fifo_priority (the servo thread must stay highest)"
-    if v["gripper_min_m"] >= v["gripper_max_m"]:
-        return "gripper_min_m must be < gripper_max_m"
-    names = v["action_names"]
-    if names != [""] and len(names) != (7 if v["action_space"] == "cartesian" else 8) * v["num_arms"]:
-        return f"action_names has {len(names)} names for {v['num_arms']} {v['action_space']} arms"
-    return None
-
-
-def _same_named(cls: type, v: dict[str, Any], **explicit: Any) -> Any:
-    """``cls(**explicit)`` plus every other field of the dataclass ``cls`` that has a parameter of the same name
-    (a shared name means the same quantity in the same unit in the parameters and the core configs)."""
-    picked = {f.name: v[f.name] for f in dataclasses.fields(cls) if f.name in v and f.name not in explicit}
-    return cls(**picked, **explicit)
-
-
-def build_config(v: dict[str, Any]) -> ExecutorConfig:
-    """Parameters -> the executor core's frozen configs (raises ValueError with a reason)."""
-    kind = v["action_space"]
-    n = v["num_arms"]
-    names = tuple(v["action_names"]) if v["action_names"] != [""] else action_names(kind, ("left", "right")[:n])
-    arms = tuple(
-        _same_named(
-            ArmLimits,
-            v,
-            workspace_min_m=tuple(v["workspace_min_m"][3 * i : 3 * i + 3]),
-            workspace_max_m=tuple(v["workspace_max_m"][3 * i : 3 * i + 3]),
-        )
-        for i in range(n)
-    )
-    dt = 1.0 / v["action_rate_hz"]
-    servo_dt = 1.0 / v["servo_rate_hz"]
-    return ExecutorConfig(
-        timeline=TimelineConfig(names=names, action_rate_hz=v["action_rate_hz"], max_horizon=v["horizon"], kind=kind,
-                                future_tolerance_s=v["future_tolerance_s"]),  # fmt: skip
-        delay=DelayEstimatorConfig(
-            dt_s=dt,
-            horizon=v["horizon"],
-            execution_horizon=v["execution_horizon"],
-            quantile=v["delay_quantile"],
-            window=v["delay_window"],
-            warmup_samples=v["delay_warmup_samples"],
-            min_samples=min(3, v["delay_window"]),
-            initial_d=None if v["initial_d"] < 0 else v["initial_d"],
-            fixed_d=None if v["fixed_d"] < 0 else v["fixed_d"],
-        ),
-        safety=SafetyConfig(servo_dt_s=servo_dt, arms=arms, kind=kind),
-        loop=LoopConfig(
-            rate_hz=v["servo_rate_hz"],
-            spin_s=v["spin_us"] * 1e-6,
-            switch_interval_s=v["switch_interval_us"] * 1e-6,
-            sched_fifo_priority=v["sched_fifo_priority"],
-            cpu_affinity=_parse_cpus(v["cpu_affinity"]),
-            gc_mode=v["gc_mode"],
-            stats_capacity=max(10, round(v["stats_window_s"] * v["servo_rate_hz"])),
-        ),
-        ramp_down_s=v["ramp_down_s"],
-        start_holding=v["start_holding"],
-    )
-
-
-def build_driver(v: dict[str, Any]) -> ArmDriver:
-    """Parameters -> the configured ArmDriver (not yet connected)."""
-    return driver_factory(v)()
-
-
-def driver_factory(v: dict[str, Any]) -> Callable[[], ArmDriver]:
-    """Parameters -> a picklable zero-argument factory of the configured ArmDriver (driver class + its frozen
-    config), so that the servo process can build the driver itself."""
-    kind, n = v["action_space"], v["num_arms"]
-    if v["driver"] == "sim":
-        from rtc_controller.robots.sim import SimConfig, SimDriver
-
-        return functools.partial(
-            SimDriver,
-            SimConfig(
-                kind=kind,
-                num_arms=n,
-                noise_pos_m=v["sim_noise_pos_m"],
-                noise_rot_rad=v["sim_noise_rot_rad"],
-                fault_at_s=v["sim_fault_at_s"] if v["sim_fault_at_s"] >= 0 else None,
-                disconnect_at_s=v["sim_disconnect_at_s"] if v["sim_disconnect_at_s"] >= 0 else None,
-            )
-        )
-    grippers = tuple(v["gripper_names"][:n]) if any(v["gripper_names"]) else ()
-    if v["flexiv_rdk"] == 2:
-        from rtc_controller.robots.flexiv_rdk2 import FlexivRdk2Config, FlexivRdk2Driver
-
-        return functools.partial(
-            FlexivRdk2Driver,
-            _same_named(
-                FlexivRdk2Config,
-                v,
-                serial_numbers=tuple(v["serial_numbers"]),
-                joint_groups=tuple(v["joint_groups"][:n]),
-                kind=kind,
-                gripper_names=grippers,
-            ),
-        )
-    from rtc_controller.robots.flexiv_rdk1 import FlexivRdk1Config, FlexivRdk1Driver
-
-    return functools.partial(
-        FlexivRdk1Driver,
-        _same_named(
-            FlexivRdk1Config,
-            v,
-            serial_numbers=tuple(v["serial_numbers"][:n]),
-            kind=kind,
-            command_rate_hz=v["rdk1_command_rate_hz"],
-            gripper_names=grippers,
-        ),
-    )
 
 
 def _kv(key: str, value: Any) -> KeyValue:
