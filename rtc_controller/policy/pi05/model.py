@@ -27,6 +27,7 @@ import numpy as np
 from rtc_controller.policy.pi05 import gemma, siglip
 from rtc_controller.policy.pi05.checkpoint import CheckpointError, load_params
 from rtc_controller.policy.pi05.config import IMAGE_KEYS, Dtype, Pi05Config, infer_config
+from rtc_controller.policy.pi05.lora import LoraSettings
 from rtc_controller.policy.pi05.norm_stats import NormStats, NormStatsError, find_norm_stats, load_norm_stats
 from rtc_controller.policy.pi05.params import Params, check_float_dtype, select_expected
 
@@ -248,12 +249,12 @@ def cast_params(params: Params, dtype: Dtype) -> Params:
 
 
 def load_pi05(checkpoint_dir: str | pathlib.Path, *, action_horizon: int = 50, max_token_len: int = 200,
-              dtype: Dtype = "bfloat16", asset_id: str | None = None) -> Pi05Model:
+              dtype: Dtype = "bfloat16", asset_id: str | None = None, lora: LoraSettings | None = None) -> Pi05Model:
     """Load an openpi π0.5 checkpoint: ``<checkpoint_dir>/params`` (orbax; released or training layout) and,
     when present, ``<checkpoint_dir>/assets/<asset_id>/norm_stats.json`` (attached as ``model.norm_stats``).
 
     The architecture is inferred from the parameter shapes. Raises CheckpointError / ArchitectureError /
-    NormStatsError with the offending path.
+    NormStatsError with the offending path. ``lora``: the scaling of LoRA factors (merged in float32 on load).
     """
     checkpoint_dir = pathlib.Path(checkpoint_dir)
     if not checkpoint_dir.is_dir():
@@ -261,7 +262,7 @@ def load_pi05(checkpoint_dir: str | pathlib.Path, *, action_horizon: int = 50, m
     params_dir = checkpoint_dir / "params"
     if not params_dir.is_dir():
         raise CheckpointError(f"{params_dir}: missing 'params/' (expected an openpi orbax parameter checkpoint)")
-    raw = load_params(params_dir, dtype=dtype)
+    raw = load_params(params_dir, dtype=dtype, lora=lora)
     cfg = infer_config(raw, action_horizon=action_horizon, max_token_len=max_token_len, dtype=dtype,
                        source=str(params_dir))
     params = select_expected(raw, cfg, source=str(params_dir))
