@@ -217,3 +217,24 @@ def test_action_dims_mismatch_is_reported(ckpt, spm_path):
         Pi05Policy(dataclasses.replace(_config(ckpt, spm_path), action_names=too_many), model=model)
     with pytest.raises(ValueError, match="delta_action_mask"):
         _config(ckpt, spm_path, delta_action_mask=(True,) * 15)
+
+
+def test_resize_with_pad_is_openpis_pil_path():
+    """openpi_client.image_tools.resize_with_pad: PIL bilinear on uint8, pasted at floor((224 - size) / 2)."""
+    from PIL import Image
+
+    from rtc_controller.policy.pi05.image import UINT8_TO_UNIT, resized_shape, to_model_image
+
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (31, 97, 3), dtype=np.uint8)
+    h, w = resized_shape(31, 97, 224, 224)
+    assert (h, w) == (71, 224)  # int(31 / (97 / 224)) = 71: 153 rows of padding, 76 on top, 77 below
+    want = np.zeros((224, 224, 3), np.uint8)
+    want[76:76 + h] = np.asarray(Image.fromarray(img).resize((w, h), resample=Image.BILINEAR))
+    got = resize_with_pad(img, 224, 224)
+    np.testing.assert_array_equal(got, want)
+    assert resize_with_pad(got, 224, 224) is got  # already the model size: untouched
+    # uint8 -> [-1, 1] is openpi's NumPy float32 arithmetic, bit for bit, for every value
+    values = np.arange(256, dtype=np.uint8)
+    np.testing.assert_array_equal(UINT8_TO_UNIT[values], values.astype(np.float32) / 255.0 * 2.0 - 1.0)
+    np.testing.assert_array_equal(to_model_image(img, 224), want.astype(np.float32) / 255.0 * 2.0 - 1.0)
