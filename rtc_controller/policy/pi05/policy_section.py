@@ -256,6 +256,22 @@ def load_policy_section(path: str | pathlib.Path, **overrides: Any) -> Pi05Polic
     return cfg
 
 
+def cross_check(cfg: Pi05PolicyConfig, *, horizon: int, checkpoint: str, tokenizer: str,
+                num_steps: int) -> list[str]:
+    """Where a node's own parameters contradict the policy section (each names both values); '' = not set."""
+    problems = []
+    if horizon != cfg.action_horizon:
+        problems.append(f"horizon {horizon} differs from the policy section's action_horizon {cfg.action_horizon} "
+                        "(the checkpoint's training horizon)")
+    for what, given, want in (("checkpoint", checkpoint, cfg.checkpoint_dir),
+                              ("tokenizer_path", tokenizer, cfg.tokenizer_path)):
+        if given and pathlib.Path(given).expanduser().resolve() != pathlib.Path(want).resolve():
+            problems.append(f"{what} {given!r} differs from the policy section's {want!r}")
+    if num_steps != cfg.num_steps:
+        problems.append(f"num_steps {num_steps} differs from the policy section's num_steps {cfg.num_steps}")
+    return problems
+
+
 def policy_section_to_mapping(cfg: Pi05PolicyConfig) -> dict[str, Any]:
     """The YAML mapping of ``cfg`` (inverse of ``policy_section_from_mapping``)."""
     out: dict[str, Any] = {}
