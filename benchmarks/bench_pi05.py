@@ -4,8 +4,13 @@ Random weights with the full π0.5 architecture (SigLIP So400m/14 + Gemma-2B + G
 3 cameras, a 200-token prompt budget, n denoising steps, H = 50 and 100. ``--size reduced`` runs the same
 structure at CPU size (``rtc_controller.policy.pi05.testing.reduced_config``).
 
-chunk_ms = prefix pass + guided sampler (observation tensors in, model-space actions out), the latency that
-sets the RTC inference delay. step_ms = one action-expert velocity evaluation against the KV cache.
+chunk_ms = prefix pass + guided sampler (host observation tensors in: uint8 224² images and tokens, as
+``Pi05Policy.model_inputs`` makes them; model-space actions out), the latency that sets the RTC inference delay.
+step_ms = one action-expert velocity evaluation against the KV cache.
+
+The prefix table compares, interleaved (each repeat runs every variant once), the prefix pass as it was
+(the whole ``max_token_len`` budget, float32 images) with prompt-length buckets and uint8 images converted on
+the device (one stacked transfer). The context (and so the sampler) is the same in every variant.
 
     python benchmarks/bench_pi05.py                       # full size (GPU)
     python benchmarks/bench_pi05.py --size reduced --repeats 3 --json /tmp/pi05_cpu.json
@@ -47,14 +52,40 @@ def _timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _inputs(cfg, batch: int, seed: int = 0):
+def _inputs(cfg, batch: int, seed: int = 0, *, as_float: bool = False):
+    """Host inputs as the policy makes them: uint8 images (or float32 in [-1, 1]), tokens padded to the budget."""
     rng = np.random.default_rng(seed)
     size = cfg.siglip.image_size
-    images = {k: jnp.asarray(rng.uniform(-1, 1, (batch, size, size, 3)), jnp.float32) for k in IMAGE_KEYS}
-    masks = {k: jnp.ones((batch,), bool) for k in IMAGE_KEYS}
-    tokens = jnp.asarray(rng.integers(1, cfg.vocab_size, (batch, cfg.max_token_len)), jnp.int32)
-    token_mask = jnp.asarray(np.arange(cfg.max_token_len)[None].repeat(batch, 0) < PROMPT_TOKENS)
+    images = {k: rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8) for k in IMAGE_KEYS}
+    if as_float:
+        images = {k: v.astype(np.float32) / 255.0 * 2.0 - 1.0 for k, v in images.items()}
+    masks = {k: np.ones((batch,), bool) for k in IMAGE_KEYS}
+    tokens = rng.integers(1, cfg.vocab_size, (batch, cfg.max_token_len)).astype(np.int32)
+    token_mask = np.arange(cfg.max_token_len)[None].repeat(batch, 0) < PROMPT_TOKENS
     return images, masks, tokens, token_mask
+
+
+PREFIX_VARIANTS = {  # name -> (prompt buckets: None = default, else the full budget only; float32 images?)
+    "before: full budget, f32 images": ("full", True),
+    "buckets, f32 images": (None, True),
+    "after: buckets, uint8 images": (None, False),
+}
+
+
+def prefix_variants(cfg, params, batch: int, repeats: int) -> dict[str, float]:
+    """Median prefix-pass time [ms] per variant (PREFIX_VARIANTS), interleaved, host inputs to device context."""
+    models, inputs = {}, {}
+    for name, (buckets, as_float) in PREFIX_VARIANTS.items():
+        models[name] = Pi05Model(cfg, params, prompt_buckets=(cfg.max_token_len,) if buckets == "full" else None)
+        inputs[name] = _inputs(cfg, batch, as_float=as_float)
+        jax.block_until_ready(models[name].prepare(*inputs[name]))  # compile
+    times: dict[str, list[float]] = {name: [] for name in PREFIX_VARIANTS}
+    for _ in range(repeats):
+        for name in PREFIX_VARIANTS:
+            t0 = time.perf_counter()
+            jax.block_until_ready(models[name].prepare(*inputs[name]))
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def _peak_memory_mb() -> tuple[float, str]:
@@ -101,8 +132,9 @@ def run(size: str, horizons: list[int], num_steps: int, repeats: int, batch: int
             row["sampler_ms"][mode] = _timed(sampler_only, repeats)
             row["chunk_ms"][mode] = _timed(chunk, repeats)
         results[h] = row
+    prefix = prefix_variants(make(dtype="bfloat16", action_horizon=horizons[0]), params, batch, repeats)
     peak, peak_kind = _peak_memory_mb()
-    return {"results": results, "peak_memory_mb": peak, "peak_memory_kind": peak_kind}
+    return {"results": results, "prefix_variants_ms": prefix, "peak_memory_mb": peak, "peak_memory_kind": peak_kind}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{h:>4} {r['prefix_ms']:>10.1f} {r['step_ms']:>8.2f} "
               + " ".join(f"{r['chunk_ms'][m]:>11.1f}" for m in MODES) + " "
               + " ".join(f"{r['sampler_ms'][m]:>13.1f}" for m in MODES) + f" {ratio:>9.3f}")
+    print(f"\nprefix pass, {PROMPT_TOKENS} valid prompt tokens of {200}, interleaved medians of {args.repeats}:")
+    for name, ms in out["prefix_variants_ms"].items():
+        print(f"  {name:<34} {ms:>9.1f} ms")
     print(f"peak memory: {out['peak_memory_mb']:.0f} MiB ({out['peak_memory_kind']})")
 
     if args.json:
@@ -144,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             "num_steps": args.num_steps,
             "by_horizon": {str(h): v for h, v in out["results"].items()},
             "peak_memory_kind": out["peak_memory_kind"],
+            "prefix_variants_ms": out["prefix_variants_ms"],
         }
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=2)

@@ -257,3 +257,9 @@ def test_wrong_image_type_is_rejected(model):
         model.prepare(images, masks, tokens, token_mask)
     with pytest.raises(ValueError, match="x_t must be"):
         model.velocity(model.prepare(*_inputs(model.config)), np.zeros((B, 10, 5), np.float32), 0.5)
+
+
+def test_pytorch_checkpoint_is_refused_with_the_way_out(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 8)
+    with pytest.raises(CheckpointError, match=r"PyTorch checkpoint .*model.safetensors.*JAX checkpoints \(params/"):
+        load_pi05(tmp_path)

@@ -199,6 +199,7 @@ def forward_joint(params: Params, cfg: Pi05Config, images, image_masks, tokens, 
 
 
 MIN_PROMPT_BUCKET = 32  # smallest prompt-length bucket [tokens]
+PYTORCH_WEIGHTS = "model.safetensors"  # openpi's PyTorch port writes this instead of params/
 
 
 def default_prompt_buckets(max_token_len: int) -> tuple[int, ...]:
@@ -340,6 +341,14 @@ def load_pi05(checkpoint_dir: str | pathlib.Path, *, action_horizon: int = 50, m
     if not checkpoint_dir.is_dir():
         raise CheckpointError(f"{checkpoint_dir}: checkpoint directory not found")
     params_dir = checkpoint_dir / "params"
+    if not params_dir.is_dir() and (checkpoint_dir / PYTORCH_WEIGHTS).is_file():
+        raise CheckpointError(
+            f"{checkpoint_dir}: this is openpi's PyTorch checkpoint ({PYTORCH_WEIGHTS}); the rig runs the JAX "
+            "π0.5 and loads openpi's JAX checkpoints (params/ + assets/). Point checkpoint at the JAX checkpoint "
+            "this one was converted from (examples/convert_jax_model_to_pytorch.py), or fine-tune with openpi's "
+            "JAX trainer (scripts/train.py): openpi has no PyTorch -> JAX converter, and a guessed key mapping "
+            "would load without proving parity"
+        )
     if not params_dir.is_dir():
         raise CheckpointError(f"{params_dir}: missing 'params/' (expected an openpi orbax parameter checkpoint)")
     raw = load_params(params_dir, dtype=dtype, lora=lora)
