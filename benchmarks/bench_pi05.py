@@ -95,7 +95,8 @@ def _peak_memory_mb() -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "host max RSS (CPU backend)"
 
 
-def run(size: str, horizons: list[int], num_steps: int, repeats: int, batch: int, beta: float) -> dict:
+def run(size: str, horizons: list[int], num_steps: int, repeats: int, batch: int, beta: float, *,
+        prefix_only: bool = False) -> dict:
     make = full_size_config if size == "full" else reduced_config
     base = make(dtype="bfloat16")
     t0 = time.perf_counter()
@@ -103,7 +104,7 @@ def run(size: str, horizons: list[int], num_steps: int, repeats: int, batch: int
     jax.block_until_ready(params)
     print(f"# random bf16 weights ({size}): {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     results = {}
-    for h in horizons:
+    for h in [] if prefix_only else horizons:
         cfg = make(dtype="bfloat16", action_horizon=h)
         model = Pi05Model(cfg, params)
         images, masks, tokens, token_mask = _inputs(cfg, batch)
@@ -145,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--beta", type=float, default=10.0, help="max guidance weight")
+    ap.add_argument("--prefix-only", action="store_true", help="only the interleaved prefix table")
     ap.add_argument("--json", metavar="PATH", help="write {device, chunk_ms, prefix_ms, step_ms, peak_memory_mb}")
     args = ap.parse_args(argv)
 
-    out = run(args.size, args.horizons, args.num_steps, args.repeats, args.batch, args.beta)
+    out = run(args.size, args.horizons, args.num_steps, args.repeats, args.batch, args.beta,
+              prefix_only=args.prefix_only)
     dev = jax.devices()[0]
     device = f"{dev.platform}:{getattr(dev, 'device_kind', '')}".rstrip(":")
     print(f"\nπ0.5 {args.size}-size, random bf16 weights, 3 cameras, {args.num_steps} steps, batch {args.batch}, "
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<34} {ms:>9.1f} ms")
     print(f"peak memory: {out['peak_memory_mb']:.0f} MiB ({out['peak_memory_kind']})")
 
-    if args.json:
+    if args.json and out["results"]:
         main_h = 50 if 50 in out["results"] else args.horizons[0]
         r = out["results"][main_h]
         doc = {
