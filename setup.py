@@ -35,6 +35,7 @@ setup(
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE + "/config/policy", glob("config/policy/*.yaml")),
     ],
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
@@ -58,6 +59,7 @@ setup(
             "rtc-bringup = rtc_controller.ros.bringup:main",
             "rtc-demo = rtc_controller.tools.demo:main",
             "rtc-replay = rtc_controller.tools.replay:main",
+            "rtc-policy-check = rtc_controller.tools.policy_check:main",
         ],
     },
 )

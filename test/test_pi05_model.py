@@ -164,6 +164,26 @@ def test_longer_padding_does_not_change_velocity(model, velocity_jit):
 
 
 @pytest.mark.slow
+def test_prompt_buckets_and_left_out_cameras_do_not_change_velocity(model, velocity_jit):
+    """The prefix runs on the shortest prompt bucket (padding masked, positions unshifted) and without slots that
+    are left out; both give the velocity of the full-budget prefix with that camera masked."""
+    cfg = model.config
+    images, masks, tokens, token_mask = _inputs(cfg, seed=5)
+    masks["right_wrist_0_rgb"][:] = False
+    x, t = _noise(cfg, seed=6), jnp.float32(0.3)
+    full = Pi05Model(cfg, model.params, prompt_buckets=(cfg.max_token_len,))
+    bucketed = Pi05Model(cfg, model.params, prompt_buckets=(16, cfg.max_token_len))
+    assert bucketed.bucket(token_mask) == 16 and full.bucket(token_mask) == cfg.max_token_len
+    v_full = velocity_jit(full.prepare(images, masks, tokens, token_mask), x, t)
+    ctx = bucketed.prepare(images, masks, tokens, token_mask)
+    assert ctx["k"].shape == full.prepare(images, masks, tokens, token_mask)["k"].shape  # one sampler shape
+    np.testing.assert_allclose(np.asarray(velocity_jit(ctx, x, t)), np.asarray(v_full), rtol=1e-5, atol=1e-5)
+    two = [k for k in IMAGE_KEYS if k != "right_wrist_0_rgb"]
+    ctx2 = full.prepare({k: images[k] for k in two}, {k: masks[k] for k in two}, tokens, token_mask)
+    np.testing.assert_allclose(np.asarray(velocity_jit(ctx2, x, t)), np.asarray(v_full), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
 def test_jit_matches_eager(model, velocity_jit):
     cfg = model.config
     images, masks, tokens, token_mask = _inputs(cfg, seed=3)
@@ -222,12 +242,24 @@ def test_pi0_checkpoint_is_rejected(tmp_path):
 
 def test_wrong_image_type_is_rejected(model):
     images, masks, tokens, token_mask = _inputs(model.config)
-    images["base_0_rgb"] = (images["base_0_rgb"] * 127 + 128).astype(np.uint8)
+    images["base_0_rgb"] = (images["base_0_rgb"] * 127 + 128).astype(np.int32)
     with pytest.raises(TypeError, match="base_0_rgb"):
         model.prepare(images, masks, tokens, token_mask)
+    # uint8 is openpi's other accepted image type: x / 255 * 2 - 1, also when mixed with float32 slots
+    raw = images["base_0_rgb"].astype(np.uint8)
+    images["base_0_rgb"] = raw
+    as_float = dict(images, base_0_rgb=raw.astype(np.float32) / 255.0 * 2.0 - 1.0)
+    np.testing.assert_array_equal(np.asarray(model.prepare(images, masks, tokens, token_mask)["k"]),
+                                  np.asarray(model.prepare(as_float, masks, tokens, token_mask)["k"]))
     images, masks, tokens, token_mask = _inputs(model.config)
     images["left_wrist_0_rgb"] = images["left_wrist_0_rgb"][:, :100]
     with pytest.raises(ValueError, match="left_wrist_0_rgb"):
         model.prepare(images, masks, tokens, token_mask)
     with pytest.raises(ValueError, match="x_t must be"):
         model.velocity(model.prepare(*_inputs(model.config)), np.zeros((B, 10, 5), np.float32), 0.5)
+
+
+def test_pytorch_checkpoint_is_refused_with_the_way_out(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 8)
+    with pytest.raises(CheckpointError, match=r"PyTorch checkpoint .*model.safetensors.*JAX checkpoints \(params/"):
+        load_pi05(tmp_path)

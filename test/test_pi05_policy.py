@@ -16,6 +16,7 @@ from rtc_controller.policy.pi05 import (
     PaligemmaTokenizer,
     Pi05Policy,
     Pi05PolicyConfig,
+    Segment,
     TokenizerError,
     load_pi05,
 )
@@ -112,12 +113,11 @@ def test_action_round_trip_with_delta_dims(policy):
 def test_images_any_size_and_missing_cameras_are_masked(policy):
     obs = _obs(cameras=("base_0_rgb", "left_wrist_0_rgb"), size=(30, 90))
     images, masks, _, _ = policy.model_inputs(obs)
-    assert all(images[k].shape == (1, 224, 224, 3) and images[k].dtype == np.float32 for k in IMAGE_KEYS)
+    assert all(images[k].shape == (1, 224, 224, 3) and images[k].dtype == np.uint8 for k in IMAGE_KEYS)
     assert masks["right_wrist_0_rgb"].tolist() == [False] and masks["base_0_rgb"].tolist() == [True]
     base = images["base_0_rgb"][0]
-    assert base.min() >= -1.0 and base.max() <= 1.0
-    # resize-with-pad: 30x90 -> 74x224 centred, black (-1) bars top and bottom
-    assert (base[:75] == -1.0).all() and (base[-75:] == -1.0).all()
+    # resize-with-pad: 30x90 -> 74x224 centred, black bars top and bottom
+    assert (base[:75] == 0).all() and (base[-75:] == 0).all()
     assert resize_with_pad(np.zeros((30, 90, 3), np.uint8), 224, 224).shape == (224, 224, 3)
     ctx = policy.prepare(obs)
     t = policy.model.config.siglip.num_patches
@@ -213,7 +213,32 @@ def test_action_dims_mismatch_is_reported(ckpt, spm_path):
     d, cfg = ckpt
     model = load_pi05(d, action_horizon=cfg.action_horizon, max_token_len=cfg.max_token_len, dtype="float32")
     too_many = tuple(f"a{i}" for i in range(cfg.action_dim + 1))
-    with pytest.raises(ValueError, match="action dims mismatch"):
+    with pytest.raises(ValueError, match="state dim mismatch: .* has 17 dims but norm_stats 'state' .* has 14"):
         Pi05Policy(dataclasses.replace(_config(ckpt, spm_path), action_names=too_many), model=model)
+    state_only = dataclasses.replace(_config(ckpt, spm_path), action_names=too_many,
+                                     state=(Segment(too_many[:14]),))
+    with pytest.raises(ValueError, match="action dim mismatch: .* take 17 model dims but norm_stats 'actions' .* 14"):
+        Pi05Policy(state_only, model=model)
     with pytest.raises(ValueError, match="delta_action_mask"):
         _config(ckpt, spm_path, delta_action_mask=(True,) * 15)
+
+
+def test_resize_with_pad_is_openpis_pil_path():
+    """openpi_client.image_tools.resize_with_pad: PIL bilinear on uint8, pasted at floor((224 - size) / 2)."""
+    from PIL import Image
+
+    from rtc_controller.policy.pi05.image import UINT8_TO_UNIT, resized_shape, to_model_image
+
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (31, 97, 3), dtype=np.uint8)
+    h, w = resized_shape(31, 97, 224, 224)
+    assert (h, w) == (71, 224)  # int(31 / (97 / 224)) = 71: 153 rows of padding, 76 on top, 77 below
+    want = np.zeros((224, 224, 3), np.uint8)
+    want[76:76 + h] = np.asarray(Image.fromarray(img).resize((w, h), resample=Image.BILINEAR))
+    got = resize_with_pad(img, 224, 224)
+    np.testing.assert_array_equal(got, want)
+    assert resize_with_pad(got, 224, 224) is got  # already the model size: untouched
+    # uint8 -> [-1, 1] is openpi's NumPy float32 arithmetic, bit for bit, for every value
+    values = np.arange(256, dtype=np.uint8)
+    np.testing.assert_array_equal(UINT8_TO_UNIT[values], values.astype(np.float32) / 255.0 * 2.0 - 1.0)
+    np.testing.assert_array_equal(to_model_image(img, 224), want.astype(np.float32) / 255.0 * 2.0 - 1.0)

@@ -106,3 +106,13 @@ def test_cli_pi05_needs_checkpoint_and_tokenizer(bag, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == replay.EXIT_BAD_INPUT and "missing --checkpoint DIR, --tokenizer PATH" in err
     assert not (tmp_path / "o" / "metrics.csv").exists()
+
+
+def test_cli_policy_config_sets_policy_and_cameras(bag, tmp_path, capsys):
+    """--policy-config implies pi05 and takes the section's camera topics; a bad checkpoint is reported (exit 2)."""
+    assert replay.section_cameras("pi05_no_state_delta") == {
+        "base_0_rgb": "rtc/camera/base_0_rgb", "left_wrist_0_rgb": "rtc/camera/left_wrist_0_rgb"}
+    code = replay.main([str(bag), "-o", str(tmp_path / "o"), "--policy-config", "pi05_no_state_delta",
+                        "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == replay.EXIT_BAD_INPUT and "cannot build policy 'pi05'" in err and "pi05_flexiv_delta" in err

@@ -12,6 +12,8 @@ A policy splits inference into
   static argument, so a policy object must hash by identity (``@dataclass(eq=False)`` or a plain class).
 - ``to_model`` / ``to_physical``: normalisation between physical units and model space (and, where
   configured, delta <-> absolute actions relative to the observed state).
+- optionally ``warmup()``: compile what one warm-up observation does not reach (π0.5: every prompt-length
+  bucket of its prefix pass); ``ChunkSampler.warmup`` calls it first.
 """
 
 from __future__ import annotations

@@ -201,6 +201,9 @@ class ChunkSampler:
         ``observation`` defaults to the policy's ``fake_observation()`` where it has one.
         """
         start = time.perf_counter()
+        policy_warmup = getattr(self.policy, "warmup", None)  # optional: shapes a single observation misses
+        if policy_warmup is not None:
+            policy_warmup()
         if observation is None:
             fake = getattr(self.policy, "fake_observation", None)
             if fake is None:
@@ -236,13 +239,15 @@ class ChunkSampler:
         key: jax.Array,
         with_unguided: bool = False,
         prepared: PreparedObservation | None = None,
+        noise: np.ndarray | None = None,
     ) -> ChunkResult:
         """One chunk conditioned on ``observation`` (its ``stamp_s`` is t_obs), guided toward ``previous``.
 
         ``previous`` None (first chunk) or without overlap (m ≥ H) samples unguided. ``key``: PRNG key of the
         noise [1, H, Dm] (the same key gives the same noise); the unguided chunk (``with_unguided``) uses the same
         noise. ``prepared``: ``self.prepare(observation)`` to reuse instead of running the conditioning pass again
-        (ValueError when it was prepared from another observation object).
+        (ValueError when it was prepared from another observation object). ``noise``: the state at t = 1,
+        [1, H, Dm], instead of drawing it from ``key`` (parity checks against a reference that saved its noise).
         """
         settings.check_horizon(self.horizon)
         t0 = time.perf_counter()
@@ -255,7 +260,12 @@ class ChunkSampler:
         else:
             context = prepared.context
         t1 = time.perf_counter()
-        noise = jax.random.normal(key, (1, self.horizon, self.policy.model_action_dim), jnp.float32)
+        shape = (1, self.horizon, self.policy.model_action_dim)
+        if noise is None:
+            noise = jax.random.normal(key, shape, jnp.float32)
+        elif np.shape(noise) != shape:
+            raise ValueError(f"noise must be {list(shape)} [batch, horizon, model action dim], got {list(np.shape(noise))}")
+        noise = jnp.asarray(noise, jnp.float32)
         guidance = None
         if previous is not None:
             guidance = build_guidance(

@@ -18,7 +18,8 @@ def make_policy(name: PolicyName, **params: Any) -> FlowPolicy:
 
     sim: ``params`` are ``SimPolicyConfig`` fields (e.g. ``horizon=100, dt_s=0.02``).
     pi05: ``params`` are ``Pi05PolicyConfig`` fields (``checkpoint_dir``, ``tokenizer_path`` required;
-    e.g. ``action_horizon=50``, ``action_names=…``, ``delta_action_mask=…``).
+    e.g. ``action_horizon=50``, ``action_names=…``, ``delta_action_mask=…``), or ``policy_config=<policy section
+    file or config/policy name>`` with other fields overriding the file's.
     """
     if name == "sim":
         from .sim_policy import sim_policy_from_params
@@ -32,11 +33,17 @@ def make_policy(name: PolicyName, **params: Any) -> FlowPolicy:
                 f"policy 'pi05' is not available: cannot import rtc_controller.policy.pi05 ({exc}); "
                 "install the extra with `pip install -e .[pi05]` or use policy 'sim'"
             ) from exc
-        if "checkpoint_dir" not in params or "tokenizer_path" not in params:
-            raise ValueError("policy 'pi05' needs checkpoint_dir=<openpi checkpoint> and tokenizer_path=<.model>")
         known = set(Pi05PolicyConfig.__dataclass_fields__)
-        unknown = sorted(set(params) - known)
+        unknown = sorted(set(params) - known - {"policy_config"})
         if unknown:
-            raise ValueError(f"unknown pi05 parameters {unknown}; known: {sorted(known)}")
-        return Pi05Policy(Pi05PolicyConfig(**params))
+            raise ValueError(f"unknown pi05 parameters {unknown}; known: {sorted(known | {'policy_config'})}")
+        if params.get("policy_config"):
+            from .pi05.policy_section import load_policy_section
+
+            rest = {k: v for k, v in params.items() if k != "policy_config"}
+            return Pi05Policy(load_policy_section(params["policy_config"], **rest))
+        if "checkpoint_dir" not in params or "tokenizer_path" not in params:
+            raise ValueError("policy 'pi05' needs policy_config=<policy section>, or checkpoint_dir=<openpi "
+                             "checkpoint> and tokenizer_path=<.model>")
+        return Pi05Policy(Pi05PolicyConfig(**{k: v for k, v in params.items() if k != "policy_config"}))
     raise ValueError(f"unknown policy {name!r}; expected one of {POLICY_NAMES}")

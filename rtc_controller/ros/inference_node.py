@@ -68,6 +68,8 @@ class ParamSpec:
 # Every parameter of the node (name -> default, description); config/*.yaml documents the same names.
 PARAMETERS: dict[str, ParamSpec] = {
     "policy": ParamSpec("sim", f"flow policy: one of {POLICY_NAMES}", read_only=True),
+    "policy_config": ParamSpec("", "π0.5 policy section: YAML path or a name under config/policy/ (checkpoint, "
+                               "tokenizer, horizon, state/action mapping, camera topics; policy pi05)", read_only=True),
     "checkpoint": ParamSpec("", "π0.5 openpi checkpoint directory with params/ and assets/ (policy pi05)", read_only=True),
     "tokenizer_path": ParamSpec("", "PaliGemma SentencePiece model file (policy pi05)", read_only=True),
     "horizon": ParamSpec(100, "H, actions per chunk (must match the policy)", read_only=True),
@@ -149,6 +151,34 @@ def image_to_array(msg: Image | CompressedImage) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
+def _policy_section(p: dict[str, Any], horizon: int):
+    """The π0.5 policy section named by ``policy_config`` (None when unset), cross-checked against the node's
+    own parameters: a contradiction raises ValueError naming both values."""
+    if not p["policy_config"]:
+        return None
+    if p["policy"] != "pi05":
+        raise ValueError(f"policy_config is a π0.5 policy section; set policy: pi05 (got policy {p['policy']!r})")
+    from rtc_controller.policy.pi05.policy_section import cross_check, load_policy_section
+
+    section = load_policy_section(p["policy_config"], action_names=tuple(p["action_names"]))
+    problems = cross_check(section, horizon=horizon, checkpoint=p["checkpoint"], tokenizer=p["tokenizer_path"],
+                           num_steps=int(p["num_steps"]))
+    if problems:
+        raise ValueError(f"policy_config {p['policy_config']}: " + "; ".join(problems))
+    return section
+
+
+def _camera_topics(p: dict[str, Any], section) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(model slots, slot -> topic): the section's camera mapping, else ``camera_slots`` on rtc/camera/<slot>."""
+    slots = tuple(p["camera_slots"])
+    if section is None or not section.cameras:
+        return slots, {s: topics.camera_topic(s) for s in slots}
+    if slots and set(slots) != set(section.camera_slots):
+        raise ValueError(f"camera_slots {list(slots)} differ from the policy section's cameras "
+                         f"{list(section.camera_slots)}")
+    return section.camera_slots, {s: c.topic or topics.camera_topic(s) for s, c in section.cameras.items()}
+
+
 @dataclass
 class _Inputs:
     """Latest messages with their receive times (monotonic [s]); written by callbacks, read by the worker."""
@@ -198,12 +228,13 @@ class InferenceNode(Node):
         self.create_subscription(String, topics.PROMPT, self._on_prompt, 10)
         self.create_subscription(Int32, topics.INFERENCE_DELAY, self._on_delay, 10)
         self.create_subscription(Header, topics.ACTIVE_CHUNK, self._on_active, 10)
-        self.camera_slots = tuple(p["camera_slots"])
+        self.section = _policy_section(p, self._horizon)
+        self.camera_slots, camera_topics = _camera_topics(p, self.section)
         for slot in self.camera_slots:
             if p["use_compressed_images"]:
-                topic, msg_type = topics.camera_topic(slot) + "/compressed", CompressedImage
+                topic, msg_type = camera_topics[slot] + "/compressed", CompressedImage
             else:
-                topic, msg_type = topics.camera_topic(slot), Image
+                topic, msg_type = camera_topics[slot], Image
             self.create_subscription(msg_type, topic, lambda m, s=slot: self._on_image(s, m), qos_profile_sensor_data)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._run_worker, name="inference_worker", daemon=True)
@@ -296,7 +327,9 @@ class InferenceNode(Node):
             jax.config.update("jax_compilation_cache_dir", os.path.expanduser(str(p["compilation_cache_dir"])))
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
             jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        if p["policy"] == "pi05":
+        if self.section is not None:
+            params = {"policy_config": p["policy_config"], "action_names": self.names}
+        elif p["policy"] == "pi05":
             params = {
                 "checkpoint_dir": p["checkpoint"],
                 "tokenizer_path": p["tokenizer_path"],

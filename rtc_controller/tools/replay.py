@@ -560,8 +560,9 @@ def _make_policy(cfg: ReplayConfig, sw: SwitchInput) -> FlowPolicy:
     if cfg.policy == "sim":  # the sim policy takes the recorded chunk's shape
         params.setdefault("horizon", sw.chunk.horizon)
         params.setdefault("dt_s", sw.chunk.dt_s)
-    elif cfg.policy == "pi05":  # H is a run-time choice of π0.5; its actions are named like the recorded chunks
-        params.setdefault("action_horizon", sw.chunk.horizon)
+    elif cfg.policy == "pi05":  # its actions are named like the recorded chunks
+        if not params.get("policy_config"):  # without a policy section H is taken from the recording
+            params.setdefault("action_horizon", sw.chunk.horizon)
         params.setdefault("action_names", tuple(sw.chunk.names))
     try:
         return make_policy(cfg.policy, **params)
@@ -608,6 +609,16 @@ def _camera(text: str) -> tuple[str, str]:
     return slot, topic
 
 
+def section_cameras(policy_config: str) -> dict[str, str] | None:
+    """slot -> topic of a π0.5 policy section's cameras (None: the section lists none)."""
+    from rtc_controller.policy.pi05.policy_section import load_policy_section
+
+    section = load_policy_section(policy_config)
+    if not section.cameras:
+        return None
+    return {slot: c.topic or topics.camera_topic(slot) for slot, c in section.cameras.items()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rtc-replay",
@@ -619,6 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default="sim", help="policy name: sim or pi05 (default sim)")
     p.add_argument("--checkpoint", type=Path, help="π0.5 openpi checkpoint directory (with --policy pi05)")
     p.add_argument("--tokenizer", type=Path, help="PaliGemma SentencePiece model, paligemma_tokenizer.model (with --policy pi05)")
+    p.add_argument("--policy-config", help="π0.5 policy section (YAML path or a name under config/policy/); implies "
+                   "--policy pi05 and sets the checkpoint, tokenizer, horizon, mappings and camera topics")
     p.add_argument("--policy-param", type=_policy_param, action="append", default=[], metavar="KEY=VALUE",
                    help="extra make_policy parameter (repeatable; YAML value), e.g. asset_id=trossen")  # fmt: skip
     p.add_argument("--modes", type=_names, default=("none", "stop", "full"), help="guidance modes (default none,stop,full)")
@@ -649,6 +662,15 @@ def main(args: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(args)
     params: dict[str, Any] = dict(ns.policy_param)
+    cameras = dict(ns.camera) if ns.camera else None
+    if ns.policy_config:
+        ns.policy = "pi05"
+        params["policy_config"] = ns.policy_config
+        try:
+            cameras = cameras or section_cameras(ns.policy_config)
+        except ValueError as err:
+            print(f"rtc-replay: error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     if ns.checkpoint is not None:
         params["checkpoint_dir"] = str(ns.checkpoint)
     if ns.tokenizer is not None:
@@ -659,10 +681,10 @@ def main(args: Sequence[str] | None = None) -> int:
             delay=ns.delay, execution_horizon=ns.execution_horizon, schedule=ns.schedule, num_steps=ns.num_steps,
             switches=ns.switches, max_switches=ns.max_switches, figures=ns.figures, start_s=ns.start, end_s=ns.end,
             chunk_topic=ns.chunk_topic, state_topic=ns.state_topic, prompt_topic=ns.prompt_topic,
-            cameras=dict(ns.camera) if ns.camera else None, prompt=ns.prompt, seed=ns.seed,
+            cameras=cameras, prompt=ns.prompt, seed=ns.seed,
             jump_rel_tol=ns.jump_tolerance, progress=not ns.no_progress,
         )  # fmt: skip
-        if cfg.policy == "pi05":
+        if cfg.policy == "pi05" and "policy_config" not in params:
             missing = [flag for flag, key in PI05_REQUIRED.items() if key not in params]
             if missing:
                 raise ValueError(f"--policy pi05 needs {' and '.join(PI05_REQUIRED)}; missing {', '.join(missing)}")

@@ -16,11 +16,22 @@ from rtc_controller.policy.pi05.config import (
 from rtc_controller.policy.pi05.model import Pi05Model, load_pi05
 from rtc_controller.policy.pi05.norm_stats import NormStats, NormStatsError, load_norm_stats, save_norm_stats
 from rtc_controller.policy.pi05.params import random_params
-from rtc_controller.policy.pi05.policy import Pi05Policy, Pi05PolicyConfig
+from rtc_controller.policy.pi05.policy import Pi05Policy
+from rtc_controller.policy.pi05.policy_section import (
+    CameraSlot,
+    Pi05PolicyConfig,
+    load_policy_section,
+    save_policy_section,
+)
+from rtc_controller.policy.pi05.state_map import Segment
 from rtc_controller.policy.pi05.tokenizer import PaligemmaTokenizer, TokenizerError
 
 __all__ = [
     "IMAGE_KEYS",
+    "CameraSlot",
+    "Segment",
+    "load_policy_section",
+    "save_policy_section",
     "ArchitectureError",
     "CheckpointError",
     "GemmaConfig",

@@ -3,7 +3,8 @@
 Both layouts openpi produces are read:
 - released checkpoints: an orbax PyTree whose root key ``params`` holds the parameter tree;
 - training checkpoints (``save_state``): the same, but every key path ends in ``value`` (nnx.State).
-LoRA fine-tunes (``lora_a``/``lora_b`` next to a weight) are merged into the base weights on load.
+LoRA fine-tunes (``lora_a``/``lora_b`` next to a weight) are merged into the base weights on load, in float32,
+by the rule of ``lora.py`` (derived from the forward pass's einsum equations).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rtc_controller.policy.pi05.gemma import EINSUM_EQUATIONS
+from rtc_controller.policy.pi05.lora import LoraError, LoraSettings, find_lora_pairs, merge_lora
 from rtc_controller.policy.pi05.params import Params, flatten, unflatten
 
 logger = logging.getLogger(__name__)
 
 Layout = Literal["released", "training"]
-# openpi's LoRA configs use alpha == rank, i.e. a scaling of 1 for the attention einsums; the FFN LoRA has none.
-DEFAULT_LORA_SCALING = 1.0
 
 
 class CheckpointError(ValueError):
@@ -35,41 +36,30 @@ def _orbax():
     return ocp
 
 
-def _strip_value_suffix(tree: Params) -> Params:
-    flat = flatten(tree)
+def _strip_value_suffix(flat: dict[str, Any]) -> dict[str, Any]:
     if flat and all(k.rsplit("/", 1)[-1] == "value" for k in flat):
-        return unflatten({k.rsplit("/", 1)[0]: v for k, v in flat.items()})
-    return tree
+        return {k.rsplit("/", 1)[0]: v for k, v in flat.items()}
+    return flat
 
 
-def merge_lora(params: Params, *, scaling: float = DEFAULT_LORA_SCALING) -> Params:
-    """Fold LoRA factors into their base weights: W += s · A @ B (batched over leading axes)."""
-    flat = flatten(params)
-    out = {k: v for k, v in flat.items() if "lora" not in k.rsplit("/", 1)[-1]}
-    merged = 0
-    for key in list(flat):
-        leaf = key.rsplit("/", 1)[-1]
-        if leaf == "lora_a":  # Einsum: <name>/{w, lora_a, lora_b}
-            base, s = key.rsplit("/", 1)[0] + "/w", scaling
-            b_key = key[: -len("lora_a")] + "lora_b"
-        elif leaf.endswith("_lora_a"):  # FeedForward: gating_einsum_lora_a, linear_lora_a
-            base, s = key[: -len("_lora_a")], 1.0
-            b_key = key[: -len("_lora_a")] + "_lora_b"
-        else:
-            continue
-        a, b = np.asarray(flat[key], np.float32), np.asarray(flat[b_key], np.float32)
-        w = np.asarray(out[base], np.float32)
-        out[base] = (w + s * np.matmul(a, b)).astype(flat[base].dtype)
-        merged += 1
-    if merged:
-        logger.info("merged %d LoRA weight pairs (attention scaling %.3g)", merged, scaling)
-    return unflatten(out)
+def _float32_keys(flat_meta: dict[str, Any]) -> set[str]:
+    """Checkpoint keys read in float32 whatever the requested dtype: LoRA factors and the weights they update."""
+    keys = set(_strip_value_suffix(dict.fromkeys(flat_meta)))
+    try:
+        pairs = find_lora_pairs(keys, EINSUM_EQUATIONS)
+    except LoraError:
+        return set(keys)  # reported (with the key) when merging
+    suffix = "/value" if flat_meta and next(iter(flat_meta)).endswith("/value") else ""
+    return {k + suffix for p in pairs for k in (p.weight, p.a, p.b)}
 
 
-def load_params(params_dir: str | pathlib.Path, *, dtype: str | None = None) -> Params:
+def load_params(params_dir: str | pathlib.Path, *, dtype: str | None = None,
+                lora: LoraSettings | None = None) -> Params:
     """Restore an openpi parameter checkpoint as a NumPy pytree (released or training layout, LoRA merged).
 
     dtype: cast while reading (as openpi's ``restore_params(dtype=bfloat16)``), halving host memory for bf16.
+    LoRA factors and their weights are read in float32, merged there (``lora.merge_lora``, scaling ``lora``),
+    and only then cast to ``dtype``.
     """
     params_dir = pathlib.Path(params_dir)
     if not params_dir.is_dir():
@@ -79,7 +69,11 @@ def load_params(params_dir: str | pathlib.Path, *, dtype: str | None = None) -> 
         with ocp.PyTreeCheckpointer() as ckptr:
             meta = ckptr.metadata(params_dir)
             tree_meta = getattr(getattr(meta, "item_metadata", None), "tree", None) or meta
-            restore_args = _map_tree(lambda _: ocp.RestoreArgs(restore_type=np.ndarray, dtype=dtype), tree_meta)
+            wide = _float32_keys(flatten(tree_meta)) if dtype is not None else set()
+            restore_args = unflatten({
+                k: ocp.RestoreArgs(restore_type=np.ndarray, dtype="float32" if k in wide else dtype)
+                for k in flatten(tree_meta)
+            })  # fmt: skip
             restored = ckptr.restore(params_dir, ocp.args.PyTreeRestore(restore_args=restore_args))
     except Exception as e:  # orbax raises many types for unreadable/corrupt files
         raise CheckpointError(f"{params_dir}: cannot read the orbax checkpoint ({type(e).__name__}: {e})") from e
@@ -88,7 +82,14 @@ def load_params(params_dir: str | pathlib.Path, *, dtype: str | None = None) -> 
     tree = restored.get("params", restored)
     if not isinstance(tree, dict) or not tree:
         raise CheckpointError(f"{params_dir}: checkpoint has no 'params' tree")
-    return merge_lora(_strip_value_suffix(tree))
+    flat = _strip_value_suffix(flatten(tree))
+    try:
+        pairs = find_lora_pairs(flat, EINSUM_EQUATIONS)
+        cast = (lambda x: x.astype(dtype)) if dtype is not None else (lambda x: x)
+        flat = merge_lora(flat, pairs, lora or LoraSettings(), cast=cast)
+    except LoraError as e:
+        raise CheckpointError(f"{params_dir}: {e}") from e
+    return unflatten(flat)
 
 
 def _map_tree(fn, tree: Any) -> Any:

@@ -24,6 +24,16 @@ Array = jax.Array
 RMS_EPS = 1e-6
 ROPE_MAX_WAVELENGTH = 10_000
 BIG_NEG = -2.3819763e38  # masked logit, as in openpi / gemma
+# The einsum each weight is applied with (openpi's Gemma; "C" is openpi's literal 3 or 2 of the stacked q/k/v).
+# The forward pass below uses exactly these, and the LoRA merge derives every update from them (``lora.py``).
+EINSUM_EQUATIONS: dict[str, str] = {
+    "qkv_einsum": "BSD,CKDH->CBSKH",
+    "q_einsum": "BTD,NDH->BTNH",
+    "kv_einsum": "BSD,CKDH->CBSKH",
+    "attn_vec_einsum": "BTNH,NHD->BTD",
+    "gating_einsum": "BTD,CDF->CBTF",  # FeedForward: gate and up projections
+    "linear": "BTF,FD->BTD",  # FeedForward: down projection
+}
 
 
 def name(base: str, i: int) -> str:
@@ -70,10 +80,10 @@ def apply_rope(x: Array, positions: Array) -> Array:
 def _qkv(attn: dict[str, Any], x: Array, i: int, c: GemmaConfig) -> tuple[Array, Array, Array]:
     dtype = x.dtype
     if c.num_kv_heads == c.num_heads:
-        q, k, v = jnp.einsum("BSD,CKDH->CBSKH", x, attn[name("qkv_einsum", i)]["w"].astype(dtype))
+        q, k, v = jnp.einsum(EINSUM_EQUATIONS["qkv_einsum"], x, attn[name("qkv_einsum", i)]["w"].astype(dtype))
         return q, k, v
-    q = jnp.einsum("BTD,NDH->BTNH", x, attn[name("q_einsum", i)]["w"].astype(dtype))
-    k, v = jnp.einsum("BSD,CKDH->CBSKH", x, attn[name("kv_einsum", i)]["w"].astype(dtype))
+    q = jnp.einsum(EINSUM_EQUATIONS["q_einsum"], x, attn[name("q_einsum", i)]["w"].astype(dtype))
+    k, v = jnp.einsum(EINSUM_EQUATIONS["kv_einsum"], x, attn[name("kv_einsum", i)]["w"].astype(dtype))
     return q, k, v
 
 
@@ -116,16 +126,16 @@ def attention(
             continue
         end = start + x.shape[1]
         w = attn[name("attn_vec_einsum", i)]["w"].astype(dtype)
-        out.append(jnp.einsum("BTNH,NHD->BTD", encoded[:, start:end], w))
+        out.append(jnp.einsum(EINSUM_EQUATIONS["attn_vec_einsum"], encoded[:, start:end], w))
         start = end
     return out, new_kv
 
 
 def feed_forward(p: dict[str, Any], x: Array) -> Array:
     """Gated MLP: (gelu_tanh(x W_gate) ⊙ x W_up) W_down."""
-    w = p["gating_einsum"].astype(x.dtype)
-    gate = jax.nn.gelu(x @ w[0], approximate=True)
-    return (gate * (x @ w[1])) @ p["linear"].astype(x.dtype)
+    gate, up = jnp.einsum(EINSUM_EQUATIONS["gating_einsum"], x, p["gating_einsum"].astype(x.dtype))
+    hidden = jax.nn.gelu(gate, approximate=True) * up
+    return jnp.einsum(EINSUM_EQUATIONS["linear"], hidden, p["linear"].astype(x.dtype))
 
 
 def _gated_residual(x: Array | None, y: Array | None, gate: Array | None) -> Array | None:

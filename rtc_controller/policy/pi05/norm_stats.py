@@ -6,7 +6,7 @@ File format (openpi ``shared/normalize.py``)::
                     "actions": {...}}}
 
 Quantile normalisation (π0.5's default): x -> (x − q01) / (q99 − q01 + 1e-6) · 2 − 1 (q01 -> −1, q99 -> +1);
-mean/std: x -> (x − mean) / (std + 1e-6). Statistics may cover more dims than x; the first dims are used.
+z-score: x -> (x − mean) / (std + 1e-6). Statistics may cover more dims than x; the first dims are used.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-NormMode = Literal["quantile", "mean_std"]
+NormMode = Literal["quantile", "z-score"]  # openpi DataConfig.use_quantile_norm True / False
 NORM_MODES: tuple[str, ...] = get_args(NormMode)
 NORM_EPS = 1e-6
 NORM_STATS_FILE = "norm_stats.json"
@@ -117,15 +117,15 @@ def save_norm_stats(path: str | pathlib.Path, stats: dict[str, NormStats]) -> No
 def find_norm_stats(checkpoint_dir: str | pathlib.Path, asset_id: str | None = None) -> pathlib.Path:
     """``<checkpoint_dir>/assets/<asset_id>/norm_stats.json``; the asset id may be omitted when there is one."""
     assets = pathlib.Path(checkpoint_dir) / "assets"
+    found = sorted(assets.glob(f"**/{NORM_STATS_FILE}")) if assets.is_dir() else []
+    ids = [str(p.parent.relative_to(assets)) for p in found]
     if asset_id is not None:
         path = assets / asset_id / NORM_STATS_FILE
         if not path.is_file():
-            raise NormStatsError(f"{path}: norm stats file not found")
+            raise NormStatsError(f"asset_id {asset_id!r}: {path} not found; asset ids in {assets}: {ids or 'none'}")
         return path
-    found = sorted(assets.glob(f"**/{NORM_STATS_FILE}")) if assets.is_dir() else []
     if not found:
         raise NormStatsError(f"{assets}/<asset_id>/{NORM_STATS_FILE}: norm stats file not found")
     if len(found) > 1:
-        ids = [str(p.parent.relative_to(assets)) for p in found]
         raise NormStatsError(f"{assets}: several norm stats {ids}; choose one with asset_id")
     return found[0]

@@ -6,7 +6,9 @@ openpi's format (``PaligemmaTokenizer.tokenize`` with a state)::
 
 where the prompt is stripped with "_" and newlines replaced by spaces, and s_i = digitize(state_i, 256 bins
 over [−1, 1)) − 1 of the *normalised* state (so [−1, 1] -> 0…255; above 1 stays 255, below −1 gives −1, as in openpi).
-The token ids start with BOS and are right-padded with 0 to ``max_len`` (mask False on padding).
+The token ids start with BOS and are right-padded with 0 to ``max_len`` (mask False on padding). Without the
+state (``discrete_state_input: false``, e.g. openpi's ``pi05_libero``) the ids are BOS + the cleaned prompt +
+the separately encoded "\n".
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ def discretize_state(state_normalized: np.ndarray) -> np.ndarray:
     return np.digitize(np.asarray(state_normalized), bins=bins) - 1
 
 
+def clean_prompt(prompt: str) -> str:
+    """openpi's cleaning: stripped, "_" and newlines replaced by spaces."""
+    return prompt.strip().replace("_", " ").replace("\n", " ")
+
+
 def format_prompt(prompt: str, state_normalized: np.ndarray) -> str:
     """The π0.5 prompt string, e.g. ``"Task: pick up the cube, State: 128 0 255;\\nAction: "``."""
-    cleaned = prompt.strip().replace("_", " ").replace("\n", " ")
     state_str = " ".join(map(str, discretize_state(state_normalized).tolist()))
-    return f"Task: {cleaned}, State: {state_str};\nAction: "
+    return f"Task: {clean_prompt(prompt)}, State: {state_str};\nAction: "
 
 
 class PaligemmaTokenizer:
@@ -62,12 +68,20 @@ class PaligemmaTokenizer:
     def vocab_size(self) -> int:
         return int(self._sp.get_piece_size())
 
-    def tokenize(self, prompt: str, state_normalized: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """-> (token ids int32 [max_len], mask bool [max_len]); truncates (with a warning) when too long."""
-        ids = self._sp.encode(format_prompt(prompt, state_normalized), add_bos=True)
+    def token_ids(self, prompt: str, state_normalized: np.ndarray | None) -> list[int]:
+        """openpi's ids: with a state, BOS + the π0.5 prompt (``discrete_state_input``); without, BOS + the
+        cleaned prompt followed by the separately encoded "\\n" (openpi's format without state)."""
+        if state_normalized is not None:
+            return self._sp.encode(format_prompt(prompt, state_normalized), add_bos=True)
+        return self._sp.encode(clean_prompt(prompt), add_bos=True) + self._sp.encode("\n")
+
+    def tokenize(self, prompt: str, state_normalized: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """-> (token ids int32 [max_len], mask bool [max_len]). A prompt longer than max_len is refused: openpi
+        would cut it (and the state or the "Action: " cue with it) and act on a different prompt."""
+        ids = self.token_ids(prompt, state_normalized)
         if len(ids) > self.max_len:
-            logger.warning("prompt has %d tokens, truncated to max_token_len=%d", len(ids), self.max_len)
-            ids = ids[: self.max_len]
+            raise ValueError(f"the prompt {prompt!r} with the state takes {len(ids)} tokens > max_token_len "
+                             f"{self.max_len}: shorten it or raise max_token_len (the training value)")
         tokens = np.zeros(self.max_len, np.int32)
         mask = np.zeros(self.max_len, bool)
         tokens[: len(ids)] = ids
