@@ -22,7 +22,7 @@ def make(**limits):
 
 
 def run(f, targets):
-    out = np.zeros(14)
+    out = np.zeros(f.ad)
     outs = []
     for t in targets:
         f.filter(t, out)
