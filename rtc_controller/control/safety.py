@@ -207,6 +207,12 @@ class SafetyFilter:
             return np.array([math.sqrt(sum(c * c for c in v)) for v in self._v_lin])
         return np.array([max(abs(self._v_j[j]) for j in range(s.joints.start, s.joints.stop)) for s in self._sl])
 
+    def workspace_excess_m(self) -> tuple[float, ...]:
+        """Per arm, how far the command is outside its workspace box [m] (Cartesian; () in joint space)."""
+        if not self._cart:
+            return ()
+        return tuple(lim.excess_m(self._cmd[s.position]) for lim, s in zip(self.config.arms, self._sl))
+
     def stopping_target(self) -> np.ndarray:
         """Where the command comes to rest when braking at the acceleration limits from its current velocity.
 
