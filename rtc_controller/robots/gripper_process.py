@@ -40,11 +40,10 @@ from typing import Protocol
 
 import numpy as np
 
-from rtc_controller.robots.base import DriverError
+from rtc_controller.robots.base import DEFAULT_GRIPPER_MIN_CHANGE_M, DriverError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GRIPPER_MIN_CHANGE_M = 0.002  # gripper commands closer than this to the last sent one are not sent
 POLL_S = 0.002  # the child's loop period [s]
 START_TIMEOUT_S = 30.0  # interpreter start + imports + connect + enable [s]
 STOP_WAIT_S = 2.0
