@@ -185,8 +185,13 @@ class SimDriver:
 
     def status(self) -> DriverStatus:
         msg = "connection lost" if self._disconnected else ("fault" if self._fault else "ok")
+        details: tuple[tuple[str, str], ...] = ()
+        if self.gripper is not None:
+            g = self.gripper
+            sent = g.status().sent if isinstance(g, GripperProcess) else g.sent
+            details = (("gripper_channel", self.config.gripper_channel), ("gripper_commands_sent", str(sent)))
         return DriverStatus(connected=self._connected and not self._disconnected, enabled=self._enabled,
-                            fault=self._fault, message=f"sim: {msg}")  # fmt: skip
+                            fault=self._fault, message=f"sim: {msg}", details=details)  # fmt: skip
 
     # ---- servo-thread API --------------------------------------------------------------------------------------
     def _check_events(self, now: float) -> None:
