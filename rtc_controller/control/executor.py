@@ -26,16 +26,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-from rtc_controller.control.approach import ApproachConfig
 from rtc_controller.control.chunk import Chunk
-from rtc_controller.control.delay_estimator import DelayEstimator, DelayEstimatorConfig
-from rtc_controller.control.loop import LoopConfig, LoopStats, ServoLoop
-from rtc_controller.control.safety import SafetyConfig, SafetyFilter, with_joint_limits
+from rtc_controller.control.delay_estimator import DelayEstimator
+from rtc_controller.control.executor_types import ExecutorConfig, ExecutorSnapshot, Mode
+from rtc_controller.control.loop import LoopStats, ServoLoop
+from rtc_controller.control.safety import SafetyFilter, with_joint_limits
 from rtc_controller.control.startup import StartupSupervisor
 from rtc_controller.control.timeline import (
     CapturedSwitch,
@@ -43,73 +41,18 @@ from rtc_controller.control.timeline import (
     PreparedChunk,
     Rejection,
     SwitchEvent,
-    TimelineConfig,
     switch_event,
 )
-from rtc_controller.robots.base import ArmDriver, DriverError, DriverStatus
+from rtc_controller.robots.base import ArmDriver, DriverError
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["idle", "running", "holding", "approaching", "faulted", "stopped"]
 SWITCH_HISTORY = 64
 RAMP_DOWN_SPEED_EPS = 1e-4  # [m/s or rad/s]: the ramp-down is over below this speed
 # Deferred switch work runs after the tick's command, only while the tick is this far (fraction of a period) past
 # its deadline, so that it never delays the next tick; more than MAX_DEFERRED pending switches run regardless.
 DEFERRED_BUDGET = 0.35
 MAX_DEFERRED = 4
-
-
-@dataclass(frozen=True)
-class ExecutorConfig:
-    """Everything the executor core needs; built by the node from its parameters."""
-
-    timeline: TimelineConfig
-    delay: DelayEstimatorConfig
-    safety: SafetyConfig
-    loop: LoopConfig
-    ramp_down_s: float = 0.5
-    start_holding: bool = False
-    approach: ApproachConfig = ApproachConfig()
-    joint_limit_margin_rad: float = 0.05
-
-    def __post_init__(self) -> None:
-        if abs(self.safety.servo_dt_s - self.loop.period_s) > 1e-12:
-            raise ValueError("safety.servo_dt_s must equal the loop period")
-        if abs(self.delay.dt_s - self.timeline.dt_s) > 1e-12:
-            raise ValueError("delay.dt_s must equal the timeline's action step")
-        if self.delay.horizon != self.timeline.max_horizon:
-            raise ValueError("delay.horizon must equal timeline.max_horizon")
-        if self.ramp_down_s < 0:
-            raise ValueError("ramp_down_s must be >= 0")
-        StartupSupervisor(self.approach, self.safety.arms, self.safety.kind)  # ValueError: ready_pose size/box
-
-
-@dataclass(frozen=True)
-class ExecutorSnapshot:
-    """What diagnostics report (copied out of the loop's state)."""
-
-    mode: Mode
-    fault_message: str
-    loop: LoopStats
-    last_delay_s: float
-    delay_quantile_s: float
-    d: int
-    accepted: int
-    switches: int
-    rejected: dict[str, int]
-    last_rejection: str
-    last_switch: SwitchEvent | None
-    max_jump_linear_m: float
-    max_jump_angular_rad: float
-    starving: bool
-    starved_ticks: int
-    safety_interventions: dict[str, int]
-    driver: DriverStatus
-    active_t_obs_s: float
-    commands_sent: int = 0
-    startup: dict | None = None
-    hold_reason: str = ""
-    workspace_excess_m: tuple[float, ...] = ()
 
 
 class Executor:
