@@ -173,6 +173,8 @@ def test_resume_refused_while_an_arm_is_far_outside_its_box():
     assert "left arm TCP is 0.200 m outside its workspace box (x 0.900 > max 0.700" in ex.resume_refusal
     run(ex, clock, 0.05)
     assert ex.mode == "holding" and ex.snapshot().startup["approach_phase"] == "refused"
+    ex.startup.arms = (ArmLimits(), ArmLimits())  # the arm was jogged in (here: the box moved out)
+    assert ex.resume() and ex.snapshot().startup["approach_phase"] == "idle"
 
 
 def test_a_first_pose_beyond_max_distance_is_refused_and_holds():

@@ -89,6 +89,8 @@ class StartupSupervisor:
                                 arm_names=self.arm_names)  # fmt: skip
         if reason:
             self._refuse(reason)
+        elif self.phase == "refused":
+            self.phase, self.message = "idle", ""
         return reason
 
     def ready_approach(self, command: np.ndarray, t_s: float) -> Approach | None:
