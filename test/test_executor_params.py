@@ -90,3 +90,10 @@ def test_ready_pose_and_approach_parameters_map_to_the_approach_config():
     v.update(ready_pose=[0.45, -0.1, 2.0] + pose[3:])  # z far above the box
     with pytest.raises(ValueError, match="ready_pose is outside the workspace"):
         build_config(v)
+
+
+def test_defaults_are_a_consistent_flexiv_rig_too():
+    v = {k: p.default for k, p in PARAMS.items()}
+    v["driver"] = "flexiv"
+    assert check_consistency(v) is None
+    assert isinstance(driver_factory(v).args[0], FlexivRdk1Config)

@@ -86,8 +86,9 @@ def _parse_cpus(v: str) -> tuple[int, ...]:
 PARAMS: dict[str, Param] = {
     # driver
     "driver": Param("sim", "robot backend: sim | flexiv", _one_of("sim", "flexiv")),
-    "flexiv_rdk": Param(2, "flexivrdk generation: 2 (2.x, Enlight/MICO) or 1 (1.9.x, Rizon 4/4s)", _one_of(1, 2)),
-    "serial_numbers": Param(["Rizon4s-000000"], "robot serial numbers (RDK 2 dual-arm: one; RDK 1: one per arm)",
+    "flexiv_rdk": Param(1, "flexivrdk generation: 1 (1.9.x, Rizon 4/4s) or 2 (2.x, Enlight/MICO)", _one_of(1, 2)),
+    "serial_numbers": Param(["Rizon4s-000000", "Rizon4s-000001"], "robot serial numbers (RDK 1.9: one per arm; "
+                            "RDK 2 dual-arm: one)",
                             lambda v: None if len(v) >= 1 else "at least one serial number"),  # fmt: skip
     "joint_groups": Param(["ARM_1", "ARM_2"], "RDK 2 joint groups per arm (one robot with two arms)"),
     "connect_timeout_s": Param(20.0, "how long to wait for the robot to become operational [s]", _positive),

@@ -321,6 +321,8 @@ class FlexivDriverBase:
                             (f"{n}_external_force_n", f"{self._wrench[a][0]:.2f}"),
                             (f"{n}_external_moment_nm", f"{self._wrench[a][1]:.3f}")]  # fmt: skip
         details += self._gripper_details() + self._extra_details()
+        if self._gripper is not None and (g := self._gripper.status()).state != "ready":
+            problems.append(f"gripper process {g.state}" + (f": {g.last_error}" if g.last_error else ""))
         msg = self._message
         if problems:
             msg += "; " + "; ".join(problems)
