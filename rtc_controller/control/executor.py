@@ -276,6 +276,7 @@ class Executor:
         if self._driver_hold_request is not None and mode in ("running", "approaching"):
             if reason := self._driver_hold_request():
                 self.hold_reason = reason
+                log.warning("holding: %s", reason)
                 self._to_holding()
                 mode = "holding"
         t = deadline_mono_s + self._offset_s
