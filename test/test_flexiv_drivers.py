@@ -125,7 +125,7 @@ def test_rotation_state_does_not_flip_across_pi():
 
 
 def test_grippers_move_from_the_gripper_process_with_their_own_connection():
-    d, rdk = make({"gripper_block_s": 0.05}, gripper_names=GRIPPERS, gripper_velocity_m_s=5.0)
+    d, rdk = make({"gripper_block_s": 0.5}, gripper_names=GRIPPERS, gripper_velocity_m_s=5.0)
     d.connect()
     try:
         state = np.zeros(14)
@@ -137,7 +137,7 @@ def test_grippers_move_from_the_gripper_process_with_their_own_connection():
             cmd[6] = 0.06 + 1e-5 * (i % 3)  # jitter below gripper_min_change_m
             cmd[13] = 0.5  # beyond the gripper's max_width (0.1): clamped, not refused
             d.command(cmd)
-        assert time.monotonic() - t0 < 0.05  # 200 commands while every Move blocks 50 ms: never waited on
+        assert time.monotonic() - t0 < 0.4  # 200 commands, while each of the two Moves blocks 0.5 s: never waited on
         assert wait_for(lambda: d.read_state(state) and abs(state[13] - 0.1) < 1e-9 and abs(state[6] - 0.06) < 1e-3)
         details = dict(d.status().details)
         assert details["gripper_process"] == "ready" and details["gripper_errors"] == "0"
