@@ -42,7 +42,11 @@ def test_requests_reach_the_child_only_on_meaningful_change_and_widths_come_back
             gp.request(1, 0.04 + 1e-4 * (k % 3))  # the current width: nothing to send
         assert wait_for(lambda: abs(gp.width(0) - 0.07) < 1e-3)
         st = gp.status()
-        assert st.state == "ready" and st.sent == 1 and st.errors == 0
+        assert st.state == "ready" and st.sent == 1 and st.errors == 0  # jitter is never "settled": one send
+        for w in np.linspace(0.07, 0.03, 41):  # a ramp in 1 mm steps: every other one is sent, and its end
+            gp.request(0, float(w))
+        gp.request(0, 0.03)
+        assert wait_for(lambda: abs(gp.width(0) - 0.03) < 1e-9)
         assert gp.width(1) == pytest.approx(0.04)
         gp.request(0, 0.5)  # beyond the gripper's range: clamped by the backend, not an error
         assert wait_for(lambda: abs(gp.width(0) - 0.1) < 1e-3)
@@ -90,3 +94,22 @@ def test_blocking_gripper_calls_do_not_delay_the_servo_loop_from_the_gripper_pro
     assert sent_thread >= 5 and sent_process >= 5  # the gripper really was commanded in both layouts
     assert late_thread >= 5  # on a thread of the servo process: calls stall the loop (back-to-back ones merge)
     assert late_process <= 1  # from the gripper process: none (one allowed for an unrelated stall on a busy host)
+
+
+@pytest.mark.slow
+def test_the_gripper_process_starts_from_inside_the_servo_process():
+    """The servo process is a daemonic multiprocessing child, which may not have multiprocessing children: the
+    gripper process is a plain subprocess, so the driver can start it there."""
+    from rtc_controller.control.servo_process import ServoProcess
+
+    sim = SimConfig(noise_pos_m=0, noise_rot_rad=0, noise_gripper_m=0, gripper_block_s=0.01, gripper_speed_m_s=1.0)
+    sp = ServoProcess(config(), functools.partial(SimDriver, sim))
+    sp.start()
+    try:
+        a = np.repeat(home_state()[None], H, 0)
+        a[:, 6] = 0.08
+        sp.submit(Chunk(NAMES, a, sp.latest_state()[0], DT))
+        assert wait_for(lambda: abs(sp.latest_state()[1][6] - 0.08) < 1e-3, timeout=10.0)
+        assert dict(sp.snapshot().driver.details)["gripper_channel"] == "process"
+    finally:
+        sp.shutdown(ramp_down_s=0.0)

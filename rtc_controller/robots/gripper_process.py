@@ -45,6 +45,7 @@ from rtc_controller.robots.base import DEFAULT_GRIPPER_MIN_CHANGE_M, DriverError
 log = logging.getLogger(__name__)
 
 POLL_S = 0.002  # the child's loop period [s]
+SETTLED_TOL_M = 1e-6  # a settled width closer than this to the last one sent is not sent again [m]
 START_TIMEOUT_S = 30.0  # interpreter start + imports + connect + enable [s]
 STOP_WAIT_S = 2.0
 ERROR_TEXT_BYTES = 400
@@ -107,7 +108,8 @@ class GripperProcess:
         self._proc: subprocess.Popen | None = None
         self._shm: SharedMemory | None = None
         self._v: np.ndarray | None = None
-        self._requested: list[float | None] = [None] * num_arms
+        self._requested: list[float | None] = [None] * num_arms  # the last width sent
+        self._latest: list[float | None] = [None] * num_arms  # the width of the previous request call
         self._seq = [0] * num_arms
         self.width_range_m: tuple[tuple[float, float] | None, ...] = (None,) * num_arms
 
@@ -153,9 +155,12 @@ class GripperProcess:
 
     # ---- servo thread (non-blocking) ---------------------------------------------------------------------------
     def request(self, arm: int, width_m: float) -> None:
-        """Ask for ``width_m`` on ``arm`` (only sent when it moved by at least ``min_change_m``)."""
-        last = self._requested[arm]
-        if (last is not None and abs(width_m - last) < self._min) or self._v is None:
+        """Ask for ``width_m`` on ``arm``: sent when it moved by at least ``min_change_m`` since the last one sent, or
+        when it stopped changing (so the end of a ramp is always sent, never left up to min_change_m short)."""
+        last, prev = self._requested[arm], self._latest[arm]
+        self._latest[arm] = width_m
+        if self._v is None or (last is not None and abs(width_m - last) < self._min
+                               and (width_m != prev or abs(width_m - last) <= SETTLED_TOL_M)):  # fmt: skip
             return
         self._requested[arm] = width_m
         base = H_LEN + A_LEN * arm

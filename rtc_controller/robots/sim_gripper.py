@@ -92,7 +92,7 @@ class InProcessGripper:
 
     def request(self, arm: int, width_m: float) -> None:
         last = self._requested[arm]
-        if last is not None and abs(width_m - last) < self._min:
+        if last is not None and abs(width_m - last) < self._min:  # (the comparison layout: no settle rule)
             return
         self._requested[arm] = width_m
         with self._cv:
