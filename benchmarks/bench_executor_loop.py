@@ -4,7 +4,11 @@ Setup (all real processes, real DDS):
 - this process: ``ExecutorNode`` (sim driver, config/sim.yaml) — state publication, chunk callbacks; the servo loop
   runs as configured: in the node's servo process (``servo_process: true``, the default) or, with
   ``--servo-thread``, as a thread inside this process (sharing the GIL with rclpy);
-- a chunk publisher process: 10 Hz chunks (H = 50, smooth motion) stamped with the latest robot-state stamp;
+- a chunk publisher process: 10 Hz chunks (H = 50, smooth motion) stamped with the latest robot-state stamp; the
+  gripper widths toggle every 0.5 s, so the executor sends a gripper command every 0.5 s through the sim driver's
+  gripper channel, whose command blocks ``--gripper-block-ms`` holding the GIL like the real ``Gripper.Move``: in a
+  gripper process (the default, what the Flexiv drivers do) or, with ``--gripper-thread``, on a thread of the servo
+  process (the layout the gripper process replaced);
 - a CPU-bound process (``while True: pass``) competing for the cores;
 - a naive-loop process: the same executor core and sim driver, the same chunk subscription, but ticked by
   ``while True: tick(); time.sleep(0.001)`` with Python's defaults (5 ms switch interval, gc on).
@@ -17,6 +21,7 @@ Targets: executor lateness p99 ≤ 200 µs, no 1-second window above 2 %.
     .venv/bin/python benchmarks/bench_executor_loop.py              # 60 s, servo process
     .venv/bin/python benchmarks/bench_executor_loop.py --servo-thread   # 60 s, servo thread in the node's process
     .venv/bin/python benchmarks/bench_executor_loop.py --seconds 20 --json out/bench_executor_loop.json
+    .venv/bin/python benchmarks/bench_executor_loop.py --gripper-thread  # blocking gripper calls in the servo process
 """
 
 from __future__ import annotations
@@ -39,9 +44,12 @@ PERIOD_S = 0.001
 LATE_S = 0.001
 WARMUP_S = 2.0
 CHUNK_RATE_HZ = 10.0
+GRIPPER_TOGGLE_S = 0.5  # a gripper command every 0.5 s
+GRIPPER_WIDTHS_M = (0.02, 0.05)
+GRIPPER_SPEED_M_S = 100.0  # the executor's gripper rate limit here: each toggle is a single step (one Move per arm)
 H = 50
 DT = 0.02
-KEYS = ("p50_us", "p99_us", "p999_us", "max_us", "late_ticks", "worst_window_late_fraction")
+KEYS = ("p50_us", "p99_us", "p999_us", "max_us", "late_ticks", "worst_window_late_fraction", "gripper_commands")
 
 
 def _env() -> dict[str, str]:
@@ -88,6 +96,8 @@ def role_publisher() -> None:
         a[:, 0] += 0.05 * np.sin(2 * math.pi * 0.25 * t)  # 5 cm, 0.25 Hz in x
         a[:, 5] += 0.2 * np.sin(2 * math.pi * 0.25 * t)  # ±0.2 rad about z (slerp path)
         a[:, 7] -= 0.05 * np.sin(2 * math.pi * 0.25 * t)
+        toggle = (np.floor(t / GRIPPER_TOGGLE_S) % 2).astype(int)
+        a[:, 6] = a[:, 13] = np.asarray(GRIPPER_WIDTHS_M)[toggle]  # both grippers switch every 0.5 s
         pub.publish(chunk_to_msg(a, names, t_obs, DT))
 
     node.create_timer(1.0 / CHUNK_RATE_HZ, publish)
@@ -184,7 +194,8 @@ def naive_stats(wakes: np.ndarray) -> dict[str, float]:
 
 
 # ---- main ------------------------------------------------------------------------------------------------------
-def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: bool = False) -> dict[str, dict[str, float]]:
+def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: bool = False,
+        gripper_block_s: float = 0.02, gripper_thread: bool = False) -> dict[str, dict[str, float]]:  # fmt: skip
     import rclpy
     from rtc_controller.ros.executor_node import ExecutorNode, make_ros_executor
 
@@ -201,7 +212,10 @@ def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: 
                          "-p", f"stats_window_s:={seconds + 5.0}",
                          "-p", f"sched_fifo_priority:={fifo_priority}",
                          "-p", f"process_fifo_priority:={fifo_priority // 2}",
-                         "-p", f"servo_process:={'false' if servo_thread else 'true'}"]
+                         "-p", f"servo_process:={'false' if servo_thread else 'true'}",
+                         "-p", f"sim_gripper_block_s:={gripper_block_s}",
+                         "-p", f"sim_gripper_channel:={'thread' if gripper_thread else 'process'}",
+                         "-p", f"max_gripper_speed_m_s:={GRIPPER_SPEED_M_S}"]
                    + [x for o in overrides for x in ("-p", o)])  # fmt: skip
         node = ExecutorNode()
         spinner = make_ros_executor()  # as in executor_node.main
@@ -222,6 +236,8 @@ def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: 
         executor["chunks_accepted"] = snap.accepted
         executor["gc_max_us"] = st.gc_max_us
         executor["tick_p99_us"] = st.tick_p99_us
+        executor["gripper_commands"] = int(dict(snap.driver.details).get("gripper_commands_sent", 0))
+        executor["gripper_block_ms"] = 1e3 * gripper_block_s
         naive_info = naive.communicate(timeout=seconds + 60)[0]
         spinner.shutdown()
         spin_thread.join(5.0)
@@ -238,7 +254,8 @@ def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: 
                 p.wait(5)
 
 
-def print_table(res: dict[str, dict[str, float]], seconds: float, fifo_priority: int, servo_thread: bool = False) -> None:
+def print_table(res: dict[str, dict[str, float]], seconds: float, fifo_priority: int, servo_thread: bool = False,
+                gripper_thread: bool = False) -> None:  # fmt: skip
     cols = [("period p50", "period_p50_us"), ("p99", "period_p99_us"), ("p99.9", "period_p999_us"),
             ("max", "period_max_us"), ("late p50", "p50_us"), ("p99", "p99_us"), ("p99.9", "p999_us"),
             ("max", "max_us")]  # fmt: skip
@@ -256,6 +273,9 @@ def print_table(res: dict[str, dict[str, float]], seconds: float, fifo_priority:
     ok = e["p99_us"] <= 200.0 and e["worst_window_late_fraction"] <= 0.02
     print(f"\nexecutor: tick work p99 {e['tick_p99_us']:.0f} µs, longest slack gc {e['gc_max_us']:.0f} µs, "
           f"skipped ticks {e['skipped']}")
+    where = "a thread of the servo process" if gripper_thread else "the gripper process"
+    print(f"gripper traffic: {e['gripper_commands']} gripper commands in {seconds:.0f} s (widths toggle every "
+          f"{GRIPPER_TOGGLE_S} s), each blocking {e['gripper_block_ms']:.0f} ms with the GIL held, sent from {where}")
     print(f"targets (executor p99 lateness <= 200 µs, no 1-s window > 2 %): {'met' if ok else 'NOT met'}; "
           f"chunks accepted: executor {e['chunks_accepted']}, naive {res['naive']['chunks_accepted']}")  # fmt: skip
 
@@ -270,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra executor_node parameter override (repeatable), e.g. -p spin_us:=100")
     ap.add_argument("--servo-thread", action="store_true",
                     help="run the servo loop as a thread in the node's process (servo_process:=false) to compare")
+    ap.add_argument("--gripper-block-ms", type=float, default=20.0,
+                    help="how long each sim gripper command blocks, holding the GIL (0 = no gripper traffic)")
+    ap.add_argument("--gripper-thread", action="store_true",
+                    help="send the gripper commands from a thread of the servo process (the layout the gripper "
+                         "process replaced) to compare")
     ap.add_argument("--role", choices=("burner", "publisher", "naive"), help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -280,11 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     elif a.role == "naive":
         role_naive(a.seconds, a.out)
     else:
-        res = run(a.seconds, a.fifo_priority, a.param, a.servo_thread)
-        print_table(res, a.seconds, a.fifo_priority, a.servo_thread)
+        res = run(a.seconds, a.fifo_priority, a.param, a.servo_thread, a.gripper_block_ms * 1e-3, a.gripper_thread)
+        print_table(res, a.seconds, a.fifo_priority, a.servo_thread, a.gripper_thread)
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)
-            a.json.write_text(json.dumps({k: {key: res[k][key] for key in KEYS} for k in res}, indent=2))
+            a.json.write_text(json.dumps({k: {key: res[k][key] for key in KEYS if key in res[k]} for k in res}, indent=2))
     return 0
 
 

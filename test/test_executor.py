@@ -45,7 +45,7 @@ def test_follows_chunks_and_measures_delay(make):
     time.sleep(0.03)
     r = ex.submit(moving_chunk(t_obs))
     assert isinstance(r, PreparedChunk) and r.k_star >= 2
-    assert ex.d == r.k_star  # one sample, quantile = itself
+    assert ex.d == min(r.k_star, 25)  # one sample, quantile = itself (clamped to H − s on a stalled machine)
     time.sleep(0.6)
     snap = ex.snapshot()
     assert snap.switches == 1 and snap.mode == "running"

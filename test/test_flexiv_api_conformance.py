@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rtc_controller.robots import flexiv_rdk1, flexiv_rdk2
-from rtc_controller.robots.flexiv_common import ApiUse, check_api
+from rtc_controller.robots.flexiv_api import ApiUse, check_api
 
 ROOT = Path(__file__).resolve().parents[1]
 RDK19_DIR = ROOT / ".venv" / "flexivrdk-1.9"
@@ -43,7 +43,7 @@ def test_rdk1_driver_matches_the_real_1_9_wheel():
     code = (
         "import json, flexivrdk\n"
         "from rtc_controller.robots import flexiv_rdk1, flexiv_rdk2\n"
-        "from rtc_controller.robots.flexiv_common import check_api\n"
+        "from rtc_controller.robots.flexiv_api import check_api\n"
         "print(json.dumps({'version': flexivrdk.__version__,\n"
         "                  'rdk1': check_api(flexivrdk, flexiv_rdk1.API_USED),\n"
         "                  'rdk2': check_api(flexivrdk, flexiv_rdk2.API_USED)}))\n"

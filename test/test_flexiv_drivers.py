@@ -1,10 +1,10 @@
-"""Flexiv drivers against stand-in robots that check arguments like the real binding, built on the REAL flexivrdk
-data classes (2.1.0 in this process; the 1.9.4.1 cases run in a subprocess with that wheel on PYTHONPATH)."""
+"""Flexiv RDK 2 driver against stand-ins that model what the RDK documents (flexiv_standins.py), built on the REAL
+flexivrdk 2.1.0 data classes; the RDK 1.9 cases run in a subprocess with the 1.9.4.1 wheel (rdk19_driver_cases.py)."""
 
+import dataclasses
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,56 +15,87 @@ flexivrdk = pytest.importorskip("flexivrdk")  # installed by `make setup` (the [
 
 from flexiv_standins import make_standin  # noqa: E402
 
-from rtc_controller.action_space import action_names  # noqa: E402
 from rtc_controller.robots.base import ArmDriver, DriverError  # noqa: E402
 from rtc_controller.robots.flexiv_rdk2 import FlexivRdk2Config, FlexivRdk2Driver  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RDK19_DIR = ROOT / ".venv" / "flexivrdk-1.9"
-SN = "Enlight-L-123456"
+SN = "Enlight-LL-123456"
+ARM_1, ARM_2 = flexivrdk.JointGroup.ARM_1, flexivrdk.JointGroup.ARM_2
+GRIPPERS = ("Flexiv-GN01", "Flexiv-GN01")
 
 
-def make(**kw):
-    rdk = make_standin(flexivrdk, 2)
+def make(rdk_options=None, **kw):
+    rdk = make_standin(flexivrdk, 2, **(rdk_options or {}))
     cfg = dict(serial_numbers=(SN,), connect_timeout_s=1.0)
     cfg.update(kw)
     return FlexivRdk2Driver(FlexivRdk2Config(**cfg), rdk=rdk), rdk
 
 
+def wait_for(cond, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not cond():
+        time.sleep(0.01)
+    return cond()
+
+
 def test_is_an_arm_driver_and_config_validation():
     d, _ = make()
     assert isinstance(d, ArmDriver)
-    with pytest.raises(ValueError):
-        FlexivRdk2Config(serial_numbers=())
-    with pytest.raises(ValueError):
-        FlexivRdk2Config(serial_numbers=(SN, SN, SN))
-    with pytest.raises(ValueError):
-        FlexivRdk2Config(serial_numbers=(SN,), timeliness_failure_limit_pct=150)
+    with pytest.raises(ValueError, match="Rizon arms need flexiv_rdk: 1"):
+        FlexivRdk2Config(serial_numbers=("Rizon4s-123456",))
+    for bad in (dict(serial_numbers=()), dict(serial_numbers=(SN, SN, SN)), dict(timeliness_failure_limit_pct=150),
+                dict(max_contact_wrench=(1.0, 2.0)), dict(tool_names=("Flexiv-GN01",))):  # fmt: skip
+        with pytest.raises(ValueError):
+            FlexivRdk2Config(**{"serial_numbers": (SN,), **bad})
 
 
-def test_startup_sequence_clears_fault_servos_on_and_switches_to_rt_cartesian():
-    d, rdk = make()
-    rdk.Robot.fault_at_connect = True
+def test_startup_sequence_as_flexiv_documents_it():
+    d, rdk = make({"fault_at_connect": True}, tool_names=GRIPPERS, max_contact_wrench=(30.0, 30.0, 30.0, 5.0, 5.0, 5.0))
     d.connect()
-    robot = rdk.Robot.instances[0]
-    names = [c[0] for c in robot.calls]
-    assert names == ["ClearFault", "ServoOn", "SwitchMode", "SetTimelinessFailureLimit"]
-    assert robot.calls[2][1] == flexivrdk.Mode.RT_CARTESIAN_MOTION_FORCE
-    assert robot.timeliness_pct == 2.0
+    side = rdk.sides[SN]
+    names = [c[0] for c in side.calls]
+    assert names[:2] == ["ClearFault", "ServoOn"]
+    assert names.index("Tool.Switch") < names.index("ExecutePrimitive")  # tool first, in IDLE
+    modes = [c[1].name for c in side.calls if c[0] == "SwitchMode"]
+    assert modes == ["NRT_PRIMITIVE_EXECUTION", "RT_CARTESIAN_MOTION_FORCE"]  # zero F/T, then stream
+    assert side.mode == flexivrdk.Mode.RT_CARTESIAN_MOTION_FORCE and side.timeliness_pct == 2.0
+    for g in (ARM_1, ARM_2):
+        assert side.arms[g].tool == "Flexiv-GN01"
+        assert side.arms[g].ft_offset == [0.0] * 6  # zeroed
+        assert side.arms[g].contact_limit == [30.0, 30.0, 30.0, 5.0, 5.0, 5.0]
     assert d.status().enabled and not d.status().fault
 
 
-def test_waits_for_operational_with_a_timeout():
-    d, rdk = make(connect_timeout_s=0.2)
-    rdk.Robot.estop_pressed = True
-    with pytest.raises(DriverError):
+def test_refusals_name_the_reason():
+    d, rdk = make(tool_names=("Flexiv-GN01", "Grav-48V"))
+    with pytest.raises(DriverError, match="tool 'Grav-48V' does not exist"):
+        d.connect()
+    d, rdk = make({"single_arm": True})
+    with pytest.raises(DriverError, match="ARM_2 is not a single-arm joint group of Enlight-LL-123456"):
+        d.connect()
+    rdk = make_standin(flexivrdk, 2)
+    rdk.__version__ = "1.9.4.1"
+    with pytest.raises(DriverError, match=r"needs flexivrdk 2\.x \(Rizon arms need flexiv_rdk: 1"):
+        FlexivRdk2Driver(FlexivRdk2Config(serial_numbers=(SN,)), rdk=rdk).connect()
+
+
+def test_not_operational_says_why():
+    d, rdk = make()
+    rdk.sides[SN] = side = __import__("flexiv_standin_robot").RobotSide(rdk, SN, 2)
+    side.reduced = True
+    with pytest.raises(DriverError, match="to become operational: IN_REDUCED_STATE"):
+        d.connect()
+    side.reduced = False
+    side.press_estop()
+    with pytest.raises(DriverError, match="E-stop pressed: release it"):
         d.connect()
 
 
 def test_streams_both_arms_as_quaternion_poses_and_reads_them_back():
     d, rdk = make()
     d.connect()
-    robot = rdk.Robot.instances[0]
+    side = rdk.sides[SN]
     state = np.zeros(14)
     assert d.read_state(state)
     cmd = state.copy()
@@ -72,13 +103,12 @@ def test_streams_both_arms_as_quaternion_poses_and_reads_them_back():
     cmd[3:6] = [0.0, 0.0, 0.5]  # 0.5 rad about z
     cmd[7 + 2] -= 0.02
     d.command(cmd)
-    pose = robot.last_cmds[flexivrdk.JointGroup.ARM_1]
-    np.testing.assert_allclose(pose[3:], [np.cos(0.25), 0, 0, np.sin(0.25)], atol=1e-12)  # [qw, qx, qy, qz]
+    np.testing.assert_allclose(side.arms[ARM_1].pose[3:], [np.cos(0.25), 0, 0, np.sin(0.25)], atol=1e-12)
     back = np.zeros(14)
     d.read_state(back)
     np.testing.assert_allclose(back[:6], cmd[:6], atol=1e-12)
     np.testing.assert_allclose(back[7:13], cmd[7:13], atol=1e-12)
-    assert robot.stream_count == 1
+    assert side.stream_count == 1
 
 
 def test_rotation_state_does_not_flip_across_pi():
@@ -94,67 +124,108 @@ def test_rotation_state_does_not_flip_across_pi():
         assert state[3] > 3.0  # stays on the +π side, no jump to −π
 
 
-def test_gripper_moves_on_a_worker_thread_only_on_meaningful_change():
-    d, rdk = make(gripper_names=("Flexiv-GN01", "Flexiv-GN01"), gripper_min_change_m=0.002)
+def test_grippers_move_from_the_gripper_process_with_their_own_connection():
+    d, rdk = make({"gripper_block_s": 0.5}, gripper_names=GRIPPERS, gripper_velocity_m_s=5.0)
     d.connect()
-    state = np.zeros(14)
-    d.read_state(state)
-    gripper = d._grippers[0]
-    cmd = state.copy()
-    for i in range(200):
-        cmd[6] = 0.06 + 1e-5 * (i % 3)  # jitter below the threshold
-        cmd[13] = 0.04
-        d.command(cmd)
-    time.sleep(0.1)
-    arm1 = [m for m in gripper.moves if m[0] == flexivrdk.JointGroup.ARM_1]
-    assert len(arm1) == 1 and arm1[0][1] == pytest.approx(0.06, abs=1e-4)
-    assert all(m[4] != threading.get_ident() for m in gripper.moves)  # never on the calling (servo) thread
-    d.read_state(state)
-    assert state[6] == pytest.approx(arm1[0][1])  # the gripper's own width is reported
-    d.close()
+    try:
+        state = np.zeros(14)
+        d.read_state(state)
+        assert state[6] == pytest.approx(0.04) and state[13] == pytest.approx(0.04)  # the grippers' own widths
+        cmd = state.copy()
+        t0 = time.monotonic()
+        for i in range(200):
+            cmd[6] = 0.06 + 1e-5 * (i % 3)  # jitter below gripper_min_change_m
+            cmd[13] = 0.5  # beyond the gripper's max_width (0.1): clamped, not refused
+            d.command(cmd)
+        assert time.monotonic() - t0 < 0.4  # 200 commands, while each of the two Moves blocks 0.5 s: never waited on
+        assert wait_for(lambda: d.read_state(state) and abs(state[13] - 0.1) < 1e-9 and abs(state[6] - 0.06) < 1e-3)
+        details = dict(d.status().details)
+        assert details["gripper_process"] == "ready" and details["gripper_errors"] == "0"
+        assert details["gripper_commands_sent"] == "2" and details["left_gripper_width_range_m"] == "0.0000..0.1000"
+        assert all(not n.startswith("Gripper") for n in rdk.sides[SN].blocking_while_streaming)
+    finally:
+        d.close()
 
 
-def test_fault_is_reported_and_streaming_refused_then_cleared():
+def test_fault_lost_connection_and_estop_are_recovered_by_clear_fault():
     d, rdk = make()
     d.connect()
-    robot = rdk.Robot.instances[0]
+    side = rdk.sides[SN]
     state = np.zeros(14)
-    d.read_state(state)
-    robot.inject_fault()
+    side.inject_fault()
     assert d.read_state(state) is False
-    with pytest.raises(DriverError):
-        d.command(state)
-    assert d.clear_fault() is True
-    assert d.read_state(state) is True
+    assert d.clear_fault() and d.read_state(state)
+    side.press_estop()
+    assert d.read_state(state) is False
+    msg = d.status().message
+    assert "ESTOP_NOT_RELEASED" in msg and "E-stop pressed" in msg
+    assert d.clear_fault() is False and "E-stop pressed: release it" in d.status().message
+    side.release_estop()
+    assert d.clear_fault() and d.read_state(state)
     d.command(state)
-    robot.disconnect()
-    with pytest.raises(DriverError):
+    rdk.instances[0].disconnect()
+    with pytest.raises(DriverError, match="connection lost"):
         d.read_state(state)
+    assert d.clear_fault()  # reconnects: a new Robot(serial)
+    assert len(rdk.instances) == 2 and d.read_state(state)
+    d.command(state)
+    assert side.mode == flexivrdk.Mode.RT_CARTESIAN_MOTION_FORCE
+    assert [c[0] for c in side.calls].count("ExecutePrimitive") == 1  # F/T zeroed at start only
 
 
-def test_joint_space_uses_rt_joint_position():
+def test_joint_space_uses_rt_joint_position_with_dof_and_limits_from_robot_info():
     d, rdk = make(kind="joint")
     d.connect()
-    robot = rdk.Robot.instances[0]
-    assert robot._mode == flexivrdk.Mode.RT_JOINT_POSITION
+    side = rdk.sides[SN]
+    assert side.mode == flexivrdk.Mode.RT_JOINT_POSITION
+    q_min, q_max = d.joint_limits()
+    assert q_min == [[-2.7] * 7] * 2 and q_max == [[2.7] * 7] * 2
     state = np.zeros(16)
     d.read_state(state)
     state[0] += 0.1
     d.command(state)
-    assert robot.last_cmds[flexivrdk.JointGroup.ARM_1][0] == pytest.approx(state[0])
+    assert side.arms[ARM_1].q[0] == pytest.approx(state[0])
 
 
-def test_one_robot_per_arm():
-    rdk = make_standin(flexivrdk, 2)
-    rdk.Robot.single_arm = True
-    d = FlexivRdk2Driver(
-        FlexivRdk2Config(serial_numbers=(SN, "Enlight-L-123457"), joint_groups=("ARM_1", "ARM_1")), rdk=rdk
-    )
+def test_one_robot_per_arm_and_stop_reaches_every_robot_even_when_one_fails():
+    rdk = make_standin(flexivrdk, 2, single_arm=True)
+    sns = (SN, "Enlight-LL-123457")
+    d = FlexivRdk2Driver(FlexivRdk2Config(serial_numbers=sns, joint_groups=("ARM_1", "ARM_1"),
+                                          connect_timeout_s=1.0), rdk=rdk)  # fmt: skip
     d.connect()
     state = np.zeros(14)
     d.read_state(state)
     d.command(state)
-    assert [r.stream_count for r in rdk.Robot.instances] == [1, 1]
+    assert [rdk.sides[s].stream_count for s in sns] == [1, 1]
+    rdk.sides[SN].fail_stop = True
+    with pytest.raises(DriverError, match=r"stop failed on Enlight-LL-123456 \(left arm\)"):
+        d.stop()
+    assert rdk.sides[sns[1]].mode == flexivrdk.Mode.IDLE  # the other robot still stopped
+
+
+def test_external_wrench_above_its_limit_requests_a_hold():
+    d, rdk = make(contact_force_limit_n=25.0, contact_moment_limit_nm=4.0)
+    d.connect()
+    side = rdk.sides[SN]
+    state = np.zeros(14)
+    d.read_state(state)
+    assert d.hold_request() == ""
+    side.arms[ARM_2].external = [0.0, 20.0, -20.0, 0.0, 0.0, 0.0]  # 28.3 N
+    d.read_state(state)
+    assert d.hold_request() == "right arm: external force 28.3 N > contact_force_limit_n 25 N"
+    assert dict(d.status().details)["right_external_force_n"] == "28.28"
+    side.arms[ARM_2].external = [0.0] * 6
+    d.read_state(state)
+    assert d.hold_request() == ""
+
+
+def test_without_ft_zeroing_the_sensor_offset_stays():
+    d, rdk = make(zero_ft_sensor=False, contact_force_limit_n=4.0)
+    d.connect()
+    state = np.zeros(14)
+    d.read_state(state)
+    assert "ExecutePrimitive" not in [c[0] for c in rdk.sides[SN].calls]
+    assert "external force 4.7 N" in d.hold_request()  # the un-zeroed offset reads as a contact
 
 
 def test_wrong_rdk_generation_is_refused_with_a_reason():
@@ -165,45 +236,20 @@ def test_wrong_rdk_generation_is_refused_with_a_reason():
         "from rtc_controller.robots.flexiv_rdk2 import FlexivRdk2Config, FlexivRdk2Driver\n"
         "from rtc_controller.robots.base import DriverError\n"
         "try:\n"
-        "    FlexivRdk2Driver(FlexivRdk2Config(serial_numbers=('Rizon4s-123456',)), rdk=flexivrdk).connect()\n"
+        "    FlexivRdk2Driver(FlexivRdk2Config(serial_numbers=('Enlight-L-123456',)), rdk=flexivrdk).connect()\n"
         "except DriverError as e:\n"
         "    print('REFUSED', e)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(RDK19_DIR))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    assert "REFUSED" in out.stdout and "lacks" in out.stdout, out.stderr
+    assert "REFUSED flexivrdk 1.9.4.1 is installed, the RDK 2 (Enlight/MICO) driver needs flexivrdk 2.x" in out.stdout, out.stderr
 
 
-def test_executor_with_rdk2_standin_streams_every_tick_and_stops_on_fault():
-    from rtc_controller.control.delay_estimator import DelayEstimatorConfig
-    from rtc_controller.control.executor import Executor, ExecutorConfig
-    from rtc_controller.control.loop import LoopConfig
-    from rtc_controller.control.safety import SafetyConfig
-    from rtc_controller.control.timeline import TimelineConfig
+def test_config_fields_mirror_executor_parameters():
+    from rtc_controller.control.executor_params import PARAMS
 
-    d, rdk = make()
-    cfg = ExecutorConfig(
-        timeline=TimelineConfig(names=action_names(), action_rate_hz=50, max_horizon=50),
-        delay=DelayEstimatorConfig(dt_s=0.02, horizon=50, execution_horizon=25),
-        safety=SafetyConfig(servo_dt_s=0.001),
-        loop=LoopConfig(rate_hz=1000),
-    )
-    ex = Executor(cfg, d)
-    ex.start()
-    try:
-        robot = rdk.Robot.instances[0]
-        time.sleep(0.3)
-        n = robot.stream_count
-        assert n > 150 and robot.stream_threads == {ex.loop._thread.ident}
-        robot.inject_fault()
-        time.sleep(0.1)
-        assert ex.mode == "faulted"
-        assert robot.calls[-1][0] == "Stop"
-        m = robot.stream_count
-        time.sleep(0.05)
-        assert robot.stream_count == m
-    finally:
-        ex.shutdown(ramp_down_s=0.0)
+    shared = {f.name for f in dataclasses.fields(FlexivRdk2Config)} - {"serial_numbers", "kind", "joint_groups"}
+    assert shared <= set(PARAMS), shared - set(PARAMS)
 
 
 @pytest.mark.slow

@@ -95,6 +95,7 @@ def test_hold_resume_and_start_holding(make):
     np.testing.assert_allclose(sp.latest_state()[1], home_state(), atol=1e-9)  # accepted, but holding
     assert sp.resume() is True
     assert wait_for(lambda: sp.mode == "running")
+    sp.submit(moving_chunk(sp.latest_state()[0], dx=0.5))  # resume drops chunks from before it (stale)
     assert wait_for(lambda: sp.latest_state()[1][0] > home_state()[0] + 0.01)
     sp.hold()
     assert wait_for(lambda: sp.mode == "holding")

@@ -12,8 +12,10 @@ reads like the ROS system clock (``time.time()``) but never jumps. Robot-state s
 timeline all use it, so δ = t_arrival − t_obs is measured on one clock (DESIGN.md, "Clocks and δ").
 
 Modes: ``running`` (following chunks), ``holding`` (braking to and holding the stopping point; chunks are still
-accepted), ``faulted`` (robot fault or lost connection: no commands are sent, driver stopped, waits for
-``reset_fault``), ``stopped`` (after ``shutdown``).
+accepted), ``approaching`` (a speed-limited move to the ready pose or to the policy's first commanded pose before
+it takes over: ``control/startup.py``; chunks are dropped meanwhile), ``faulted`` (robot fault or lost connection:
+no commands are sent, driver stopped, waits for ``reset_fault``), ``stopped`` (after ``shutdown``).
+A driver's ``hold_request()`` (e.g. the external wrench above its limit) switches running/approaching to holding.
 """
 
 from __future__ import annotations
@@ -24,82 +26,33 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from rtc_controller.control.chunk import Chunk
-from rtc_controller.control.delay_estimator import DelayEstimator, DelayEstimatorConfig
-from rtc_controller.control.loop import LoopConfig, LoopStats, ServoLoop
-from rtc_controller.control.safety import SafetyConfig, SafetyFilter
+from rtc_controller.control.delay_estimator import DelayEstimator
+from rtc_controller.control.executor_types import ExecutorConfig, ExecutorSnapshot, Mode
+from rtc_controller.control.loop import LoopStats, ServoLoop
+from rtc_controller.control.safety import SafetyFilter, with_joint_limits
+from rtc_controller.control.startup import StartupSupervisor
 from rtc_controller.control.timeline import (
     CapturedSwitch,
     ChunkTimeline,
     PreparedChunk,
     Rejection,
     SwitchEvent,
-    TimelineConfig,
     switch_event,
 )
-from rtc_controller.robots.base import ArmDriver, DriverError, DriverStatus
+from rtc_controller.robots.base import ArmDriver, DriverError
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["idle", "running", "holding", "faulted", "stopped"]
 SWITCH_HISTORY = 64
 RAMP_DOWN_SPEED_EPS = 1e-4  # [m/s or rad/s]: the ramp-down is over below this speed
 # Deferred switch work runs after the tick's command, only while the tick is this far (fraction of a period) past
 # its deadline, so that it never delays the next tick; more than MAX_DEFERRED pending switches run regardless.
 DEFERRED_BUDGET = 0.35
 MAX_DEFERRED = 4
-
-
-@dataclass(frozen=True)
-class ExecutorConfig:
-    """Everything the executor core needs; built by the node from its parameters."""
-
-    timeline: TimelineConfig
-    delay: DelayEstimatorConfig
-    safety: SafetyConfig
-    loop: LoopConfig
-    ramp_down_s: float = 0.5
-    start_holding: bool = False
-
-    def __post_init__(self) -> None:
-        if abs(self.safety.servo_dt_s - self.loop.period_s) > 1e-12:
-            raise ValueError("safety.servo_dt_s must equal the loop period")
-        if abs(self.delay.dt_s - self.timeline.dt_s) > 1e-12:
-            raise ValueError("delay.dt_s must equal the timeline's action step")
-        if self.delay.horizon != self.timeline.max_horizon:
-            raise ValueError("delay.horizon must equal timeline.max_horizon")
-        if self.ramp_down_s < 0:
-            raise ValueError("ramp_down_s must be >= 0")
-
-
-@dataclass(frozen=True)
-class ExecutorSnapshot:
-    """What diagnostics report (copied out of the loop's state)."""
-
-    mode: Mode
-    fault_message: str
-    loop: LoopStats
-    last_delay_s: float
-    delay_quantile_s: float
-    d: int
-    accepted: int
-    switches: int
-    rejected: dict[str, int]
-    last_rejection: str
-    last_switch: SwitchEvent | None
-    max_jump_linear_m: float
-    max_jump_angular_rad: float
-    starving: bool
-    starved_ticks: int
-    safety_interventions: dict[str, int]
-    driver: DriverStatus
-    active_t_obs_s: float
-    commands_sent: int = 0
 
 
 class Executor:
@@ -117,6 +70,10 @@ class Executor:
         self.timeline = ChunkTimeline(config.timeline)
         self.estimator = DelayEstimator(config.delay)
         self.safety = SafetyFilter(config.safety)
+        self.startup = StartupSupervisor(config.approach, config.safety.arms, config.safety.kind)
+        self._driver_hold_request = getattr(driver, "hold_request", None)  # optional (Flexiv: contact monitoring)
+        self.hold_reason = ""  # why the executor switched to holding by itself ("" = operator or start)
+        self.resume_refusal = ""  # why the last resume() was refused
         self.loop = ServoLoop(config.loop, self.tick, name="executor_servo")
         self._deferred_budget_s = DEFERRED_BUDGET * config.loop.period_s
         self._offset_s = time.time() - time.monotonic()
@@ -163,12 +120,21 @@ class Executor:
         self.driver.connect()
         if not self.driver.read_state(self._state):
             raise DriverError(f"robot faulted at start: {self.driver.status().message}")
+        self._apply_joint_limits()
         self._rearm(self._state)
         self.mode = "holding" if self.config.start_holding else "running"
         if run_loop:
             self.loop.start()
 
+    def _apply_joint_limits(self) -> None:
+        """Joint action space: the robot's joint position limits (``driver.joint_limits()``) into the filter."""
+        limits = getattr(self.driver, "joint_limits", None)
+        if self.config.safety.kind == "joint" and limits is not None and (lim := limits()) is not None:
+            self.safety = SafetyFilter(with_joint_limits(self.config.safety, lim[0], lim[1],
+                                                         margin_rad=self.config.joint_limit_margin_rad))  # fmt: skip
+
     def _rearm(self, state: np.ndarray) -> None:
+        self.startup.rearm()
         self.safety.reset(state)
         self.timeline.reset(state)
         self._hold[:] = state
@@ -180,7 +146,7 @@ class Executor:
     def shutdown(self, ramp_down_s: float | None = None) -> None:
         """Brake to rest within the limits (at most ``ramp_down_s``), stop the loop, stop and close the driver."""
         ramp = self.config.ramp_down_s if ramp_down_s is None else ramp_down_s
-        if self.loop.running and self.mode in ("running", "holding"):
+        if self.loop.running and self.mode in ("running", "holding", "approaching"):
             self._requests.append("hold")
             t_end = time.monotonic() + ramp
             time.sleep(min(0.01, ramp))
@@ -200,9 +166,18 @@ class Executor:
         self._requests.append("hold")
 
     def resume(self) -> bool:
-        """Follow chunks again; False (and nothing done) while faulted or stopped."""
+        """Follow chunks again (after the ready-pose approach, if due); False and ``resume_refusal`` set (nothing
+        done) while faulted or stopped, or while an arm's measured TCP is too far outside its workspace box."""
         if self.mode in ("faulted", "stopped"):
+            self.resume_refusal = f"cannot resume in mode {self.mode} (reset the fault first)"
             return False
+        reason = self.startup.resume_refusal(self.latest_state()[1])
+        if reason:
+            self.resume_refusal = reason
+            log.warning("resume refused: %s", reason)
+            return False
+        self.resume_refusal = ""
+        self.hold_reason = ""
         self._requests.append("resume")
         return True
 
@@ -245,24 +220,41 @@ class Executor:
         if self._on_fault is not None:
             self._on_fault(message)
 
-    def _apply_requests(self) -> None:
+    def _apply_requests(self, t_s: float) -> None:
         while self._requests:
             req = self._requests.popleft()
-            if req == "hold" and self.mode in ("running", "holding"):
-                if self.mode == "running":
-                    self._hold[:] = self.safety.stopping_target()
-                self.mode = "holding"
+            if req == "hold" and self.mode in ("running", "holding", "approaching"):
+                self._to_holding()
             elif req == "resume" and self.mode == "holding":
-                self.mode = "running"
+                # take over from the held pose: stale chunks are dropped, the next one is checked (startup.py)
+                self.timeline.set_hold(self._hold)
+                plan = self.startup.ready_approach(self.safety.command, t_s)
+                self.mode = "approaching" if plan is not None else "running"
             elif req == "rearm" and self.mode == "faulted":
                 self._rearm(self._state)
                 self.fault_message = ""
                 self.mode = "holding"
 
+    def _to_holding(self) -> None:
+        if self.mode != "holding":
+            self._hold[:] = self.safety.stopping_target()
+        self.startup.hold()
+        self.mode = "holding"
+
+    def _take_over(self, captured: CapturedSwitch, t_s: float) -> bool:
+        """First switch after a hold: True when its chunk is not executed (approaching its pose, or refused)."""
+        decision = self.startup.take_over(self.safety.command, captured.new, t_s, self.timeline, self._target)
+        if decision == "approach":
+            self.mode = "approaching"
+        elif decision:
+            self.hold_reason = decision
+            self._to_holding()
+        return bool(decision)
+
     def tick(self, deadline_mono_s: float) -> None:
         """One servo tick at ``deadline_mono_s`` (time.monotonic()); called by the loop."""
         if self._requests:
-            self._apply_requests()
+            self._apply_requests(deadline_mono_s + self._offset_s)
         mode = self.mode
         if mode == "stopped":
             return
@@ -281,15 +273,30 @@ class Executor:
             return
         if mode == "faulted":
             return
-        slot = self._slot
-        if slot is not None:
-            self._slot = None
-            self.timeline.accept(slot)
+        if self._driver_hold_request is not None and mode in ("running", "approaching"):
+            if reason := self._driver_hold_request():
+                self.hold_reason = reason
+                log.warning("holding: %s", reason)
+                self._to_holding()
+                mode = "holding"
         t = deadline_mono_s + self._offset_s
-        captured = self.timeline.capture(t, self._target)
-        if captured is not None:
-            self._deferred.append([captured, None])
-        target = self._hold if mode == "holding" else self._target
+        captured = None
+        if mode == "approaching":
+            self._slot = self.startup.drop(self._slot)
+            if self.startup.step(t, self._target, self.timeline):
+                self.mode = "running"
+        else:
+            slot = self._slot
+            if slot is not None:
+                self._slot = None
+                self.timeline.accept(slot)
+            captured = self.timeline.capture(t, self._target)
+            if captured is not None:
+                if mode == "running" and captured.replaced is None and self._take_over(captured, t):
+                    captured = None  # its chunk is not executed: approaching its pose (or refused: holding)
+                else:
+                    self._deferred.append([captured, None])
+        target = self._hold if self.mode == "holding" else self._target
         self.safety.filter(target, self._cmd)
         try:
             self.driver.command(self._cmd)
@@ -390,4 +397,7 @@ class Executor:
             driver=self.driver.status(),
             active_t_obs_s=active.chunk.t_obs_s if active is not None else math.nan,
             commands_sent=self.commands_sent,
+            startup=self.startup.status(),
+            hold_reason=self.hold_reason,
+            workspace_excess_m=self.safety.workspace_excess_m(),
         )

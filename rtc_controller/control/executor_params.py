@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rtc_controller.action_space import action_names
+from rtc_controller.control.approach import ApproachConfig
 from rtc_controller.control.delay_estimator import DelayEstimatorConfig
 from rtc_controller.control.executor import ExecutorConfig
 from rtc_controller.control.loop import LoopConfig
@@ -64,6 +65,12 @@ def _triples(v: Any) -> str | None:
     return None if len(v) > 0 and len(v) % 3 == 0 else f"needs 3 values per arm, got {len(v)}"
 
 
+def _wrench(v: Any) -> str | None:
+    if len(v) % 6 or not v:
+        return f"needs 6 values [fx, fy, fz, mx, my, mz] (all arms) or 6 per arm, got {len(v)}"
+    return None if all(x >= 0 for x in v) else f"must be >= 0 (.inf = unlimited), got {list(v)}"
+
+
 def _cpu_list(v: str) -> str | None:
     try:
         _parse_cpus(v)
@@ -79,8 +86,9 @@ def _parse_cpus(v: str) -> tuple[int, ...]:
 PARAMS: dict[str, Param] = {
     # driver
     "driver": Param("sim", "robot backend: sim | flexiv", _one_of("sim", "flexiv")),
-    "flexiv_rdk": Param(2, "flexivrdk generation: 2 (2.x, Enlight/MICO) or 1 (1.9.x, Rizon 4/4s)", _one_of(1, 2)),
-    "serial_numbers": Param(["Rizon4s-000000"], "robot serial numbers (RDK 2 dual-arm: one; RDK 1: one per arm)",
+    "flexiv_rdk": Param(1, "flexivrdk generation: 1 (1.9.x, Rizon 4/4s) or 2 (2.x, Enlight/MICO)", _one_of(1, 2)),
+    "serial_numbers": Param(["Rizon4s-000000", "Rizon4s-000001"], "robot serial numbers (RDK 1.9: one per arm; "
+                            "RDK 2 dual-arm: one)",
                             lambda v: None if len(v) >= 1 else "at least one serial number"),  # fmt: skip
     "joint_groups": Param(["ARM_1", "ARM_2"], "RDK 2 joint groups per arm (one robot with two arms)"),
     "connect_timeout_s": Param(20.0, "how long to wait for the robot to become operational [s]", _positive),
@@ -89,9 +97,22 @@ PARAMS: dict[str, Param] = {
     "gripper_names": Param([""], "gripper device name per arm ([''] = do not command grippers)"),
     "gripper_velocity_m_s": Param(0.1, "gripper Move velocity [m/s]", _positive),
     "gripper_force_n": Param(20.0, "gripper Move force limit [N]", _positive),
-    "rdk1_command_rate_hz": Param(1000.0, "RDK 1: rate of SendCartesianMotionForce calls [Hz] (<= 1000)",
-                                  _in_range(1.0, 1000.0)),  # fmt: skip
+    "rdk1_command_rate_hz": Param(100.0, "RDK 1.9: NRT send rate [Hz], 1..100 as Flexiv documents (each send "
+                                  "re-plans the motion); divides servo_rate_hz", _in_range(1.0, 100.0)),
+    "rdk1_target_velocity": Param(True, "RDK 1.9: send the filtered command's velocity with each target (false: "
+                                  "zeros: every waypoint a planned stop)"),
     "gripper_min_change_m": Param(0.002, "gripper commands smaller than this change are not sent [m]", _non_negative),
+    "gripper_init": Param(False, "call Gripper.Init at start (grippers that do not initialise at power-on)"),
+    "tool_names": Param([""], "tool per arm to switch to at start (TCP and mass compensation; [''] = keep the "
+                        "robot's active tool)"),
+    "zero_ft_sensor": Param(True, "zero the force/torque sensors at start (ZeroFTSensor; nothing may touch the robot)"),
+    "clear_fault_timeout_s": Param(30, "ClearFault timeout [s]", _in_range(1, 600)),
+    "max_contact_wrench": Param([math.inf] * 6, "SetMaxContactWrench [fx, fy, fz, mx, my, mz] (all arms) or 6 per "
+                                "arm [N, Nm] (.inf = unlimited: left to the robot)", _wrench),
+    "contact_force_limit_n": Param(0.0, "hold when an arm's measured external force exceeds this [N] (0 = off)",
+                                   _non_negative),  # fmt: skip
+    "contact_moment_limit_nm": Param(0.0, "hold when an arm's measured external moment exceeds this [Nm] (0 = off)",
+                                     _non_negative),  # fmt: skip
     # action space and timing
     "action_space": Param("cartesian", "cartesian (x,y,z,rotvec,gripper per arm) | joint (7 joints + gripper)",
                           _one_of("cartesian", "joint")),  # fmt: skip
@@ -124,6 +145,24 @@ PARAMS: dict[str, Param] = {
     "gripper_min_m": Param(0.0, "smallest gripper width [m]", _non_negative),
     "gripper_max_m": Param(0.1, "largest gripper width [m]", _positive),
     "max_gripper_speed_m_s": Param(DEFAULT_MAX_GRIPPER_SPEED_M_S, "gripper width rate limit [m/s]", _positive),
+    "joint_limit_margin_rad": Param(0.05, "joint space: stay this far inside the robot's joint limits [rad]",
+                                    _non_negative),  # fmt: skip
+    # start-up approach (control/approach.py)
+    "ready_pose": Param([0.0], "pose approached on the first resume after start/reset, one action-space pose per "
+                        "arm (world frame); [0.0] = none"),
+    "approach_linear_speed_m_s": Param(0.1, "approach: peak TCP speed [m/s]", _positive),
+    "approach_linear_acc_m_s2": Param(0.5, "approach: peak TCP acceleration [m/s²]", _positive),
+    "approach_angular_speed_rad_s": Param(0.5, "approach: peak TCP angular speed [rad/s]", _positive),
+    "approach_angular_acc_rad_s2": Param(1.0, "approach: peak TCP angular acceleration [rad/s²]", _positive),
+    "approach_joint_speed_rad_s": Param(0.3, "approach: peak joint speed [rad/s]", _positive),
+    "approach_joint_acc_rad_s2": Param(1.0, "approach: peak joint acceleration [rad/s²]", _positive),
+    "approach_gripper_speed_m_s": Param(0.05, "approach: gripper speed [m/s]", _positive),
+    "approach_threshold_m": Param(0.05, "a first commanded pose closer than this (and approach_threshold_rad) is "
+                                  "taken over without an approach [m]", _non_negative),
+    "approach_threshold_rad": Param(0.2, "rotation/joint threshold of the same [rad]", _non_negative),
+    "approach_max_outside_m": Param(0.05, "refuse to resume while a measured TCP is farther outside its workspace "
+                                    "box [m]", _non_negative),
+    "approach_max_distance_m": Param(0.8, "refuse an approach longer than this [m]", _positive),
     # real-time options
     "sched_fifo_priority": Param(0, "SCHED_FIFO priority of the servo thread (0 = off; warns if not permitted)",
                                  _in_range(0, 99)),  # fmt: skip
@@ -144,6 +183,10 @@ PARAMS: dict[str, Param] = {
     "sim_disconnect_at_s": Param(-1.0, "sim: lose the connection this long after connect [s] (-1 = never)"),
     "sim_noise_pos_m": Param(1e-5, "sim: position sensor noise std [m]", _non_negative),
     "sim_noise_rot_rad": Param(1e-4, "sim: rotation sensor noise std [rad]", _non_negative),
+    "sim_gripper_block_s": Param(0.0, "sim: > 0: gripper commands block this long holding the GIL, like "
+                                 "Gripper.Move, in a gripper channel [s]", _non_negative),
+    "sim_gripper_channel": Param("process", "sim: where those gripper commands run: process (as the Flexiv drivers) "
+                                 "| thread (in the servo process: comparison only)", _one_of("process", "thread")),
 }
 
 
@@ -175,9 +218,41 @@ def check_consistency(v: dict[str, Any]) -> str | None:
         return "process_fifo_priority must be below sched_fifo_priority (the servo thread must stay highest)"
     if v["gripper_min_m"] >= v["gripper_max_m"]:
         return "gripper_min_m must be < gripper_max_m"
+    width = (7 if v["action_space"] == "cartesian" else 8) * v["num_arms"]
     names = v["action_names"]
-    if names != [""] and len(names) != (7 if v["action_space"] == "cartesian" else 8) * v["num_arms"]:
+    if names != [""] and len(names) != width:
         return f"action_names has {len(names)} names for {v['num_arms']} {v['action_space']} arms"
+    if list(v["ready_pose"]) != [0.0] and len(v["ready_pose"]) != width:
+        return f"ready_pose needs one {v['action_space']} pose per arm ({width} values) or [0.0] (none)"
+    return _rig_consistency(v)
+
+
+def _rig_consistency(v: dict[str, Any]) -> str | None:
+    """The Flexiv driver's cross-parameter rules: RDK generation vs the serials, rates, per-arm lists."""
+    if v["driver"] != "flexiv":
+        return None
+    from rtc_controller.robots.flexiv_api import serial_model
+
+    models = [serial_model(sn) for sn in v["serial_numbers"]]
+    if v["flexiv_rdk"] == 2:
+        if any(m.startswith("Rizon") for m in models):
+            return f"serial_numbers {v['serial_numbers']}: Rizon arms need flexiv_rdk: 1 (RDK 1.9)"
+        if v["servo_rate_hz"] != 1000.0:
+            return (f"RDK 2 streams real-time commands, which the robot expects every 1 ms: servo_rate_hz must be "
+                    f"1000, got {v['servo_rate_hz']:g}")  # fmt: skip
+    else:
+        if any(m.startswith(("Enlight", "MICO")) for m in models):
+            return f"serial_numbers {v['serial_numbers']}: Enlight/MICO robots need flexiv_rdk: 2 (RDK 2.x)"
+        if len(v["serial_numbers"]) < v["num_arms"]:
+            return f"RDK 1.9 drives one robot per arm: {v['num_arms']} serial_numbers needed"
+        ratio = v["servo_rate_hz"] / v["rdk1_command_rate_hz"]
+        if abs(ratio - round(ratio)) > 1e-9:
+            return f"rdk1_command_rate_hz {v['rdk1_command_rate_hz']:g} must divide servo_rate_hz {v['servo_rate_hz']:g}"
+    for name in ("gripper_names", "tool_names"):
+        if v[name] != [""] and len(v[name]) != v["num_arms"]:
+            return f"{name} needs one name per arm ({v['num_arms']}) or [''], got {len(v[name])}"
+    if len(v["max_contact_wrench"]) not in (6, 6 * v["num_arms"]):
+        return f"max_contact_wrench needs 6 values or 6 per arm ({6 * v['num_arms']})"
     return None
 
 
@@ -230,7 +305,16 @@ def build_config(v: dict[str, Any]) -> ExecutorConfig:
         ),
         ramp_down_s=v["ramp_down_s"],
         start_holding=v["start_holding"],
+        approach=approach_config(v),
+        joint_limit_margin_rad=v["joint_limit_margin_rad"],
     )
+
+
+def approach_config(v: dict[str, Any]) -> ApproachConfig:
+    """The ``approach_*`` parameters and ``ready_pose`` -> ApproachConfig."""
+    fields = {f.name: v[f"approach_{f.name}"] for f in dataclasses.fields(ApproachConfig) if f.name != "ready_pose"}
+    ready = tuple(v["ready_pose"]) if list(v["ready_pose"]) != [0.0] else ()
+    return ApproachConfig(ready_pose=ready, **fields)
 
 
 def build_driver(v: dict[str, Any]) -> ArmDriver:
@@ -254,9 +338,13 @@ def driver_factory(v: dict[str, Any]) -> Callable[[], ArmDriver]:
                 noise_rot_rad=v["sim_noise_rot_rad"],
                 fault_at_s=v["sim_fault_at_s"] if v["sim_fault_at_s"] >= 0 else None,
                 disconnect_at_s=v["sim_disconnect_at_s"] if v["sim_disconnect_at_s"] >= 0 else None,
+                gripper_block_s=v["sim_gripper_block_s"],
+                gripper_channel=v["sim_gripper_channel"],
             )
         )
     grippers = tuple(v["gripper_names"][:n]) if any(v["gripper_names"]) else ()
+    tools = tuple(v["tool_names"][:n]) if any(v["tool_names"]) else ()
+    wrench = tuple(v["max_contact_wrench"]) if not all(math.isinf(x) for x in v["max_contact_wrench"]) else ()
     if v["flexiv_rdk"] == 2:
         from rtc_controller.robots.flexiv_rdk2 import FlexivRdk2Config, FlexivRdk2Driver
 
@@ -269,6 +357,8 @@ def driver_factory(v: dict[str, Any]) -> Callable[[], ArmDriver]:
                 joint_groups=tuple(v["joint_groups"][:n]),
                 kind=kind,
                 gripper_names=grippers,
+                tool_names=tools,
+                max_contact_wrench=wrench,
             ),
         )
     from rtc_controller.robots.flexiv_rdk1 import FlexivRdk1Config, FlexivRdk1Driver
@@ -281,6 +371,9 @@ def driver_factory(v: dict[str, Any]) -> Callable[[], ArmDriver]:
             serial_numbers=tuple(v["serial_numbers"][:n]),
             kind=kind,
             command_rate_hz=v["rdk1_command_rate_hz"],
+            target_velocity=v["rdk1_target_velocity"],
             gripper_names=grippers,
+            tool_names=tools,
+            max_contact_wrench=wrench,
         ),
     )

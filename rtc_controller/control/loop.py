@@ -109,6 +109,7 @@ class LoopStats:
     gc_collections: int
     gc_max_us: float
     tick_errors: int
+    last_window_late_fraction: float = 0.0  # late fraction of the last 1-s window (Flexiv's timeliness rule)
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
@@ -357,6 +358,7 @@ class ServoLoop:
             gc_collections=st.gc_collections,
             gc_max_us=st.gc_max_s * US_PER_S,
             tick_errors=st.tick_errors,
+            last_window_late_fraction=st.flag_sum / len(st.flags) if st.flag_seen else 0.0,
         )
 
     def periods_s(self) -> np.ndarray:

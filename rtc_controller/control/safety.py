@@ -1,12 +1,24 @@
 """Safety filter between the timeline and the driver: workspace box, speed/acceleration limits, gripper range.
 
 Axis legend: ad = action dimension, n = arms. Called once per servo tick (dt = 1/servo_rate_hz).
+Frames: positions and workspace boxes are in the **world frame** the RDK reports ``tcp_pose`` in (``RobotStates``:
+"w.r.t. world frame"); each arm has its own box (RDK 2 dual-arm: one world frame for both arms; RDK 1.9: each
+Rizon's own world frame, its base frame unless set otherwise in Flexiv Elements).
 
-Per arm the filter clamps the target into the workspace box and the gripper range, then moves the command toward
-the target with bounded speed and acceleration instead of jumping: the command follows the target's own velocity
-(feed-forward, capped at the speed limit) plus a feedback term on the remaining lag that never asks for more than
-the braking velocity ≈ sqrt(2·a_max·|lag|); the resulting velocity change per tick is capped at a_max·dt and the
-speed at v_max. Rotations are handled on SO(3) (body-frame rotation vectors), joints element-wise.
+The command never steps, whatever the start: every tick it moves by at most v_max·dt and changes its velocity by
+at most a_max·dt (linear: Euclidean norms; angular on SO(3); joints and gripper per element).
+- Per arm the target is clamped into the workspace box and the gripper range, then the command moves toward it:
+  the target's own velocity (feed-forward, capped) plus a feedback term on the remaining lag that never asks for
+  more than the braking speed ≈ sqrt(2·a_max·|lag|) (``rate_limits.limit3``).
+- The box is a constraint on the command's velocity, not a clamp of its position: toward each wall the command
+  may move only as fast as it can still stop at the wall (braking at a_max/√3 per axis, so that a corner is still
+  within a_max), so a target that runs into a wall is followed up to the wall without a velocity step.
+- A command outside the box (the measured pose at start or after a fault reset) may only move toward the box or
+  hold: the box is grown to contain the command (on the outer side the wall is the command itself), so holding
+  the measured pose holds, a target inside is approached within the limits, and a target further out holds that
+  axis. The box shrinks back as the command moves in.
+- Joint space: the same per joint, with optional joint position limits (``joint_min_rad``/``joint_max_rad``, e.g.
+  the RDK's ``RobotInfo.q_min``/``q_max``).
 Defaults follow Flexiv's streaming guidance: 1 m/s, 1.5 m/s², 300 °/s.
 Every tick that changes the command by more than a small tolerance counts as an intervention (per kind);
 a non-finite target is replaced by the last target, and the output is always finite.
@@ -14,6 +26,7 @@ a non-finite target is replaced by the last target, and the output is always fin
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import get_args, Literal
@@ -23,6 +36,7 @@ import numpy as np
 from rtc_controller.action_space import ActionSpaceKind, arm_slices
 from rtc_controller.control import so3
 from rtc_controller.control.so3 import Vec3
+from rtc_controller.control.rate_limits import SQRT3, keep_in_box3, limit1, limit3, wall_free_distance, wall_speed
 
 DEFAULT_MAX_LINEAR_SPEED_M_S = 1.0
 DEFAULT_MAX_LINEAR_ACC_M_S2 = 1.5
@@ -33,15 +47,20 @@ DEFAULT_MAX_JOINT_ACC_RAD_S2 = 5.0
 DEFAULT_MAX_GRIPPER_SPEED_M_S = 0.1
 INTERVENTION_TOL_M = 1e-4  # a command moved by less than this (or 1e-3 rad) is not counted as an intervention
 INTERVENTION_TOL_RAD = 1e-3
-TINY = 1e-12
 
-InterventionKind = Literal["non_finite", "workspace", "gripper_range", "linear", "angular", "joint", "gripper_speed"]
+InterventionKind = Literal[
+    "non_finite", "workspace", "gripper_range", "linear", "angular", "joint", "gripper_speed", "joint_range"
+]
 INTERVENTION_KINDS: tuple[str, ...] = get_args(InterventionKind)
 
 
 @dataclass(frozen=True)
 class ArmLimits:
-    """Limits for one arm. Positions [m] in the robot base frame, angles [rad]."""
+    """Limits for one arm. Positions [m] in the world frame (see the module docstring), angles [rad].
+
+    ``joint_min_rad``/``joint_max_rad``: joint position limits for the joint action space (None = none; the
+    Flexiv drivers fill them from ``RobotInfo`` at start, see :func:`with_joint_limits`).
+    """
 
     workspace_min_m: tuple[float, float, float] = (-1.0, -1.0, 0.0)
     workspace_max_m: tuple[float, float, float] = (1.0, 1.0, 1.5)
@@ -54,6 +73,8 @@ class ArmLimits:
     gripper_min_m: float = 0.0
     gripper_max_m: float = 0.1
     max_gripper_speed_m_s: float = DEFAULT_MAX_GRIPPER_SPEED_M_S
+    joint_min_rad: tuple[float, ...] | None = None
+    joint_max_rad: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.workspace_min_m) != 3 or len(self.workspace_max_m) != 3:
@@ -69,6 +90,18 @@ class ArmLimits:
             raise ValueError("speed and acceleration limits must be finite and > 0")
         if not 0.0 <= self.gripper_min_m < self.gripper_max_m:
             raise ValueError(f"need 0 <= gripper_min_m < gripper_max_m, got {self.gripper_min_m}, {self.gripper_max_m}")
+        if (self.joint_min_rad is None) != (self.joint_max_rad is None):
+            raise ValueError("give both joint_min_rad and joint_max_rad, or neither")
+        if self.joint_min_rad is not None and self.joint_max_rad is not None:
+            if len(self.joint_min_rad) != len(self.joint_max_rad) or not all(
+                lo < hi for lo, hi in zip(self.joint_min_rad, self.joint_max_rad)
+            ):
+                raise ValueError(f"joint limits {self.joint_min_rad} .. {self.joint_max_rad}: need lo < hi per joint")
+
+    def excess_m(self, position: tuple[float, float, float] | list[float] | np.ndarray) -> float:
+        """How far ``position[3]`` [m, world frame] lies outside this arm's workspace box (0 inside; per axis max)."""
+        lo, hi = self.workspace_min_m, self.workspace_max_m
+        return max(0.0, *(max(lo[j] - float(position[j]), float(position[j]) - hi[j]) for j in range(3)))
 
 
 @dataclass(frozen=True)
@@ -86,54 +119,19 @@ class SafetyConfig:
             raise ValueError("at least one arm")
 
 
-def _braking_speed(dist: float, amax: float, dt: float) -> float:
-    """The fastest speed from which braking at ``amax`` in ticks of ``dt`` stops within ``dist``.
-
-    Discrete form of sqrt(2·a·dist): v = a·dt·(sqrt(1/4 + 2·dist/(a·dt²)) − 1/2), so the command lands without
-    overshoot-and-return.
-    """
-    adt = amax * dt
-    return adt * (math.sqrt(0.25 + 2.0 * dist / (adt * dt)) - 0.5)
-
-
-def _limit3(lag: Vec3, v_ff: Vec3, v_prev: Vec3, vmax: float, amax: float, dt: float) -> Vec3:
-    """Bounded velocity toward a target moving at ``v_ff`` with remaining ``lag`` (3-vectors, plain floats).
-
-    Returns v with |v| ≤ vmax and |v − v_prev| ≤ amax·dt (Euclidean norms).
-    """
-    fx, fy, fz = v_ff
-    fn = math.sqrt(fx * fx + fy * fy + fz * fz)
-    if fn > vmax:
-        k = vmax / fn
-        fx, fy, fz = fx * k, fy * k, fz * k
-    lx, ly, lz = lag
-    ln = math.sqrt(lx * lx + ly * ly + lz * lz)
-    if ln > TINY:
-        fb = min(ln / dt, _braking_speed(ln, amax, dt)) / ln
-        fx, fy, fz = fx + lx * fb, fy + ly * fb, fz + lz * fb
-    px, py, pz = v_prev
-    dx, dy, dz = fx - px, fy - py, fz - pz
-    dn = math.sqrt(dx * dx + dy * dy + dz * dz)
-    step = amax * dt
-    if dn > step:
-        k = step / dn
-        fx, fy, fz = px + dx * k, py + dy * k, pz + dz * k
-    vn = math.sqrt(fx * fx + fy * fy + fz * fz)
-    if vn > vmax:
-        k = vmax / vn
-        fx, fy, fz = fx * k, fy * k, fz * k
-    return (fx, fy, fz)
-
-
-def _limit1(lag: float, v_ff: float, v_prev: float, vmax: float, amax: float, dt: float) -> float:
-    """One-dimensional :func:`_limit3` (joints)."""
-    v_ff = min(max(v_ff, -vmax), vmax)
-    a = abs(lag)
-    if a > TINY:
-        v_ff += math.copysign(min(a / dt, _braking_speed(a, amax, dt)), lag)
-    step = amax * dt
-    v = min(max(v_ff, v_prev - step), v_prev + step)
-    return min(max(v, -vmax), vmax)
+def with_joint_limits(
+    config: SafetyConfig, q_min: list[list[float]], q_max: list[list[float]], *, margin_rad: float = 0.0
+) -> SafetyConfig:
+    """``config`` with per-arm joint position limits ``[n][joints]`` (shrunk by ``margin_rad`` on each side)."""
+    arms = tuple(
+        dataclasses.replace(
+            lim,
+            joint_min_rad=tuple(float(q) + margin_rad for q in lo),
+            joint_max_rad=tuple(float(q) - margin_rad for q in hi),
+        )
+        for lim, lo, hi in zip(config.arms, q_min, q_max)
+    )
+    return dataclasses.replace(config, arms=arms)
 
 
 @dataclass
@@ -168,6 +166,13 @@ class SafetyFilter:
         self._v_lin: list[Vec3] = [(0.0, 0.0, 0.0)] * n
         self._v_ang: list[Vec3] = [(0.0, 0.0, 0.0)] * n
         self._v_j = [0.0] * self.ad
+        # walls decelerate at a_max/√3 per axis: braking toward the three walls of a corner at once stays <= a_max
+        self._wall_acc = [lim.max_linear_acc_m_s2 / SQRT3 for lim in config.arms]
+        self._wall_free = [
+            wall_free_distance(lim.max_linear_speed_m_s, lim.max_linear_acc_m_s2 / SQRT3, self._dt) for lim in config.arms
+        ]
+        self._joint_free = max(wall_free_distance(lim.max_joint_speed_rad_s, lim.max_joint_acc_rad_s2, self._dt)
+                               for lim in config.arms)  # fmt: skip
         self.counters = SafetyCounters()
         self.ready = False
 
@@ -202,6 +207,12 @@ class SafetyFilter:
             return np.array([math.sqrt(sum(c * c for c in v)) for v in self._v_lin])
         return np.array([max(abs(self._v_j[j]) for j in range(s.joints.start, s.joints.stop)) for s in self._sl])
 
+    def workspace_excess_m(self) -> tuple[float, ...]:
+        """Per arm, how far the command is outside its workspace box [m] (Cartesian; () in joint space)."""
+        if not self._cart:
+            return ()
+        return tuple(lim.excess_m(self._cmd[s.position]) for lim, s in zip(self.config.arms, self._sl))
+
     def stopping_target(self) -> np.ndarray:
         """Where the command comes to rest when braking at the acceleration limits from its current velocity.
 
@@ -232,7 +243,6 @@ class SafetyFilter:
         """One tick: move the command toward ``target[ad]`` within limits, write it to ``out[ad]``."""
         if not self.ready:
             raise RuntimeError("SafetyFilter.reset(measured) must be called before filter()")
-        dt = self._dt
         cnt = self.counters.interventions
         self.counters.ticks += 1
         t = target.tolist()
@@ -243,73 +253,21 @@ class SafetyFilter:
                 if not math.isfinite(v):
                     t[i] = tp[i]
             cnt["non_finite"] += 1
-        cmd = self._cmd
-        tp = self._target_prev
-        hit_ws = hit_gr = hit_lin = hit_ang = hit_j = hit_gs = False
+        hits = 0
         for i, s in enumerate(self._sl):
             lim = self.config.arms[i]
-            g = s.gripper
-            gc = min(max(t[g], lim.gripper_min_m), lim.gripper_max_m)
-            if gc != t[g]:
-                hit_gr = True
-                t[g] = gc
+            hits |= self._gripper_range(s.gripper, lim, t)
             if self._cart:
-                p0 = s.position.start
-                lo, hi = lim.workspace_min_m, lim.workspace_max_m
-                pc = [min(max(t[p0 + j], lo[j]), hi[j]) for j in range(3)]
-                if pc[0] != t[p0] or pc[1] != t[p0 + 1] or pc[2] != t[p0 + 2]:
-                    hit_ws = True
-                    t[p0], t[p0 + 1], t[p0 + 2] = pc
-                lag = (tp[p0] - cmd[p0], tp[p0 + 1] - cmd[p0 + 1], tp[p0 + 2] - cmd[p0 + 2])
-                vff = ((pc[0] - tp[p0]) / dt, (pc[1] - tp[p0 + 1]) / dt, (pc[2] - tp[p0 + 2]) / dt)
-                v = _limit3(lag, vff, self._v_lin[i], lim.max_linear_speed_m_s, lim.max_linear_acc_m_s2, dt)
-                self._v_lin[i] = v
-                for j in range(3):
-                    nx = min(max(cmd[p0 + j] + v[j] * dt, lo[j]), hi[j])
-                    if abs(nx - pc[j]) > INTERVENTION_TOL_M:
-                        hit_lin = True
-                    cmd[p0 + j] = nx
-                r0 = s.rotation.start
-                r_t = (t[r0], t[r0 + 1], t[r0 + 2])
-                q_t = so3.rotvec_to_quat_s(r_t)
-                wff = so3.relative_rotvec_s(self._q_target_prev[i], q_t)
-                wff = (wff[0] / dt, wff[1] / dt, wff[2] / dt)
-                lag = so3.relative_rotvec_s(self._q_cmd[i], self._q_target_prev[i])
-                w = _limit3(lag, wff, self._v_ang[i], lim.max_angular_speed_rad_s, lim.max_angular_acc_rad_s2, dt)
-                self._v_ang[i] = w
-                q_new = so3.quat_mul_s(self._q_cmd[i], so3.rotvec_to_quat_s((w[0] * dt, w[1] * dt, w[2] * dt)))
-                qn = math.sqrt(sum(c * c for c in q_new))
-                q_new = (q_new[0] / qn, q_new[1] / qn, q_new[2] / qn, q_new[3] / qn)
-                if so3.angle_between_s(q_new, q_t) > INTERVENTION_TOL_RAD:
-                    hit_ang = True
-                cmd[r0], cmd[r0 + 1], cmd[r0 + 2] = so3.rotvec_near_s(so3.quat_to_rotvec_s(q_new), r_t)
-                self._q_cmd[i] = q_new
-                self._q_target_prev[i] = q_t
+                hits |= self._linear(i, s.position.start, lim, t) | self._angular(i, s.rotation.start, lim, t)
             else:
-                vmax, amax = lim.max_joint_speed_rad_s, lim.max_joint_acc_rad_s2
-                for j in range(s.joints.start, s.joints.stop):
-                    v = _limit1(tp[j] - cmd[j], (t[j] - tp[j]) / dt, self._v_j[j], vmax, amax, dt)
-                    self._v_j[j] = v
-                    cmd[j] += v * dt
-                    if abs(cmd[j] - t[j]) > INTERVENTION_TOL_RAD:
-                        hit_j = True
-            step = lim.max_gripper_speed_m_s * dt
-            cmd[g] += min(max(gc - cmd[g], -step), step)
-            if abs(cmd[g] - gc) > INTERVENTION_TOL_M:
-                hit_gs = True
-        tp[:] = t
-        if hit_ws:
-            cnt["workspace"] += 1
-        if hit_gr:
-            cnt["gripper_range"] += 1
-        if hit_lin:
-            cnt["linear"] += 1
-        if hit_ang:
-            cnt["angular"] += 1
-        if hit_j:
-            cnt["joint"] += 1
-        if hit_gs:
-            cnt["gripper_speed"] += 1
+                hits |= self._joints(s.joints, lim, t)
+            hits |= self._gripper_rate(s.gripper, lim, t)
+        self._target_prev[:] = t
+        if hits:
+            for bit, kind in _HIT_KINDS:
+                if hits & bit:
+                    cnt[kind] += 1
+        cmd = self._cmd
         total = sum(cmd)
         if total - total != 0.0:  # not expected with finite inputs; never emit it anyway
             cnt["non_finite"] += 1
@@ -317,3 +275,101 @@ class SafetyFilter:
         else:
             self._last_good[:] = cmd
         out[:] = self._cmd
+
+    # ---- per-arm parts of a tick (write the command in place; return intervention bits) -------------------------
+    def _gripper_range(self, g: int, lim: ArmLimits, t: list[float]) -> int:
+        gc = min(max(t[g], lim.gripper_min_m), lim.gripper_max_m)
+        if gc != t[g]:
+            t[g] = gc
+            return _GRIPPER_RANGE
+        return 0
+
+    def _gripper_rate(self, g: int, lim: ArmLimits, t: list[float]) -> int:
+        cmd = self._cmd
+        step = lim.max_gripper_speed_m_s * self._dt
+        cmd[g] += min(max(t[g] - cmd[g], -step), step)
+        return _GRIPPER_SPEED if abs(cmd[g] - t[g]) > INTERVENTION_TOL_M else 0
+
+    def _linear(self, i: int, p0: int, lim: ArmLimits, t: list[float]) -> int:
+        """Position: target clamped into the box grown to contain the command, bounded velocity, wall envelope."""
+        dt, cmd, tp = self._dt, self._cmd, self._target_prev
+        hits = 0
+        c = (cmd[p0], cmd[p0 + 1], cmd[p0 + 2])
+        lo = [min(lim.workspace_min_m[j], c[j]) for j in range(3)]  # a command outside: its wall is itself
+        hi = [max(lim.workspace_max_m[j], c[j]) for j in range(3)]
+        pc = [min(max(t[p0 + j], lo[j]), hi[j]) for j in range(3)]
+        if pc[0] != t[p0] or pc[1] != t[p0 + 1] or pc[2] != t[p0 + 2]:
+            hits |= _WORKSPACE
+            t[p0], t[p0 + 1], t[p0 + 2] = pc
+        lag = (tp[p0] - c[0], tp[p0 + 1] - c[1], tp[p0 + 2] - c[2])
+        vff = ((pc[0] - tp[p0]) / dt, (pc[1] - tp[p0 + 1]) / dt, (pc[2] - tp[p0 + 2]) / dt)
+        vmax, amax = lim.max_linear_speed_m_s, lim.max_linear_acc_m_s2
+        v_prev = self._v_lin[i]
+        v = limit3(lag, vff, v_prev, vmax, amax, dt)
+        aw, free = self._wall_acc[i], self._wall_free[i]
+        v, clipped = keep_in_box3(
+            v, v_prev,
+            tuple(wall_speed(c[j] - lo[j], aw, dt, free) for j in range(3)),
+            tuple(wall_speed(hi[j] - c[j], aw, dt, free) for j in range(3)),
+            amax, dt,
+        )  # fmt: skip
+        if clipped:
+            hits |= _WORKSPACE
+        self._v_lin[i] = v
+        for j in range(3):
+            nx = c[j] + v[j] * dt
+            if abs(nx - pc[j]) > INTERVENTION_TOL_M:
+                hits |= _LINEAR
+            cmd[p0 + j] = nx
+        return hits
+
+    def _angular(self, i: int, r0: int, lim: ArmLimits, t: list[float]) -> int:
+        """Rotation on SO(3): body-frame angular velocity toward the target, bounded speed and acceleration."""
+        dt, cmd = self._dt, self._cmd
+        r_t = (t[r0], t[r0 + 1], t[r0 + 2])
+        q_t = so3.rotvec_to_quat_s(r_t)
+        wff = so3.relative_rotvec_s(self._q_target_prev[i], q_t)
+        wff = (wff[0] / dt, wff[1] / dt, wff[2] / dt)
+        lag = so3.relative_rotvec_s(self._q_cmd[i], self._q_target_prev[i])
+        w = limit3(lag, wff, self._v_ang[i], lim.max_angular_speed_rad_s, lim.max_angular_acc_rad_s2, dt)
+        self._v_ang[i] = w
+        q_new = so3.quat_mul_s(self._q_cmd[i], so3.rotvec_to_quat_s((w[0] * dt, w[1] * dt, w[2] * dt)))
+        qn = math.sqrt(sum(c * c for c in q_new))
+        q_new = (q_new[0] / qn, q_new[1] / qn, q_new[2] / qn, q_new[3] / qn)
+        cmd[r0], cmd[r0 + 1], cmd[r0 + 2] = so3.rotvec_near_s(so3.quat_to_rotvec_s(q_new), r_t)
+        self._q_cmd[i] = q_new
+        self._q_target_prev[i] = q_t
+        return _ANGULAR if so3.angle_between_s(q_new, q_t) > INTERVENTION_TOL_RAD else 0
+
+    def _joints(self, joints: slice, lim: ArmLimits, t: list[float]) -> int:
+        """Joints element-wise; with joint limits, each joint's range acts like a wall (1-D envelope)."""
+        dt, cmd, tp = self._dt, self._cmd, self._target_prev
+        vmax, amax = lim.max_joint_speed_rad_s, lim.max_joint_acc_rad_s2
+        qlo, qhi = lim.joint_min_rad, lim.joint_max_rad
+        hits = 0
+        for k, j in enumerate(range(joints.start, joints.stop)):
+            c = cmd[j]
+            if qlo is not None and qhi is not None:
+                lo, hi = min(qlo[k], c), max(qhi[k], c)
+                tc = min(max(t[j], lo), hi)
+                if tc != t[j]:
+                    hits |= _JOINT_RANGE
+                    t[j] = tc
+            v = limit1(tp[j] - c, (t[j] - tp[j]) / dt, self._v_j[j], vmax, amax, dt)
+            if qlo is not None and qhi is not None:  # 1-D: a plain clip keeps |Δv| <= amax·dt
+                free = self._joint_free
+                v = min(max(v, -wall_speed(c - lo, amax, dt, free)), wall_speed(hi - c, amax, dt, free))
+            self._v_j[j] = v
+            cmd[j] = c + v * dt
+            if abs(cmd[j] - t[j]) > INTERVENTION_TOL_RAD:
+                hits |= _JOINT
+        return hits
+
+
+_NON_FINITE, _WORKSPACE, _GRIPPER_RANGE, _LINEAR, _ANGULAR, _JOINT, _GRIPPER_SPEED, _JOINT_RANGE = (
+    1 << k for k in range(8)
+)
+_HIT_KINDS = (
+    (_WORKSPACE, "workspace"), (_GRIPPER_RANGE, "gripper_range"), (_LINEAR, "linear"), (_ANGULAR, "angular"),
+    (_JOINT, "joint"), (_GRIPPER_SPEED, "gripper_speed"), (_JOINT_RANGE, "joint_range"),
+)  # fmt: skip

@@ -61,7 +61,7 @@ from rtc_controller.robots.base import ArmDriver, DriverError
 
 log = logging.getLogger(__name__)
 
-MODES = ("idle", "running", "holding", "faulted", "stopped")
+MODES = ("idle", "running", "holding", "faulted", "stopped", "approaching")
 MODE_CODE = {m: i for i, m in enumerate(MODES)}
 # shared state layout: int64 header, then float64 values
 HDR_SEQ, HDR_MODE, HDR_SWITCHES, HDR_LEN = 0, 1, 2, 4
@@ -164,7 +164,7 @@ def _serve(conn: mp.connection.Connection, ex: _SharedStateExecutor, send: Calla
     handlers: dict[str, Callable[..., Any]] = {
         "submit": lambda chunk, t: _submit(ex, chunk, t),
         "hold": ex.hold,
-        "resume": ex.resume,
+        "resume": lambda: (ex.resume(), ex.resume_refusal),
         "reset_fault": lambda: (ex.reset_fault(), ex.fault_message),
         "set_fixed_d": lambda v: (ex.set_fixed_d(v), ex.d, ex.has_estimate)[1:],
         "snapshot": ex.snapshot,
@@ -307,6 +307,7 @@ class ServoProcess:
         self._stopped = False
         self._switches_seen = 0
         self.fault_message = ""
+        self.resume_refusal = ""  # why the last resume() was refused (Executor.resume_refusal)
         self.warnings: list[str] = []
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
@@ -440,7 +441,8 @@ class ServoProcess:
         self._call("hold")
 
     def resume(self) -> bool:
-        return bool(self._call("resume"))
+        ok, self.resume_refusal = self._call("resume")
+        return bool(ok)
 
     def reset_fault(self) -> bool:
         ok, self.fault_message = self._call("reset_fault", timeout_s=RESET_TIMEOUT_S)

@@ -5,15 +5,16 @@ vector [rad], gripper width [m] (Cartesian) or 7 joint positions [rad] + gripper
 The Flexiv RDK wants poses as [x, y, z, qw, qx, qy, qz]: convert at the driver boundary with
 :func:`action_to_pose` / :func:`pose_to_action`.
 
-Threading: ``command`` and ``read_state`` are called from the servo thread every tick and must not block;
-gripper moves block on the real hardware, so drivers hand them to a :class:`GripperWorker`.
+Threading: ``command``, ``read_state`` and ``hold_request`` are called from the servo thread every tick and must
+not block. Blocking SDK calls (connecting, enabling, mode switches, stopping, clearing faults) happen only while no
+command stream runs: in ``connect``, ``stop``, ``clear_fault`` and ``close``. Gripper moves block on the real
+hardware, so drivers send them from a gripper process (``robots/gripper_process.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -33,12 +34,17 @@ class DriverError(RuntimeError):
 
 @dataclass(frozen=True)
 class DriverStatus:
-    """Driver health for diagnostics. ``fault`` = the robot reports a fault (commands are not executed)."""
+    """Driver health for diagnostics. ``fault`` = the robot reports a fault (commands are not executed).
+
+    ``details``: (key, value) pairs for the diagnostics, e.g. per arm ``left_estop_released``,
+    ``left_operational_status``, ``left_last_event``, gripper and timeliness figures (driver-specific).
+    """
 
     connected: bool
     enabled: bool
     fault: bool
     message: str = ""
+    details: tuple[tuple[str, str], ...] = ()
 
 
 @runtime_checkable
@@ -72,6 +78,12 @@ class ArmDriver(Protocol):
     def close(self) -> None:
         """Stop and disconnect; idempotent."""
 
+    # Optional (the executor uses them when present):
+    # def hold_request(self) -> str: "" while fine, else why the executor should hold (e.g. the external wrench
+    #     above its limit); non-blocking, called every tick after read_state.
+    # def joint_limits(self) -> tuple[list[list[float]], list[list[float]]] | None: per arm (q_min, q_max) [rad]
+    #     from the robot (joint action space), read at connect.
+
 
 def action_to_pose(cmd: Sequence[float], sl: ArmSlices) -> list[float]:
     """One arm's [x, y, z, rx, ry, rz] from the action vector -> Flexiv pose [x, y, z, qw, qx, qy, qz]."""
@@ -93,68 +105,3 @@ def pose_to_action(pose: Sequence[float], sl: ArmSlices, out: np.ndarray, ref: S
     if ref is not None:
         rv = so3.rotvec_near_s(rv, (ref[0], ref[1], ref[2]))
     out[r : r + 3] = rv
-
-
-class GripperWorker:
-    """Sends gripper widths from a worker thread, only on meaningful change (blocking calls off the servo thread).
-
-    ``request(arm, width_m)`` is cheap and non-blocking: it keeps the latest width per arm in a slot;
-    the worker calls ``send(arm, width_m)`` when the width moved by more than ``min_change_m`` since the last send.
-    """
-
-    def __init__(
-        self,
-        send: Callable[[int, float], None],
-        num_arms: int,
-        *,
-        min_change_m: float = DEFAULT_GRIPPER_MIN_CHANGE_M,
-        initial_m: Sequence[float | None] | None = None,
-        name: str = "gripper_worker",
-    ) -> None:
-        """``initial_m``: the grippers' measured widths (None = unknown: the first request is always sent)."""
-        self._send = send
-        self._min = min_change_m
-        self._wanted: list[float | None] = [None] * num_arms
-        self._sent: list[float | None] = list(initial_m) if initial_m is not None else [None] * num_arms
-        self._requested: list[float | None] = list(self._sent)  # last width accepted for sending (servo thread)
-        self._cv = threading.Condition()
-        self._stop = False
-        self.sent_count = 0
-        self.errors = 0
-        self.last_error: str = ""
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def request(self, arm: int, width_m: float) -> None:
-        last = self._requested[arm]
-        if last is not None and abs(width_m - last) < self._min:
-            return
-        self._requested[arm] = width_m
-        with self._cv:
-            self._wanted[arm] = width_m
-            self._cv.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._stop and all(w is None for w in self._wanted):
-                    self._cv.wait()
-                if self._stop:
-                    return
-                jobs = [(i, w) for i, w in enumerate(self._wanted) if w is not None]
-                self._wanted = [None] * len(self._wanted)
-            for arm, width in jobs:
-                try:
-                    self._send(arm, width)
-                    self._sent[arm] = width
-                    self.sent_count += 1
-                except Exception as exc:  # a gripper error must not kill the worker; reported in diagnostics
-                    self.errors += 1
-                    self.last_error = f"arm {arm}: {exc}"
-                    log.warning("gripper command failed: %s", self.last_error)
-
-    def close(self, timeout_s: float = 2.0) -> None:
-        with self._cv:
-            self._stop = True
-            self._cv.notify()
-        self._thread.join(timeout_s)

@@ -1,210 +1,266 @@
-"""Pieces shared by the two Flexiv RDK drivers: the record of the RDK API they use, the lifecycle both follow
-(``FlexivDriverBase``: stop, clear_fault, close, status), and small helpers.
+"""The lifecycle both Flexiv RDK drivers follow (start-up, stop, reset, status) and their shared settings.
 
-``ApiUse`` entries list every ``flexivrdk`` name a driver touches, with the parameters it passes positionally;
-``test/test_flexiv_api_conformance.py`` checks them against the real wheels (2.1.0 and 1.9.4.1).
+Start-up (``connect``), per robot; every call here may block, and all of it happens before the command stream:
+1. ``Robot(serial)``; the RDK generation and the product model are checked, refused with what to do instead.
+2. Refused while an E-stop is pressed or the robot is in recovery; ``ClearFault`` when faulted.
+3. Power on (RDK 1.9 ``Enable``, 2.x ``ServoOn``), wait for ``operational()`` (on timeout the message names the
+   operational status: E-stop, reduced state, manual mode, ...).
+4. ``Tool.Switch`` to each arm's tool (IDLE mode), so the TCP and the mass compensation match what is mounted.
+5. The ``ZeroFTSensor`` primitive (``zero_ft_sensor``, on by default as in Flexiv's examples; nothing may touch
+   the robot meanwhile), waiting until it has terminated.
+6. ``SwitchMode`` to the action space's mode, then ``SetMaxContactWrench`` (Cartesian, when configured) and, RDK 2,
+   ``SetTimelinessFailureLimit``.
+7. The gripper process (``gripper_process.py``) connects and enables the grippers.
+
+Reset (``clear_fault``, called by the executor on ``~/reset_fault``): reconnect a lost connection with a new
+``Robot(serial)``, then steps 2–4 and 6 (no F/T zeroing: after a fault the arm may be in contact), and restart the
+gripper process if it died. The executor then holds the measured pose until ``~/resume``.
+
+While streaming (``read_state``, ``command``, ``hold_request``, ``status``) only [Non-blocking] calls are made.
+``stop`` stops every robot even when one raises, and says which failed. ``read_state`` also watches the external
+wrench: above ``contact_force_limit_n``/``contact_moment_limit_nm`` the executor holds (``hold_request``).
 """
 
 from __future__ import annotations
 
-import importlib
+import functools
 import logging
-import time
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
-from rtc_controller.robots.base import DriverError, DriverStatus, GripperWorker
+from rtc_controller.action_space import ActionSpaceKind, arm_slices
+from rtc_controller.robots.base import DEFAULT_GRIPPER_MIN_CHANGE_M, DriverError, DriverStatus
+from rtc_controller.robots.flexiv_api import ApiUse, call, import_rdk, require_rdk, wait_until
+from rtc_controller.robots.flexiv_gripper import FlexivGripperBackend
+from rtc_controller.robots.gripper_process import GripperProcess
 
-OPERATIONAL_POLL_S = 0.05
 log = logging.getLogger(__name__)
+
+ARM_NAMES = ("left", "right")
+GRIPPER_START_EXTRA_S = 20.0  # interpreter start and imports of the gripper process [s]
+WRENCH_SIZE = 6
 
 
 @dataclass(frozen=True)
-class ApiUse:
-    """One use of the RDK: ``owner.name`` (owner "" = the module itself).
+class FlexivCommonConfig:
+    """Settings both drivers share (field names = the executor_node parameters of the same name).
 
-    ``params`` = the parameter names the driver passes, in order, positionally (None for attributes/enum
-    members/fields); every parameter of the real signature after these must have a default.
+    serial_numbers: the robots (see each driver); kind: the action space.
+    connect_timeout_s: wait for operational(), F/T zeroing and the gripper process [s].
+    clear_fault_timeout_s: ClearFault's timeout [s] (int, as the RDK takes it).
+    gripper_names: per arm ("" / () = no gripper commands); gripper_velocity_m_s, gripper_force_n: Move's
+    arguments (clamped to the gripper's params); gripper_min_change_m: smaller width changes are not sent;
+    gripper_init: call Gripper.Init (grippers that do not initialise at power-on).
+    tool_names: per arm the tool to switch to at start ("" / () = keep the robot's active tool).
+    zero_ft_sensor: run the ZeroFTSensor primitive at start.
+    max_contact_wrench: [fx, fy, fz, mx, my, mz] for all arms or 6 per arm [N, Nm]; () = the robot's setting.
+    contact_force_limit_n, contact_moment_limit_nm: hold above this measured external force/moment (0 = off).
     """
 
-    owner: str
-    name: str
-    params: tuple[str, ...] | None = None
+    serial_numbers: tuple[str, ...]
+    kind: ActionSpaceKind = "cartesian"
+    connect_timeout_s: float = 20.0
+    clear_fault_timeout_s: int = 30
+    gripper_names: tuple[str, ...] = ()
+    gripper_velocity_m_s: float = 0.1
+    gripper_force_n: float = 20.0
+    gripper_min_change_m: float = DEFAULT_GRIPPER_MIN_CHANGE_M
+    gripper_init: bool = False
+    tool_names: tuple[str, ...] = ()
+    zero_ft_sensor: bool = True
+    max_contact_wrench: tuple[float, ...] = ()
+    contact_force_limit_n: float = 0.0
+    contact_moment_limit_nm: float = 0.0
 
+    def _check_common(self, num_arms: int) -> None:
+        if not self.serial_numbers or not all(self.serial_numbers):
+            raise ValueError("at least one non-empty serial number")
+        if self.connect_timeout_s <= 0:
+            raise ValueError("connect_timeout_s must be > 0")
+        for name, per_arm in (("gripper_names", self.gripper_names), ("tool_names", self.tool_names)):
+            if per_arm and len(per_arm) != num_arms:
+                raise ValueError(f"{name} needs one name per arm ({num_arms}), got {len(per_arm)}")
+        if len(self.max_contact_wrench) not in (0, WRENCH_SIZE, WRENCH_SIZE * num_arms):
+            raise ValueError(f"max_contact_wrench needs 6 values (all arms) or 6 per arm, got {len(self.max_contact_wrench)}")
+        if any(not (v >= 0) for v in self.max_contact_wrench):
+            raise ValueError(f"max_contact_wrench must be >= 0 (inf = unlimited), got {self.max_contact_wrench}")
+        if min(self.contact_force_limit_n, self.contact_moment_limit_nm, self.gripper_min_change_m) < 0:
+            raise ValueError("contact limits and gripper_min_change_m must be >= 0")
+        if self.gripper_velocity_m_s <= 0 or self.gripper_force_n <= 0:
+            raise ValueError("gripper_velocity_m_s and gripper_force_n must be > 0")
 
-def import_rdk(rdk: ModuleType | None) -> ModuleType:
-    """The injected stand-in module, or the installed ``flexivrdk`` (DriverError when missing)."""
-    if rdk is not None:
-        return rdk
-    try:
-        return importlib.import_module("flexivrdk")
-    except ImportError as exc:
-        raise DriverError("flexivrdk is not installed (pip install 'rtc_controller[flexiv]')") from exc
-
-
-def wait_until(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll ``cond`` until true or raise DriverError naming ``what`` after ``timeout_s``."""
-    end = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > end:
-            raise DriverError(f"timed out after {timeout_s:.1f} s waiting for {what}")
-        time.sleep(OPERATIONAL_POLL_S)
-
-
-def call(what: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """Call an RDK function, turning its RuntimeError/ValueError/TypeError into DriverError with context."""
-    try:
-        return fn(*args)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise DriverError(f"{what}: {exc}") from exc
-
-
-def _split_top(s: str, sep: str = ",") -> list[str]:
-    """Split at ``sep`` outside brackets/quotes (pybind11 signatures nest types and list defaults)."""
-    out, depth, cur, quote = [], 0, [], ""
-    for ch in s:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-            continue
-        cur.append(ch)
-    if "".join(cur).strip():
-        out.append("".join(cur).strip())
-    return out
-
-
-def _signatures(obj: Any, name: str) -> list[list[tuple[str, bool]]]:
-    """Parameter lists [(name, has_default)] of every overload of ``obj`` (without ``self``)."""
-    import inspect
-
-    doc = getattr(obj, "__doc__", "") or ""
-    sigs = []
-    for line in doc.splitlines():
-        line = line.strip()
-        if line[:3].rstrip(". ").isdigit():
-            line = line.split(". ", 1)[1] if ". " in line else line
-        if not line.startswith(name + "("):
-            continue
-        depth, end = 0, -1
-        for i, ch in enumerate(line[len(name):], start=len(name)):
-            depth += ch == "("
-            depth -= ch == ")"
-            if depth == 0:
-                end = i
-                break
-        params = []
-        for p in _split_top(line[len(name) + 1 : end]):
-            pname = p.split(":", 1)[0].split("=", 1)[0].strip()
-            if pname in ("self", "*args", "**kwargs"):
-                continue
-            params.append((pname, len(_split_top(p, "=")) > 1))
-        sigs.append(params)
-    if not sigs:
-        try:
-            sig = inspect.signature(obj)
-        except (TypeError, ValueError):
-            return []
-        sigs.append(
-            [(p.name, p.default is not inspect.Parameter.empty) for p in sig.parameters.values() if p.name != "self"]
-        )
-    return sigs
-
-
-def check_api(rdk: Any, api: tuple[ApiUse, ...]) -> list[str]:
-    """Problems with ``rdk`` for the uses in ``api`` (empty = every name exists with a compatible signature).
-
-    A call is compatible with an overload when the passed parameter names are that overload's leading
-    parameters, in order, and every later parameter has a default.
-    """
-    problems = []
-    for use in api:
-        owner = getattr(rdk, use.owner, None) if use.owner else rdk
-        if owner is None:
-            problems.append(f"{use.owner}: missing")
-            continue
-        if use.name == "__init__":
-            target = owner.__init__ if use.owner and hasattr(owner.__init__, "__doc__") else owner
-            sig_name = "__init__"
-        else:
-            target = getattr(owner, use.name, None)
-            sig_name = use.name
-        if target is None:
-            problems.append(f"{use.owner}.{use.name}: missing")
-            continue
-        if use.params is None:
-            continue
-        sigs = _signatures(target, sig_name)
-        if not sigs and use.name == "__init__":
-            sigs = _signatures(owner, owner.__name__)
-        if not sigs:
-            problems.append(f"{use.owner}.{use.name}: no signature found")
-            continue
-        n = len(use.params)
-        ok = any(
-            [p for p, _ in s[:n]] == list(use.params) and all(has_default for _, has_default in s[n:]) for s in sigs
-        )
-        if not ok:
-            problems.append(f"{use.owner}.{use.name}{use.params}: incompatible with {sigs}")
-    return problems
+    def contact_wrench(self, arm: int) -> list[float] | None:
+        """The max contact wrench for ``arm`` [N, Nm] (None: leave the robot's setting)."""
+        w = self.max_contact_wrench
+        if not w:
+            return None
+        return [float(x) for x in (w if len(w) == WRENCH_SIZE else w[WRENCH_SIZE * arm : WRENCH_SIZE * (arm + 1)])]
 
 
 class FlexivDriverBase:
-    """Lifecycle shared by the RDK 1.9 and 2.x drivers. Subclasses set ``config`` (with ``connect_timeout_s`` and
-    ``clear_fault_timeout_s``), ``kind`` and ``_rdk``, fill ``_robots`` in ``connect`` and implement ``_power_on``
-    (RDK 1.9: ``Enable``; 2.x: ``ServoOn``)."""
+    """The shared lifecycle (see the module docstring). Subclasses set the class constants and implement the
+    hooks: ``_check_model``, ``_setup_arms``, ``_power_on``, ``_switch_tools``, ``_start_zero_ft``,
+    ``_zero_ft_done``, ``_after_mode_switch``, ``_gripper_spec``, ``_extra_details``, ``read_state``, ``command``."""
 
     LABEL = "flexivrdk"  # prefix of status messages
-    ACTIVE_MESSAGE = "running"  # status message while commands flow
-    CARTESIAN_MODE = ""  # rdk.Mode member for the Cartesian action space
-    JOINT_MODE = ""  # rdk.Mode member for the joint action space
+    ACTIVE_MESSAGE = "running"
+    CARTESIAN_MODE = ""
+    JOINT_MODE = ""
+    GENERATION = 0
+    DRIVER = ""  # e.g. "RDK 1.9 (Rizon)"
+    HINT = ""  # what the other generation needs
+    API: tuple[ApiUse, ...] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, config: Any, num_arms: int, rdk: Any) -> None:
+        self.config = config
+        self.kind: ActionSpaceKind = config.kind
+        self.num_arms = num_arms
+        self._rdk_in = rdk
+        self._rdk: Any = None
+        self._sl = arm_slices(config.kind, num_arms)
+        self.arm_names = ARM_NAMES[:num_arms] if num_arms <= len(ARM_NAMES) else tuple(f"arm{i}" for i in range(num_arms))
         self._robots: list[Any] = []
-        self._gripper_worker: GripperWorker | None = None
+        self._arm_robot: list[int] = [0] * num_arms
+        self._gripper: GripperProcess | None = None
+        self._has_gripper = [bool(config.gripper_names) and bool(config.gripper_names[a]) for a in range(num_arms)]
+        self._gripper_width = [math.nan] * num_arms  # last commanded (reported when no gripper state exists)
+        self._last_rot = [(0.0, 0.0, 0.0)] * num_arms
+        self._wrench = [(0.0, 0.0)] * num_arms  # last external (force [N], moment [Nm]) per arm
+        self._hold_reason = ""
+        self._joint_limits: tuple[list[list[float]], list[list[float]]] | None = None
         self._enabled = False
         self._message = "not connected"
 
-    def _power_on(self, robot: Any) -> None:
-        raise NotImplementedError
+    # ---- start-up ----------------------------------------------------------------------------------------------
+    def connect(self) -> None:
+        rdk = self._rdk = import_rdk(self._rdk_in)
+        require_rdk(rdk, major=self.GENERATION, api=self.API, driver=self.DRIVER, hint=self.HINT)
+        self._robots = [self._open(sn) for sn in self.config.serial_numbers]
+        self._setup_arms()
+        for ri in range(len(self._robots)):
+            self._bring_up(ri, first=True)
+        self._start_gripper()
+        self._enabled = True
+        self._message = self.ACTIVE_MESSAGE
 
-    def _after_mode_switch(self, robot: Any) -> None:
-        """Settings that need the control mode (RDK 2.x: the timeliness failure limit)."""
+    def _open(self, sn: str) -> Any:
+        robot = call(f"connect {sn}", self._rdk.Robot, sn)
+        self._check_model(robot, sn)
+        return robot
 
-    def _enable(self, robot: Any) -> None:
-        """Clear a fault, power on, wait until operational, switch to the action space's mode."""
-        c = self.config
+    def _bring_up(self, ri: int, *, first: bool) -> None:
+        """Steps 2–6 of the module docstring for robot ``ri`` (5 only when ``first``)."""
+        robot, sn, c = self._robots[ri], self.config.serial_numbers[ri], self.config
+        if not robot.estop_released():
+            raise DriverError(f"{sn}: E-stop pressed: release it, then ~/reset_fault")
+        if robot.recovery():
+            raise DriverError(f"{sn}: in recovery state (a joint is outside its range): recover it with Flexiv "
+                              "Elements (or RunAutoRecovery), then ~/reset_fault")  # fmt: skip
         if robot.fault():
-            log.warning("robot faulted at start: clearing the fault")
+            log.warning("%s is faulted: clearing the fault", sn)
             if not call("ClearFault", robot.ClearFault, int(c.clear_fault_timeout_s)):
-                raise DriverError("ClearFault failed: the fault needs attention on the robot")
+                raise DriverError(f"{sn}: ClearFault failed ({self._last_event(robot) or 'no event'}): the fault "
+                                  "needs attention on the robot")  # fmt: skip
         self._power_on(robot)
-        wait_until(robot.operational, c.connect_timeout_s, "the robot to become operational (E-stop? auto mode?)")
+        try:
+            wait_until(robot.operational, c.connect_timeout_s, f"{sn} to become operational")
+        except DriverError as exc:
+            raise DriverError(f"{exc}: {self._op_status(robot)}") from None
+        if robot.mode() != self._rdk.Mode.IDLE:
+            call("Stop", robot.Stop)
+        self._switch_tools(ri)
+        if first and c.zero_ft_sensor:
+            call("SwitchMode", robot.SwitchMode, self._rdk.Mode.NRT_PRIMITIVE_EXECUTION)
+            log.warning("zeroing the force/torque sensors of %s: nothing may touch the robot", sn)
+            self._start_zero_ft(ri)
+            wait_until(lambda: self._zero_ft_done(ri), c.connect_timeout_s, f"F/T sensor zeroing on {sn}")
         mode = getattr(self._rdk.Mode, self.CARTESIAN_MODE if self.kind == "cartesian" else self.JOINT_MODE)
         call("SwitchMode", robot.SwitchMode, mode)
-        self._after_mode_switch(robot)
+        self._after_mode_switch(ri)
 
+    def _start_gripper(self) -> None:
+        if not any(self._has_gripper):
+            return
+        c = self.config
+        self._gripper = GripperProcess(functools.partial(FlexivGripperBackend, self._gripper_spec()), self.num_arms,
+                                       min_change_m=c.gripper_min_change_m,
+                                       start_timeout_s=c.connect_timeout_s + GRIPPER_START_EXTRA_S)  # fmt: skip
+        self._gripper.start()
+
+    def _rdk_factory(self) -> Any:
+        """How the gripper process gets the same flexivrdk (None = import it; stand-ins carry a ``factory``)."""
+        return getattr(self._rdk_in, "factory", None) if self._rdk_in is not None else None
+
+    def _arms_of(self, ri: int) -> list[int]:
+        return [a for a in range(self.num_arms) if self._arm_robot[a] == ri]
+
+    # ---- streaming (non-blocking) ------------------------------------------------------------------------------
+    def _request_grippers(self, c: list[float]) -> None:
+        for arm, sl in enumerate(self._sl):
+            self._gripper_width[arm] = c[sl.gripper]
+            if self._gripper is not None and self._has_gripper[arm]:
+                self._gripper.request(arm, c[sl.gripper])
+
+    def _gripper_state(self, arm: int) -> float:
+        w = self._gripper.width(arm) if self._gripper is not None and self._has_gripper[arm] else math.nan
+        if w == w:  # not NaN
+            return w
+        w = self._gripper_width[arm]
+        return w if w == w else 0.0
+
+    def _contact(self, arm: int, w: Any) -> str:
+        """Record ``arm``'s external wrench [N, Nm]; the reason to hold when above the limits ("" = fine)."""
+        f = math.sqrt(w[0] * w[0] + w[1] * w[1] + w[2] * w[2])
+        m = math.sqrt(w[3] * w[3] + w[4] * w[4] + w[5] * w[5])
+        self._wrench[arm] = (f, m)
+        c = self.config
+        if 0 < c.contact_force_limit_n < f:
+            return (f"{self.arm_names[arm]} arm: external force {f:.1f} N > contact_force_limit_n "
+                    f"{c.contact_force_limit_n:g} N")  # fmt: skip
+        if 0 < c.contact_moment_limit_nm < m:
+            return (f"{self.arm_names[arm]} arm: external moment {m:.2f} Nm > contact_moment_limit_nm "
+                    f"{c.contact_moment_limit_nm:g} Nm")  # fmt: skip
+        return ""
+
+    def hold_request(self) -> str:
+        """Why the executor should hold ("" = fine): the external wrench above its limit (from read_state)."""
+        return self._hold_reason
+
+    def joint_limits(self) -> tuple[list[list[float]], list[list[float]]] | None:
+        """Per arm (q_min, q_max) [rad] from RobotInfo (joint action space; None otherwise)."""
+        return self._joint_limits
+
+    # ---- stop, reset, close ------------------------------------------------------------------------------------
     def stop(self) -> None:
+        """Stop every robot (``Stop``: brakes to rest, IDLE), even when one raises; DriverError names those."""
         self._enabled = False
-        for robot in self._robots:
-            call("Stop", robot.Stop)
+        failures = []
+        for ri, robot in enumerate(self._robots):
+            try:
+                call("Stop", robot.Stop)
+            except DriverError as exc:
+                failures.append(f"{self._robot_label(ri)}: {exc}")
         self._message = "stopped"
+        if failures:
+            self._message = "stop failed on " + "; ".join(failures)
+            raise DriverError(self._message)
 
     def clear_fault(self) -> bool:
+        """Reconnect, clear faults, bring the robots back to operational in the streaming mode (see the module
+        docstring); False with the reason in ``status().message`` when that is not possible yet."""
         try:
-            for robot in self._robots:
-                if not robot.connected():
-                    return False
-                self._enable(robot)
+            for ri, sn in enumerate(self.config.serial_numbers):
+                if not self._robots[ri].connected():
+                    log.warning("%s: connection lost: reconnecting", sn)
+                    self._robots[ri] = self._open(sn)
+            self._setup_arms()
+            for ri in range(len(self._robots)):
+                self._bring_up(ri, first=False)
+            if self._gripper is not None and not self._gripper.alive:
+                log.warning("gripper process not running (%s): restarting it", self._gripper.status().state)
+                self._gripper.close()
+                self._start_gripper()
         except DriverError as exc:
             self._message = str(exc)
             return False
@@ -213,9 +269,9 @@ class FlexivDriverBase:
         return True
 
     def close(self) -> None:
-        if self._gripper_worker is not None:
-            self._gripper_worker.close()
-            self._gripper_worker = None
+        if self._gripper is not None:
+            self._gripper.close()
+            self._gripper = None
         if self._enabled:
             try:
                 self.stop()
@@ -223,12 +279,67 @@ class FlexivDriverBase:
                 log.warning("stop on close failed: %s", exc)
         self._robots = []
 
+    # ---- status ------------------------------------------------------------------------------------------------
+    def _robot_label(self, ri: int) -> str:
+        arms = ", ".join(self.arm_names[a] for a in self._arms_of(ri))
+        return f"{self.config.serial_numbers[ri]} ({arms} arm{'s' if len(self._arms_of(ri)) > 1 else ''})"
+
+    @staticmethod
+    def _op_status(robot: Any) -> str:
+        try:
+            return str(robot.operational_status().name)
+        except (RuntimeError, AttributeError):
+            return "unknown"
+
+    @staticmethod
+    def _last_event(robot: Any) -> str:
+        try:
+            log_ = robot.event_log()
+        except RuntimeError:
+            return ""
+        return str(log_[-1].description) if log_ else ""
+
     def status(self) -> DriverStatus:
         if not self._robots:
-            return DriverStatus(False, False, False, self._message)
-        fault = any(r.fault() for r in self._robots)
-        connected = all(r.connected() for r in self._robots)
+            return DriverStatus(False, False, False, f"{self.LABEL}: {self._message}")
+        details: list[tuple[str, str]] = []
+        connected, fault, problems = True, False, []
+        for ri, robot in enumerate(self._robots):
+            if not robot.connected():
+                connected = False
+                problems.append(f"{self.config.serial_numbers[ri]}: connection lost")
+                continue
+            f, op, event = robot.fault(), self._op_status(robot), self._last_event(robot)
+            fault = fault or f
+            if op != "READY":
+                problems.append(f"{self.config.serial_numbers[ri]}: {op}" + (f" ({event})" if event else ""))
+            for a in self._arms_of(ri):
+                n = self.arm_names[a]
+                details += [(f"{n}_operational_status", op), (f"{n}_fault", str(f)),
+                            (f"{n}_estop_released", str(robot.estop_released())), (f"{n}_reduced", str(robot.reduced())),
+                            (f"{n}_recovery", str(robot.recovery())), (f"{n}_last_event", event),
+                            (f"{n}_external_force_n", f"{self._wrench[a][0]:.2f}"),
+                            (f"{n}_external_moment_nm", f"{self._wrench[a][1]:.3f}")]  # fmt: skip
+        details += self._gripper_details() + self._extra_details()
+        if self._gripper is not None and (g := self._gripper.status()).state != "ready":
+            problems.append(f"gripper process {g.state}" + (f": {g.last_error}" if g.last_error else ""))
         msg = self._message
-        if self._gripper_worker is not None and self._gripper_worker.errors:
-            msg += f"; gripper errors {self._gripper_worker.errors}: {self._gripper_worker.last_error}"
-        return DriverStatus(connected, self._enabled and not fault, fault, f"{self.LABEL}: {msg}")
+        if problems:
+            msg += "; " + "; ".join(problems)
+        if self._hold_reason:
+            msg += f"; {self._hold_reason}"
+        return DriverStatus(connected, self._enabled and not fault, fault, f"{self.LABEL}: {msg}", tuple(details))
+
+    def _gripper_details(self) -> list[tuple[str, str]]:
+        if self._gripper is None:
+            return []
+        st = self._gripper.status()
+        out = [("gripper_process", st.state), ("gripper_commands_sent", str(st.sent)),
+               ("gripper_errors", str(st.errors)), ("gripper_last_error", st.last_error)]  # fmt: skip
+        for a, r in enumerate(st.width_range_m):
+            if r is not None:
+                out.append((f"{self.arm_names[a]}_gripper_width_range_m", f"{r[0]:.4f}..{r[1]:.4f}"))
+        return out
+
+    def _extra_details(self) -> list[tuple[str, str]]:
+        return []

@@ -1,106 +1,100 @@
 """Flexiv RDK 2.x driver (Enlight, MICO): one dual-arm robot with joint groups ARM_1/ARM_2, or one robot per arm.
 
-Start-up: connect (``Robot(serial)``), ``ClearFault`` when faulted, ``ServoOn``, wait for ``operational()``
-with a timeout, ``SwitchMode(RT_CARTESIAN_MOTION_FORCE)`` (or ``RT_JOINT_POSITION`` for the joint action space),
-``SetTimelinessFailureLimit``. Every servo tick: ``StreamCartesianMotionForce({group: RtCartesianCmd(pose)})``
-(pose = [x, y, z, qw, qx, qy, qz]) or ``StreamJointPosition({group: RtJointPositionCmd(q, dq, ddq)})``.
-Grippers (``Gripper(robot)``, ``Enable(group, name)``, ``Move(group, width, velocity, force_limit)``) are driven
-from a worker thread, only when the commanded width changes meaningfully.
+Start-up and reset: ``flexiv_common.py`` (power on = ``ServoOn``; ``Tool.Switch(group, name)``; the
+``ZeroFTSensor`` primitive per group; ``SwitchMode(RT_CARTESIAN_MOTION_FORCE)`` or ``RT_JOINT_POSITION``;
+``SetMaxContactWrench(group, wrench)``; ``SetTimelinessFailureLimit``). The product model (``RobotInfo
+.product_model``: Enlight/MICO) and the joint groups (``single_arm_groups``) are checked; Rizon arms need RDK 1.9.
+
+Real-time streaming: the robot expects a command every 1 ms and faults when more than
+``timeliness_failure_limit_pct`` of a 1-s window arrive late, so ``servo_rate_hz`` must be 1000 (checked by the
+executor parameters). Every servo tick: ``StreamCartesianMotionForce({group: RtCartesianCmd(pose)})`` (pose =
+[x, y, z, qw, qx, qy, qz], world frame; twist left 0: "maximizes robustness") or
+``StreamJointPosition({group: RtJointPositionCmd(q, dq, ddq)})``. The executor reports the late fraction of the
+last 1-s window against the limit in its diagnostics; ``reached_timeliness_failure_limit`` is in ours.
+Joint space: DoF and limits per group from ``RobotInfo`` (external axes are their own group, not commanded).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from rtc_controller.action_space import ActionSpaceKind, arm_slices
-from rtc_controller.robots.base import (
-    DEFAULT_GRIPPER_MIN_CHANGE_M,
-    DriverError,
-    GripperWorker,
-    action_to_pose,
-    pose_to_action,
-)
-from rtc_controller.robots.flexiv_common import ApiUse, FlexivDriverBase, call, check_api, import_rdk
+from rtc_controller.robots.base import DriverError, action_to_pose, pose_to_action
+from rtc_controller.robots.flexiv_api import ApiUse, call, serial_model
+from rtc_controller.robots.flexiv_common import FlexivCommonConfig, FlexivDriverBase
+from rtc_controller.robots.flexiv_gripper import FlexivGripperSpec
 
-
-JOINTS_PER_ARM = 7
+JOINTS_PER_ARM = 7  # the joint action space's joints per arm (action_space.py)
 CARTESIAN_MODE = "RT_CARTESIAN_MOTION_FORCE"
 JOINT_MODE = "RT_JOINT_POSITION"
+PRODUCT_MODELS = ("Enlight_L", "Enlight_LL", "MICO_Core", "MICO_Plus", "MICO_Ultra")
+RIZON = "Rizon"
 
 API_USED: tuple[ApiUse, ...] = (
-    ApiUse("Robot", "__init__", ("robot_sn",)),
-    ApiUse("Robot", "fault", ()),
+    ApiUse("Robot", "__init__", ("robot_sn", "verbose", "lite")),
+    *(ApiUse("Robot", n, ()) for n in ("fault", "ServoOn", "operational", "connected", "states", "Stop", "info",
+                                       "estop_released", "reduced", "recovery", "operational_status", "event_log",
+                                       "mode", "primitive_states", "reached_timeliness_failure_limit")),  # fmt: skip
     ApiUse("Robot", "ClearFault", ("timeout_sec",)),
-    ApiUse("Robot", "ServoOn", ()),
-    ApiUse("Robot", "operational", ()),
-    ApiUse("Robot", "connected", ()),
     ApiUse("Robot", "SwitchMode", ("mode",)),
     ApiUse("Robot", "SetTimelinessFailureLimit", ("percentage",)),
+    ApiUse("Robot", "SetMaxContactWrench", ("group", "max_wrench")),
+    ApiUse("Robot", "ExecutePrimitive", ("primitive_args",)),
     ApiUse("Robot", "StreamCartesianMotionForce", ("cmds",)),
     ApiUse("Robot", "StreamJointPosition", ("cmds",)),
-    ApiUse("Robot", "states", ()),
-    ApiUse("Robot", "Stop", ()),
     ApiUse("RtCartesianCmd", "__init__", ("pose_d",)),
     ApiUse("RtJointPositionCmd", "__init__", ("q_d", "dq_d", "ddq_d")),
     ApiUse("RtCartesianCmd", "pose_d"),
     ApiUse("RtJointPositionCmd", "q_d"),
-    ApiUse("RobotStates", "tcp_pose"),
-    ApiUse("RobotStates", "q"),
-    ApiUse("Mode", CARTESIAN_MODE),
-    ApiUse("Mode", JOINT_MODE),
+    ApiUse("PrimitiveArgs", "__init__", ("pt_name", "input_params")),
+    ApiUse("PrimitiveStates", "names_and_values"),
+    *(ApiUse("RobotStates", n) for n in ("tcp_pose", "q", "tcp_wrench")),
+    *(ApiUse("RobotInfo", n) for n in ("product_model", "single_arm_groups", "DoF", "q_min", "q_max")),
+    ApiUse("RobotEvent", "description"),
+    *(ApiUse("ProductModel", n) for n in PRODUCT_MODELS),
+    *(ApiUse("Mode", n) for n in (CARTESIAN_MODE, JOINT_MODE, "IDLE", "NRT_PRIMITIVE_EXECUTION")),
     ApiUse("JointGroup", "ARM_1"),
     ApiUse("JointGroup", "ARM_2"),
+    ApiUse("Tool", "__init__", ("robot",)),
+    ApiUse("Tool", "Switch", ("group", "name")),
+    ApiUse("Tool", "exist", ("name",)),
     ApiUse("Gripper", "__init__", ("robot",)),
     ApiUse("Gripper", "Enable", ("group", "name")),
+    ApiUse("Gripper", "Init", ("group",)),
     ApiUse("Gripper", "Move", ("group", "width", "velocity", "force_limit")),
     ApiUse("Gripper", "states", ()),
-    ApiUse("GripperStates", "width"),
+    ApiUse("Gripper", "params", ()),
+    *(ApiUse("GripperStates", n) for n in ("width", "force", "is_moving")),
+    *(ApiUse("GripperParams", n) for n in ("min_width", "max_width", "min_vel", "max_vel", "min_force", "max_force")),
 )
 
 
 @dataclass(frozen=True)
-class FlexivRdk2Config:
-    """Attributes:
-    serial_numbers: one serial (a dual-arm robot, arms = joint_groups) or one per arm.
+class FlexivRdk2Config(FlexivCommonConfig):
+    """RDK 2.x settings (the shared ones: :class:`FlexivCommonConfig`).
+
+    serial_numbers: one serial (a dual-arm robot, arms = joint_groups) or one per arm, e.g. ("Enlight-LL-123456",).
     joint_groups: JointGroup names per arm, e.g. ("ARM_1", "ARM_2"); with one robot per arm usually ("ARM_1", "ARM_1").
-    kind: the action space.
-    connect_timeout_s: wait for operational() after ServoOn [s].
-    clear_fault_timeout_s: ClearFault's timeout [s] (int, as the RDK takes it).
     timeliness_failure_limit_pct: SetTimelinessFailureLimit [%] of late RT commands in a 1-s window.
-    gripper_names: per arm the gripper to enable ("" or () = no gripper commands).
-    gripper_velocity_m_s, gripper_force_n: Gripper.Move's velocity and force limit.
-    gripper_min_change_m: only send gripper widths that moved at least this much.
     """
 
-    serial_numbers: tuple[str, ...]
     joint_groups: tuple[str, ...] = ("ARM_1", "ARM_2")
-    kind: ActionSpaceKind = "cartesian"
-    connect_timeout_s: float = 20.0
-    clear_fault_timeout_s: int = 30
     timeliness_failure_limit_pct: float = 2.0
-    gripper_names: tuple[str, ...] = ()
-    gripper_velocity_m_s: float = 0.1
-    gripper_force_n: float = 20.0
-    gripper_min_change_m: float = DEFAULT_GRIPPER_MIN_CHANGE_M
 
     def __post_init__(self) -> None:
-        if not self.serial_numbers or not all(self.serial_numbers):
-            raise ValueError("at least one non-empty serial number")
         if not self.joint_groups:
             raise ValueError("at least one joint group")
+        self._check_common(self.num_arms)
         if len(self.serial_numbers) not in (1, len(self.joint_groups)):
             raise ValueError("give one serial (dual-arm robot) or one per joint group")
-        if self.gripper_names and len(self.gripper_names) != len(self.joint_groups):
-            raise ValueError("gripper_names needs one name per arm (or none)")
+        for sn in self.serial_numbers:
+            if serial_model(sn).startswith(RIZON):
+                raise ValueError(f"serial {sn!r} is a Rizon arm: Rizon arms need flexiv_rdk: 1 (RDK 1.9)")
         if not 0.0 <= self.timeliness_failure_limit_pct <= 100.0:
             raise ValueError("timeliness_failure_limit_pct must be in [0, 100]")
-        if self.connect_timeout_s <= 0:
-            raise ValueError("connect_timeout_s must be > 0")
 
     @property
     def num_arms(self) -> int:
@@ -114,38 +108,46 @@ class FlexivRdk2Driver(FlexivDriverBase):
     ACTIVE_MESSAGE = "streaming"
     CARTESIAN_MODE = CARTESIAN_MODE
     JOINT_MODE = JOINT_MODE
+    GENERATION = 2
+    DRIVER = "RDK 2 (Enlight/MICO)"
+    HINT = "Rizon arms need flexiv_rdk: 1 (RDK 1.9)"
+    API = API_USED
 
     def __init__(self, config: FlexivRdk2Config, *, rdk: ModuleType | None = None) -> None:
-        self.config = config
-        self.kind: ActionSpaceKind = config.kind
-        self.num_arms = config.num_arms
-        super().__init__()
-        self._rdk_in = rdk
-        self._rdk: Any = None
-        self._sl = arm_slices(config.kind, self.num_arms)
-        self._arm_robot: list[int] = []  # robot index per arm
+        super().__init__(config, config.num_arms, rdk)
+        self._arm_robot = [0 if len(config.serial_numbers) == 1 else i for i in range(self.num_arms)]
         self._groups: list[Any] = []  # JointGroup per arm
         self._cmds: list[dict[Any, Any]] = []  # per robot {group: preallocated command}
-        self._grippers: list[Any] = []  # per robot Gripper (or None)
-        self._gripper_width = [math.nan] * self.num_arms
-        self._last_rot = [(0.0, 0.0, 0.0)] * self.num_arms
 
-    # ---- lifecycle ---------------------------------------------------------------------------------------------
-    def connect(self) -> None:
-        rdk = self._rdk = import_rdk(self._rdk_in)
-        problems = check_api(rdk, API_USED)
-        if problems:  # e.g. the other RDK generation is installed
-            version = getattr(rdk, "__version__", "?")
-            raise DriverError(f"flexivrdk {version} lacks what this driver (2.x) needs: " + "; ".join(problems[:3]))
-        c = self.config
-        self._robots = [call(f"connect {sn}", rdk.Robot, sn) for sn in c.serial_numbers]
-        self._arm_robot = [0 if len(self._robots) == 1 else i for i in range(self.num_arms)]
+    # ---- start-up hooks ----------------------------------------------------------------------------------------
+    def _check_model(self, robot: Any, sn: str) -> None:
+        info = robot.info()
+        model = getattr(info.product_model, "name", str(info.product_model))
+        if model not in PRODUCT_MODELS:
+            raise DriverError(f"{sn}: product model {model} is not supported by RDK 2 (Enlight/MICO); {self.HINT}")
+
+    def _setup_arms(self) -> None:
+        rdk, c = self._rdk, self.config
         try:
             self._groups = [getattr(rdk.JointGroup, g) for g in c.joint_groups]
         except AttributeError as exc:
             raise DriverError(f"unknown joint group in {c.joint_groups}") from exc
-        for robot in self._robots:
-            self._enable(robot)
+        infos = [r.info() for r in self._robots]
+        q_min, q_max = [], []
+        for arm, group in enumerate(self._groups):
+            info = infos[self._arm_robot[arm]]
+            if group not in info.single_arm_groups:
+                have = ", ".join(str(n) for n in info.single_arm_groups.values()) or "none"
+                raise DriverError(f"{c.joint_groups[arm]} is not a single-arm joint group of "
+                                  f"{c.serial_numbers[self._arm_robot[arm]]} (it has: {have})")  # fmt: skip
+            if self.kind == "joint":
+                dof = info.DoF[group]
+                if dof != JOINTS_PER_ARM:
+                    raise DriverError(f"{c.joint_groups[arm]} has {dof} joints; the joint action space has "
+                                      f"{JOINTS_PER_ARM} per arm")  # fmt: skip
+                q_min.append(list(info.q_min[group]))
+                q_max.append(list(info.q_max[group]))
+        self._joint_limits = (q_min, q_max) if self.kind == "joint" else None
         self._cmds = [{} for _ in self._robots]
         for arm, group in enumerate(self._groups):
             if self.kind == "cartesian":
@@ -154,31 +156,53 @@ class FlexivRdk2Driver(FlexivDriverBase):
                 zeros = [0.0] * JOINTS_PER_ARM
                 cmd = rdk.RtJointPositionCmd(zeros, zeros, zeros)
             self._cmds[self._arm_robot[arm]][group] = cmd
-        if c.gripper_names and any(c.gripper_names):
-            self._grippers = [call("Gripper", rdk.Gripper, r) for r in self._robots]
-            for arm, name in enumerate(c.gripper_names):
-                if name:
-                    call(f"Gripper.Enable {name}", self._grippers[self._arm_robot[arm]].Enable, self._groups[arm], name)
-            initial = []
-            for arm, group in enumerate(self._groups):
-                gs = self._grippers[self._arm_robot[arm]].states()
-                initial.append(gs[group].width if group in gs else None)
-            self._gripper_worker = GripperWorker(
-                self._send_gripper, self.num_arms, min_change_m=c.gripper_min_change_m, initial_m=initial
-            )
-        self._enabled = True
-        self._message = self.ACTIVE_MESSAGE
 
     def _power_on(self, robot: Any) -> None:
         call("ServoOn", robot.ServoOn)
 
-    def _after_mode_switch(self, robot: Any) -> None:
-        call("SetTimelinessFailureLimit", robot.SetTimelinessFailureLimit, float(self.config.timeliness_failure_limit_pct))
+    def _switch_tools(self, ri: int) -> None:
+        names = self.config.tool_names
+        if not names or not any(names[a] for a in self._arms_of(ri)):
+            return
+        tool = call("Tool", self._rdk.Tool, self._robots[ri])
+        for a in self._arms_of(ri):
+            if names[a]:
+                if not call("Tool.exist", tool.exist, names[a]):
+                    raise DriverError(f"tool {names[a]!r} does not exist on {self.config.serial_numbers[ri]} "
+                                      "(Flexiv Elements: Settings > Tools)")  # fmt: skip
+                call(f"Tool.Switch {names[a]}", tool.Switch, self._groups[a], names[a])
 
-    def _send_gripper(self, arm: int, width_m: float) -> None:  # worker thread
+    def _start_zero_ft(self, ri: int) -> None:
+        args = {self._groups[a]: self._rdk.PrimitiveArgs("ZeroFTSensor", {}) for a in self._arms_of(ri)}
+        call("ExecutePrimitive ZeroFTSensor", self._robots[ri].ExecutePrimitive, args)
+
+    def _zero_ft_done(self, ri: int) -> bool:
+        states = call("primitive_states", self._robots[ri].primitive_states)
+        return all(bool(states[g].names_and_values.get("terminated", 0)) for g in states) and bool(states)
+
+    def _after_mode_switch(self, ri: int) -> None:
+        robot = self._robots[ri]
+        call("SetTimelinessFailureLimit", robot.SetTimelinessFailureLimit, float(self.config.timeliness_failure_limit_pct))
+        if self.kind != "cartesian":
+            return
+        for a in self._arms_of(ri):
+            wrench = self.config.contact_wrench(a)
+            if wrench is not None:
+                call("SetMaxContactWrench", robot.SetMaxContactWrench, self._groups[a], wrench)
+
+    def _gripper_spec(self) -> FlexivGripperSpec:
         c = self.config
-        g = self._grippers[self._arm_robot[arm]]
-        g.Move(self._groups[arm], float(width_m), float(c.gripper_velocity_m_s), float(c.gripper_force_n))
+        return FlexivGripperSpec(generation=2, serial_numbers=c.serial_numbers, arm_robot=tuple(self._arm_robot),
+                                 joint_groups=c.joint_groups, gripper_names=c.gripper_names,
+                                 velocity_m_s=c.gripper_velocity_m_s, force_n=c.gripper_force_n, init=c.gripper_init,
+                                 rdk_factory=self._rdk_factory())  # fmt: skip
+
+    def _extra_details(self) -> list[tuple[str, str]]:
+        out = [("timeliness_failure_limit_pct", f"{self.config.timeliness_failure_limit_pct:g}")]
+        for ri, robot in enumerate(self._robots):
+            if robot.connected():
+                out.append((f"robot{ri}_reached_timeliness_failure_limit", str(robot.reached_timeliness_failure_limit())))
+        return out
 
     # ---- servo thread ------------------------------------------------------------------------------------------
     def read_state(self, out: np.ndarray) -> bool:
@@ -187,22 +211,20 @@ class FlexivRdk2Driver(FlexivDriverBase):
         for robot in self._robots:
             if not robot.connected():
                 raise DriverError("flexivrdk 2: connection lost")
-            healthy = healthy and not robot.fault()
+            healthy = healthy and robot.operational()
             states.append(robot.states())
-        gstates = [g.states() for g in self._grippers] if self._grippers else None
+        hold = ""
         for arm, sl in enumerate(self._sl):
-            ri = self._arm_robot[arm]
-            st = states[ri][self._groups[arm]]
+            st = states[self._arm_robot[arm]][self._groups[arm]]
             if sl.rotation is not None:
                 pose_to_action(st.tcp_pose, sl, out, self._last_rot[arm])
                 r = sl.rotation.start
                 self._last_rot[arm] = (out[r], out[r + 1], out[r + 2])
             else:
                 out[sl.joints] = st.q
-            width = self._gripper_width[arm]
-            if gstates is not None and self._groups[arm] in gstates[ri]:
-                width = gstates[ri][self._groups[arm]].width
-            out[sl.gripper] = width if math.isfinite(width) else 0.0
+            out[sl.gripper] = self._gripper_state(arm)
+            hold = self._contact(arm, st.tcp_wrench) or hold
+        self._hold_reason = hold
         return healthy
 
     def command(self, cmd: np.ndarray) -> None:
@@ -213,9 +235,7 @@ class FlexivRdk2Driver(FlexivDriverBase):
                 target.pose_d = action_to_pose(c, sl)
             else:
                 target.q_d = c[sl.joints]
-            self._gripper_width[arm] = c[sl.gripper]  # reported as the state when no gripper states exist
-            if self._gripper_worker is not None and self.config.gripper_names[arm]:
-                self._gripper_worker.request(arm, c[sl.gripper])
+        self._request_grippers(c)
         try:
             for robot, cmds in zip(self._robots, self._cmds):
                 if self.kind == "cartesian":
@@ -224,3 +244,4 @@ class FlexivRdk2Driver(FlexivDriverBase):
                     robot.StreamJointPosition(cmds)
         except (RuntimeError, ValueError, TypeError) as exc:
             raise DriverError(f"flexivrdk 2 stream: {exc}") from exc
+

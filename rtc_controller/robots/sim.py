@@ -1,5 +1,9 @@
 """Simulated arms: each TCP (or joint vector) tracks the command with second-order dynamics, speed limits and
 sensor noise; faults can be injected (at a given time, or a lost connection).
+With ``gripper_block_s > 0`` the gripper widths go to a gripper channel whose command blocks for that long holding
+the GIL, like the real ``Gripper.Move`` (``robots/sim_gripper.py``): in its own process (``gripper_channel:
+process``, what the Flexiv drivers do) or on a thread of this process (``thread``: the layout that stalls the servo
+loop, for comparison in the benchmark).
 
 Time: the simulation integrates from its last update to ``clock()`` [s, monotonic] whenever it is read or
 commanded, in sub-steps of at most ``MAX_SUBSTEP_S``. A fault freezes the arms' commands (they brake to rest);
@@ -8,6 +12,7 @@ a lost connection makes ``read_state``/``command`` raise :class:`DriverError`.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -19,6 +24,8 @@ import numpy as np
 from rtc_controller.action_space import ActionSpaceKind, arm_slices
 from rtc_controller.control import so3
 from rtc_controller.robots.base import DriverError, DriverStatus
+from rtc_controller.robots.gripper_process import GripperProcess
+from rtc_controller.robots.sim_gripper import InProcessGripper, SimGripperBackend
 
 MAX_SUBSTEP_S = 0.002
 STALE_STATE_S = 0.005  # read_state integrates itself only when no command advanced the sim for this long
@@ -51,6 +58,8 @@ class SimConfig:
     fault_at_s: seconds after connect at which the robot faults (None = never).
     disconnect_at_s: seconds after connect at which the connection is lost (None = never).
     seed: sensor-noise seed.
+    gripper_block_s: > 0: gripper commands go through a gripper channel that blocks this long per command [s].
+    gripper_channel: "process" (a gripper process) or "thread" (in this process; comparison only).
     """
 
     kind: ActionSpaceKind = "cartesian"
@@ -68,6 +77,8 @@ class SimConfig:
     fault_at_s: float | None = None
     disconnect_at_s: float | None = None
     seed: int = 0
+    gripper_block_s: float = 0.0
+    gripper_channel: str = "process"
 
     def __post_init__(self) -> None:
         if self.num_arms < 1:
@@ -79,6 +90,8 @@ class SimConfig:
         width = 7 if self.kind == "cartesian" else 8
         if self.initial_state is not None and len(self.initial_state) != width * self.num_arms:
             raise ValueError(f"initial_state needs {width * self.num_arms} values")
+        if self.gripper_block_s < 0 or self.gripper_channel not in ("process", "thread"):
+            raise ValueError("gripper_block_s must be >= 0 and gripper_channel 'process' or 'thread'")
 
 
 def _clamp_norm(v: list[float], vmax: float) -> None:
@@ -117,11 +130,19 @@ class SimDriver:
         self._disconnected = False
         self.commands_received = 0
         self.commands_while_faulted = 0
+        self.gripper: GripperProcess | InProcessGripper | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
     def connect(self) -> None:
         if self._disconnected:
             raise DriverError("sim: connection lost")
+        c = self.config
+        if c.gripper_block_s > 0 and self.gripper is None:
+            backend = functools.partial(SimGripperBackend, c.num_arms, move_block_s=c.gripper_block_s,
+                                        speed_m_s=c.gripper_speed_m_s, initial_m=self._x[self._sl[0].gripper])  # fmt: skip
+            self.gripper = (GripperProcess(backend, c.num_arms) if c.gripper_channel == "process"
+                            else InProcessGripper(backend(), c.num_arms))  # fmt: skip
+            self.gripper.start()
         now = self._clock()
         self._t_connect = now
         self._t_last = now
@@ -158,11 +179,19 @@ class SimDriver:
     def close(self) -> None:
         self._connected = False
         self._enabled = False
+        if self.gripper is not None:
+            self.gripper.close()
+            self.gripper = None
 
     def status(self) -> DriverStatus:
         msg = "connection lost" if self._disconnected else ("fault" if self._fault else "ok")
+        details: tuple[tuple[str, str], ...] = ()
+        if self.gripper is not None:
+            g = self.gripper
+            sent = g.status().sent if isinstance(g, GripperProcess) else g.sent
+            details = (("gripper_channel", self.config.gripper_channel), ("gripper_commands_sent", str(sent)))
         return DriverStatus(connected=self._connected and not self._disconnected, enabled=self._enabled,
-                            fault=self._fault, message=f"sim: {msg}")  # fmt: skip
+                            fault=self._fault, message=f"sim: {msg}", details=details)  # fmt: skip
 
     # ---- servo-thread API --------------------------------------------------------------------------------------
     def _check_events(self, now: float) -> None:
@@ -203,6 +232,11 @@ class SimDriver:
             x[sl.gripper] += tab[i] * c.noise_gripper_m
             i = (i + 1) % n
         self._noise_i = i
+        if self.gripper is not None:
+            for sl_i, sl in enumerate(self._sl):
+                w = self.gripper.width(sl_i)
+                if w == w:  # not NaN
+                    x[sl.gripper] = w
         out[:] = x
         return not self._fault
 
@@ -218,6 +252,9 @@ class SimDriver:
         c = cmd.tolist()
         if not all(math.isfinite(v) for v in c):
             raise DriverError("sim: non-finite command refused")
+        if self.gripper is not None:
+            for arm, s in enumerate(self._sl):
+                self.gripper.request(arm, c[s.gripper])
         with self._lock:
             self._advance(now)
             self._target = c

@@ -93,17 +93,26 @@ def switch_event_to_status(ev: SwitchEvent, name: str) -> DiagnosticStatus:
     return DiagnosticStatus(level=DiagnosticStatus.OK, name=f"{name}: switch", message="chunk switch", values=values)
 
 
-def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str) -> list[DiagnosticStatus]:
-    """Executor snapshot -> DiagnosticStatus list (loop timing, chunks/δ/d, safety, driver)."""
+def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str, *,
+                            timeliness_limit_pct: float = 100 * LATE_WINDOW_LIMIT) -> list[DiagnosticStatus]:  # fmt: skip
+    """Executor snapshot -> DiagnosticStatus list (loop timing, chunks/δ/d, safety, startup, driver).
+
+    The servo loop's timeliness against Flexiv's rule: ``late_pct_last_1s`` (the last 1-s window),
+    ``late_pct_worst_1s`` (the worst since the statistics started), ``timeliness_limit_pct`` and
+    ``timeliness_margin_pct`` (limit − the larger of the two; RDK 2 faults the robot at 0)."""
     ok, warn, err = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
     lp = s.loop
     loop_bad = lp.worst_window_late_fraction > LATE_WINDOW_LIMIT or lp.lateness_p99_us > LATENESS_P99_TARGET_US
+    last_pct, worst_pct = 100 * lp.last_window_late_fraction, 100 * lp.worst_window_late_fraction
     loop = DiagnosticStatus(
         level=warn if loop_bad else ok,
         name=f"{name}: servo loop",
         hardware_id=hw_id,
         message="timing above target" if loop_bad else "ok",
-        values=[_kv(k, v) for k, v in lp.as_dict().items()],
+        values=[_kv(k, v) for k, v in lp.as_dict().items()]
+        + [_kv("late_pct_last_1s", last_pct), _kv("late_pct_worst_1s", worst_pct),
+           _kv("timeliness_limit_pct", timeliness_limit_pct),
+           _kv("timeliness_margin_pct", timeliness_limit_pct - max(last_pct, worst_pct))],  # fmt: skip
     )
     last = s.last_switch
     chunk_level = warn if s.starving else ok
@@ -137,7 +146,16 @@ def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str) -> list[
         hardware_id=hw_id,
         message="ok",
         values=[_kv("interventions_total", sum(s.safety_interventions.values()))]
-        + [_kv(f"interventions_{k}", c) for k, c in s.safety_interventions.items()],
+        + [_kv(f"interventions_{k}", c) for k, c in s.safety_interventions.items()]
+        + [_kv(f"arm{i}_outside_workspace_m", e) for i, e in enumerate(s.workspace_excess_m)],
+    )
+    st = s.startup or {}
+    startup = DiagnosticStatus(
+        level=warn if (st.get("approach_phase") == "refused" or s.hold_reason) else ok,
+        name=f"{name}: startup",
+        hardware_id=hw_id,
+        message=s.hold_reason or str(st.get("approach_message", "")) or "ok",
+        values=[_kv(k, v) for k, v in st.items()] + [_kv("hold_reason", s.hold_reason)],
     )
     d = s.driver
     driver_level = err if (s.mode == "faulted" or d.fault or not d.connected) else ok
@@ -147,9 +165,9 @@ def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str) -> list[
         hardware_id=hw_id,
         message=s.fault_message or d.message,
         values=[_kv("mode", s.mode), _kv("connected", d.connected), _kv("enabled", d.enabled), _kv("fault", d.fault),
-                _kv("driver_message", d.message)],  # fmt: skip
+                _kv("driver_message", d.message)] + [_kv(k, v) for k, v in d.details],  # fmt: skip
     )
-    return [loop, chunks, safety, driver]
+    return [loop, chunks, safety, startup, driver]
 
 
 def dead_diagnostics(reason: str, name: str, hw_id: str) -> list[DiagnosticStatus]:
@@ -329,7 +347,8 @@ class ExecutorNode(Node):
             except ServoProcessError as exc:
                 self.get_logger().error(f"servo process unresponsive: {exc}", throttle_duration_sec=1.0)
         if snap is not None:
-            arr.status = snapshot_to_diagnostics(snap, self.get_name(), self.values["driver"])
+            arr.status = snapshot_to_diagnostics(snap, self.get_name(), self.values["driver"],
+                                                 timeliness_limit_pct=self.values["timeliness_failure_limit_pct"])
         else:
             arr.status = dead_diagnostics(self._dead or "servo process unresponsive", self.get_name(),
                                           self.values["driver"])  # fmt: skip
@@ -354,7 +373,7 @@ class ExecutorNode(Node):
 
     def _srv_resume(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         return self._trigger(res, self.executor_core.resume, "running",
-                             lambda: f"cannot resume in mode {self.executor_core.mode} (reset the fault first)")
+                             lambda: self.executor_core.resume_refusal or f"cannot resume in mode {self.executor_core.mode}")
 
     def _srv_reset_fault(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         return self._trigger(res, self.executor_core.reset_fault, "fault cleared, holding (call ~/resume)",
