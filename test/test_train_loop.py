@@ -135,3 +135,58 @@ def test_time_budget_stops_with_a_resumable_checkpoint(runs, tmp_path_factory):
     assert not res.completed and res.step == 1 and res.policy_file is None
     assert ckpt.complete_steps(res.run_dir) == [1]
     assert not (res.run_dir / "pi05").exists()
+
+
+def test_the_inference_node_parameters_alone_load_it(runs):
+    """The node passes only checkpoint, tokenizer, H and action names (bf16, a 200-token budget by default): the
+    longer budget only adds masked padding, and bf16 changes the chunk by rounding, not by meaning."""
+    section = load_policy_section(runs["full"].policy_file)
+    exact = make_policy("pi05", **{k: getattr(section.pi05, k) for k in section.pi05.__dataclass_fields__})
+    node = make_policy("pi05", checkpoint_dir=section.pi05.checkpoint_dir, tokenizer_path=section.pi05.tokenizer_path,
+                       action_horizon=HORIZON, action_names=section.pi05.action_names)
+    assert node.model.config.dtype == "bfloat16" and node.model.config.max_token_len == 200
+    from rtc_controller.train.dataset import EpisodeDataset
+
+    ep = EpisodeDataset(runs["data"]).load(0)
+    obs = step_observation(ep, 10)
+    tokens, mask = node.model_inputs(obs)[2:]
+    want_tokens, want_mask = exact.model_inputs(obs)[2:]
+    n = want_tokens.shape[1]
+    np.testing.assert_array_equal(tokens[:, :n], want_tokens)
+    assert not mask[:, n:].any()
+    a, b = node.infer(obs, seed=1), exact.infer(obs, seed=1)
+    stats = exact.model.norm_stats["actions"]  # bf16 rounding: within 2 % of each dim's [q01, q99] range
+    assert np.all(np.abs(a - b) <= 0.02 * (stats.q99 - stats.q01) + 1e-4)
+
+
+def test_check_measures_chunk_errors(runs, capsys):
+    from rtc_controller.train.cli import main
+    from rtc_controller.train.dataset import EpisodeDataset
+    from rtc_controller.train.evaluate import chunk_errors, position_groups
+
+    ds = EpisodeDataset(runs["data"])
+    assert position_groups(ds.info.action_names) == [[0, 1, 2], [7, 8, 9]]
+
+    recorded = {}  # state -> the recorded chunk from that step
+    for e in range(len(ds)):
+        ep = ds.load(e, images=False)
+        for t, chunk in enumerate(action_chunks(ep.actions.astype(np.float64), HORIZON)):
+            recorded[ep.state[t].tobytes()] = chunk
+
+    class Replay:  # a "policy" that returns the recorded chunk, 3 mm off in left_x for odd seeds
+        action_names, horizon = ds.info.action_names, HORIZON
+
+        def infer(self, obs, *, num_steps, seed):
+            chunk = recorded[np.asarray(obs.state, np.float32).tobytes()].copy()
+            chunk[:, 0] += 0.003 * (seed % 2)
+            return chunk
+
+    errs = chunk_errors(Replay(), ds, [0, 1], num_samples=4, k=2, seed=1)
+    # Sample n draws seeds 1 + 2n (odd: 3 mm off on one of two arms -> 1.5 mm) and 2 + 2n (exact).
+    np.testing.assert_allclose(errs.first_sample_mm, 1.5, atol=1e-4)
+    np.testing.assert_allclose(errs.first_action_mm, 1.5, atol=1e-4)
+    np.testing.assert_allclose(errs.best_of_k_mm, 0.0, atol=1e-6)
+    assert main(["check", "--run", str(runs["full"].run_dir), "--data", str(runs["data"]), "--samples", "3",
+                 "--k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "val episodes" in out and "3 steps: chunk position error median" in out

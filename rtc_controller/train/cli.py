@@ -5,6 +5,7 @@
     rtc-train fit --data data/synth --out runs/tiny             # train (config/train/tiny.yaml by default)
     rtc-train fit --data data/synth --out runs/tiny --resume    # continue after a stop or the time budget
     rtc-train fit ... --set loop.num_steps=2000 --set optimizer.peak_lr=5e-4 --time-budget-s 1200
+    rtc-train check --run runs/tiny --data data/synth           # chunk errors on the held-out episodes
 
 The trained policy is ``<out>/pi05/policy.yaml`` (with the checkpoint, norm stats and tokenizer beside it).
 Errors print one line ``rtc-train: error: …`` and exit with status 2.
@@ -75,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--compilation-cache", default=DEFAULT_CACHE,
                    help=f"JAX persistent compilation cache ('' = off; default {DEFAULT_CACHE})")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c = sub.add_parser("check", help="position errors of a trained policy's chunks against recorded episodes")
+    c.add_argument("--run", type=pathlib.Path, required=True, help="run folder of `fit` (its pi05/ and split.json)")
+    c.add_argument("--data", type=pathlib.Path, required=True, help="dataset folder")
+    c.add_argument("--episodes", choices=("val", "train", "all"), default="val", help="which episodes (default val)")
+    c.add_argument("--samples", type=int, default=32, help="steps to evaluate, evenly spread (default 32)")
+    c.add_argument("--k", type=int, default=4, help="chunks sampled per step (default 4)")
     return p
 
 
@@ -97,6 +104,25 @@ def _info(ns: argparse.Namespace) -> None:
     for slot, cam in info.cameras.items():
         print(f"  camera {slot}: {cam.height}x{cam.width} px at {cam.fps:g} Hz")
     print(f"  prompts: {list(info.prompts)}; generator: {dict(info.generator)}")
+
+
+def _check(ns: argparse.Namespace) -> None:
+    import json
+
+    from rtc_controller.policy.pi05.policy import Pi05Policy
+    from rtc_controller.train.evaluate import chunk_errors
+    from rtc_controller.train.export import EXPORT_DIR, POLICY_FILE, load_policy_section
+    from rtc_controller.train.loop import SPLIT_FILE
+
+    split_path = ns.run / SPLIT_FILE
+    if not split_path.is_file():
+        raise FileNotFoundError(f"{split_path}: not found ({ns.run} is not a finished `rtc-train fit` run)")
+    split = json.loads(split_path.read_text())
+    episodes = {"val": split["val"] or split["train"], "train": split["train"],
+                "all": sorted(split["train"] + split["val"])}[ns.episodes]
+    policy = Pi05Policy(load_policy_section(ns.run / EXPORT_DIR / POLICY_FILE).pi05)
+    errors = chunk_errors(policy, EpisodeDataset(ns.data), episodes, num_samples=ns.samples, k=ns.k)
+    print(f"{ns.episodes} episodes {episodes[:8]}{' …' if len(episodes) > 8 else ''}: {errors.summary()}")
 
 
 def _fit(ns: argparse.Namespace, argv: Sequence[str]) -> None:
@@ -130,6 +156,8 @@ def main(args: Sequence[str] | None = None) -> int:
             _synthetic(ns)
         elif ns.command == "info":
             _info(ns)
+        elif ns.command == "check":
+            _check(ns)
         else:
             _fit(ns, argv)
     except (ConfigError, DatasetError, ResumeError, FileNotFoundError, ValueError, FloatingPointError) as err:

@@ -9,12 +9,13 @@ Run folder (openpi's ``--overwrite`` / ``--resume`` rule: an existing run is ref
 
     <run>/checkpoints/<step>/   resumable checkpoints (``checkpoints.py``)
     <run>/pi05/                 the exported policy (``export.py``), written when the last step is done
-    <run>/tokenizer.model  <run>/train_config.yaml  <run>/loss.csv  <run>/loss.png
+    <run>/tokenizer.model  <run>/train_config.yaml  <run>/split.json  <run>/loss.csv  <run>/loss.png
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import pathlib
 import shutil
 import signal
@@ -41,6 +42,7 @@ from rtc_controller.train.prepare import RunSetup, prepare_run
 from rtc_controller.train.samples import TrainingSet
 
 CONFIG_FILE = "train_config.yaml"
+SPLIT_FILE = "split.json"  # the training and validation episodes
 EVAL_BATCHES = 2  # validation batches (fixed samples, fixed noise) per evaluation
 EVAL_KEY_SALT = 0x5EED  # the validation noise differs from every training step's
 
@@ -249,6 +251,8 @@ def fit(cfg: TrainConfig, data_root: str | pathlib.Path, run_dir: str | pathlib.
     open_run_dir(run_dir, resume=resume, overwrite=overwrite)
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     setup = prepare_run(cfg, data_root, run_dir, log=log)
+    (run_dir / SPLIT_FILE).write_text(json.dumps({"data": str(pathlib.Path(data_root).resolve()),
+                                                  "train": setup.train_episodes, "val": setup.val_episodes}))
     run = _Run(setup, cfg, run_dir, log)
     state, spent_s = run.start_state(resume)
     budget = cfg.loop.time_budget_s
