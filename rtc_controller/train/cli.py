@@ -143,8 +143,7 @@ def _fit(ns: argparse.Namespace, argv: Sequence[str]) -> None:
     state = "done" if result.completed else "stopped (resume with --resume)"
     print(f"{state}: {result.step}/{cfg.loop.num_steps} steps in {result.elapsed_s:.0f} s, "
           f"training loss {result.train_loss:.4f}{val}; loss curve {ns.out / 'loss.png'}")
-    if result.policy_file is not None:
-        print(f"policy: {result.policy_file}")
+    print(f"policy: {result.policy_file}")
 
 
 def main(args: Sequence[str] | None = None) -> int:

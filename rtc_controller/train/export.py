@@ -8,7 +8,8 @@ tokenizer and the policy section of the config.
 
 The policy section names every setting that changes the actions (``Pi05PolicyConfig``'s fields: horizon,
 token budget, dtype, normalisation, asset id, delta mask, state padding, action names) plus what the
-inference node must match (camera slots, action rate, the training prompt). ``load_policy_section`` reads it
+inference node must match (camera slots, action rate, the training prompt), and how it was made (the command,
+the steps done of those planned). ``load_policy_section`` reads it
 back; the folder can be moved or committed as a whole.
 """
 
@@ -32,7 +33,7 @@ from rtc_controller.train.tokenizer import TOKENIZER_FILE
 
 EXPORT_DIR = "pi05"
 POLICY_FILE = "policy.yaml"
-NODE_KEYS = ("policy", "camera_slots", "action_rate_hz", "prompt", "trained_by")
+NODE_KEYS = ("policy", "camera_slots", "action_rate_hz", "prompt", "trained_by", "trained_steps")
 PATH_KEYS = ("checkpoint_dir", "tokenizer_path")
 
 
@@ -45,6 +46,7 @@ class PolicySection:
     action_rate_hz: float
     prompt: str
     trained_by: str = ""  # the command that made it
+    trained_steps: str = ""  # "<steps done>/<steps planned>": less than planned when the run stopped early
 
     def to_yaml_dict(self, relative_to: pathlib.Path) -> dict[str, Any]:
         body: dict[str, Any] = {"policy": "pi05"}
@@ -54,7 +56,7 @@ class PolicySection:
                 v = os.path.relpath(pathlib.Path(v).resolve(), relative_to.resolve())
             body[f.name] = list(v) if isinstance(v, tuple) else v
         body.update(camera_slots=list(self.camera_slots), action_rate_hz=self.action_rate_hz, prompt=self.prompt,
-                    trained_by=self.trained_by)
+                    trained_by=self.trained_by, trained_steps=self.trained_steps)
         return body
 
 
@@ -83,7 +85,8 @@ def load_policy_section(path: str | pathlib.Path) -> PolicySection:
     try:
         return PolicySection(pi05=Pi05PolicyConfig(**pi05), camera_slots=tuple(raw.get("camera_slots", ())),
                              action_rate_hz=float(raw["action_rate_hz"]), prompt=str(raw.get("prompt", "")),
-                             trained_by=str(raw.get("trained_by", "")))
+                             trained_by=str(raw.get("trained_by", "")),
+                             trained_steps=str(raw.get("trained_steps", "")))
     except KeyError as e:
         raise ConfigError(f"{path}: missing key {e.args[0]!r}") from None
     except (TypeError, ValueError) as e:

@@ -8,7 +8,8 @@ checkpoint at step i continues exactly as if it had never stopped.
 Run folder (openpi's ``--overwrite`` / ``--resume`` rule: an existing run is refused unless one is given)::
 
     <run>/checkpoints/<step>/   resumable checkpoints (``checkpoints.py``)
-    <run>/pi05/                 the exported policy (``export.py``), written when the last step is done
+    <run>/pi05/                 the exported policy (``export.py``): the weights at the end of each invocation,
+                                so a run stopped by its time budget is usable at once (``trained_steps`` says how far)
     <run>/tokenizer.model  <run>/train_config.yaml  <run>/split.json  <run>/loss.csv  <run>/loss.png
 """
 
@@ -55,8 +56,8 @@ class RunDirError(ValueError):
 class FitResult:
     run_dir: pathlib.Path
     step: int  # optimiser steps done
-    completed: bool  # False: stopped by the time budget (resume to continue)
-    policy_file: pathlib.Path | None  # the exported policy section (when completed)
+    completed: bool  # False: stopped early (budget, --stop-at, a signal): resume to continue
+    policy_file: pathlib.Path  # the exported policy section (of the weights so far when stopped early)
     train_loss: float  # the last logged training loss
     val_loss: float | None
     elapsed_s: float
@@ -260,13 +261,12 @@ def fit(cfg: TrainConfig, data_root: str | pathlib.Path, run_dir: str | pathlib.
         state, train_loss, val_loss, completed = run_loop(run, state, spent_s=spent_s, started=started,
                                                           progress=progress, time_budget_s=budget, stop_at=stop_at,
                                                           interrupted=interrupted)
-    policy_file = None
-    if completed:
-        info = setup.dataset.info
-        section = PolicySection(pi05=setup.policy_config, camera_slots=tuple(info.cameras), action_rate_hz=info.fps,
-                                prompt=info.prompts[0] if info.prompts else "", trained_by=command)
-        policy_file = export_policy(run_dir, ckpt.inference_params(state), norm_stats=setup.norm_stats,
-                                    tokenizer_path=setup.tokenizer_path, section=section)
-        log(f"exported the trained policy: {policy_file}")
+    info = setup.dataset.info
+    steps = f"{int(state.step)}/{cfg.loop.num_steps}"
+    section = PolicySection(pi05=setup.policy_config, camera_slots=tuple(info.cameras), action_rate_hz=info.fps,
+                            prompt=info.prompts[0] if info.prompts else "", trained_by=command, trained_steps=steps)
+    policy_file = export_policy(run_dir, ckpt.inference_params(state), norm_stats=setup.norm_stats,
+                                tokenizer_path=setup.tokenizer_path, section=section)
+    log(f"exported the policy after {steps} steps: {policy_file}")
     return FitResult(run_dir, int(state.step), completed, policy_file, train_loss, val_loss,
                      spent_s + time.monotonic() - started, jax.device_get(ckpt.inference_params(state)))
