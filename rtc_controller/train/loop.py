@@ -233,6 +233,8 @@ def run_loop(run: _Run, state: ckpt.TrainState, *, spent_s: float, started: floa
             if stop:
                 why = f"time budget of {time_budget_s:.0f} s reached" if over_budget else "stopped"
                 run.log(f"{why} at step {step}/{loop.num_steps}; checkpoint saved, rerun with --resume to continue")
+                if infos:  # steps since the last log row: their mean is the latest training loss (not logged)
+                    train_loss = float(np.mean([i["loss"] for i in jax.device_get(infos)]))
                 return state, train_loss, val_loss, False
     finally:
         bar.close()
