@@ -66,10 +66,11 @@ def test_fit_from_a_yaml_config(data, tmp_path, tmp_path_factory, capsys):
         jax.config.update("jax_compilation_cache_dir", None)
     out = capsys.readouterr().out
     assert "done: 40/40 steps" in out and "policy: " in out
-    policy = tmp_path / "run" / "pi05" / "policy.yaml"
-    section = yaml.safe_load(policy.read_text())
-    assert section["camera_slots"] == ["base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"]
-    assert section["trained_by"].startswith("rtc-train fit --data ")
+    section = yaml.safe_load((tmp_path / "run" / "pi05" / "policy.yaml").read_text())
+    assert list(section["cameras"]) == ["base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"]
+    assert (section["checkpoint"], section["tokenizer"]) == (".", "tokenizer.model")
+    record = yaml.safe_load((tmp_path / "run" / "pi05" / "training.yaml").read_text())
+    assert record["trained_by"].startswith("rtc-train fit --data ")
     assert (tmp_path / "run" / "loss.png").stat().st_size > 0
     assert main(args) == 2  # the run exists: --resume or --overwrite
     assert "--resume" in capsys.readouterr().err

@@ -14,7 +14,8 @@ from rtc_controller.policy.pi05.checkpoint import load_params
 from rtc_controller.policy.pi05.params import flatten
 from rtc_controller.policy.registry import make_policy
 from rtc_controller.train import checkpoints as ckpt
-from rtc_controller.train.export import load_policy_section
+from rtc_controller.policy.pi05.policy_section import load_policy_section
+from rtc_controller.train.export import read_record
 from rtc_controller.train.loop import RunDirError, fit, make_eval_loss, validation_loss
 from rtc_controller.train.norm_stats import action_chunks
 from rtc_controller.train.objective import velocity
@@ -78,8 +79,8 @@ def test_resumed_run_equals_the_uninterrupted_one(runs):
 def test_checkpoint_round_trips_through_load_pi05(runs, tmp_path):
     full = runs["full"]
     section = load_policy_section(full.policy_file)
-    model = load_pi05(section.pi05.checkpoint_dir, action_horizon=HORIZON, max_token_len=section.pi05.max_token_len,
-                      dtype="float32", asset_id=section.pi05.asset_id)
+    model = load_pi05(section.checkpoint_dir, action_horizon=HORIZON, max_token_len=section.max_token_len,
+                      dtype="float32", asset_id=section.asset_id)
     for k, v in flatten(full.params).items():
         np.testing.assert_array_equal(np.asarray(flatten(model.params)[k]), v, err_msg=k)
     saved = load_params(ckpt.step_dir(full.run_dir, STEPS) / "params")
@@ -96,11 +97,14 @@ def test_checkpoint_round_trips_through_load_pi05(runs, tmp_path):
 
 def test_the_exported_policy_sees_what_training_saw(runs, tmp_path):
     section = load_policy_section(runs["full"].policy_file)
-    assert section.camera_slots == synthetic_config().cameras and section.action_rate_hz == synthetic_config().fps
-    assert section.pi05.action_horizon == HORIZON and section.prompt == synthetic_config().prompts[0]
-    assert section.trained_steps == f"{STEPS}/{STEPS}"
-    fields = {k: getattr(section.pi05, k) for k in section.pi05.__dataclass_fields__}
-    policy = make_policy("pi05", **fields)  # the inference node's path
+    cfg = synthetic_config()
+    assert section.camera_slots == cfg.cameras and section.action_horizon == HORIZON and section.dtype == "float32"
+    assert section.cameras["base_0_rgb"].resolution == (cfg.image_height, cfg.image_width)
+    record = read_record(runs["full"].policy_file.parent)
+    assert record["trained_steps"] == f"{STEPS}/{STEPS}" and record["completed"]
+    assert record["action_rate_hz"] == cfg.fps and record["prompt"] == cfg.prompts[0]
+    # The inference node's path: policy_config plus its own action names.
+    policy = make_policy("pi05", policy_config=str(runs["full"].policy_file), action_names=section.action_names)
     setup = prepare_run(train_config(num_steps=STEPS), runs["data"], tmp_path, log=lambda _: None)
     ts = setup.train_set
     for i in (0, 13, len(ts) - 1):
@@ -136,16 +140,17 @@ def test_time_budget_stops_with_a_resumable_checkpoint(runs, tmp_path_factory):
         res = fit(cfg, runs["data"], root / "budget", progress=False, log=lambda _: None)
     assert not res.completed and res.step == 1
     assert ckpt.complete_steps(res.run_dir) == [1]
-    assert load_policy_section(res.policy_file).trained_steps == f"1/{STEPS}"  # usable at once
+    assert read_record(res.policy_file.parent)["trained_steps"] == f"1/{STEPS}"  # usable at once
+    assert load_policy_section(res.policy_file).action_horizon == HORIZON
 
 
 def test_the_inference_node_parameters_alone_load_it(runs):
-    """The node passes only checkpoint, tokenizer, H and action names (bf16, a 200-token budget by default): the
-    longer budget only adds masked padding, and bf16 changes the chunk by rounding, not by meaning."""
+    """Without the policy section the node passes only checkpoint, tokenizer, H and action names (bf16, a
+    200-token budget): the longer budget only adds masked padding, and bf16 changes the chunk by rounding."""
     section = load_policy_section(runs["full"].policy_file)
-    exact = make_policy("pi05", **{k: getattr(section.pi05, k) for k in section.pi05.__dataclass_fields__})
-    node = make_policy("pi05", checkpoint_dir=section.pi05.checkpoint_dir, tokenizer_path=section.pi05.tokenizer_path,
-                       action_horizon=HORIZON, action_names=section.pi05.action_names)
+    exact = make_policy("pi05", policy_config=str(runs["full"].policy_file), action_names=section.action_names)
+    node = make_policy("pi05", checkpoint_dir=section.checkpoint_dir, tokenizer_path=section.tokenizer_path,
+                       action_horizon=HORIZON, action_names=section.action_names)
     assert node.model.config.dtype == "bfloat16" and node.model.config.max_token_len == 200
     from rtc_controller.train.dataset import EpisodeDataset
 

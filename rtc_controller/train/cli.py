@@ -110,8 +110,9 @@ def _check(ns: argparse.Namespace) -> None:
     import json
 
     from rtc_controller.policy.pi05.policy import Pi05Policy
+    from rtc_controller.policy.pi05.policy_section import load_policy_section
     from rtc_controller.train.evaluate import chunk_errors
-    from rtc_controller.train.export import EXPORT_DIR, POLICY_FILE, load_policy_section
+    from rtc_controller.train.export import EXPORT_DIR, POLICY_FILE
     from rtc_controller.train.loop import SPLIT_FILE
 
     split_path = ns.run / SPLIT_FILE
@@ -120,7 +121,7 @@ def _check(ns: argparse.Namespace) -> None:
     split = json.loads(split_path.read_text())
     episodes = {"val": split["val"] or split["train"], "train": split["train"],
                 "all": sorted(split["train"] + split["val"])}[ns.episodes]
-    policy = Pi05Policy(load_policy_section(ns.run / EXPORT_DIR / POLICY_FILE).pi05)
+    policy = Pi05Policy(load_policy_section(ns.run / EXPORT_DIR / POLICY_FILE))
     errors = chunk_errors(policy, EpisodeDataset(ns.data), episodes, num_samples=ns.samples, k=ns.k)
     print(f"{ns.episodes} episodes {episodes[:8]}{' …' if len(episodes) > 8 else ''}: {errors.summary()}")
 

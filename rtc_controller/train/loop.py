@@ -9,7 +9,7 @@ Run folder (openpi's ``--overwrite`` / ``--resume`` rule: an existing run is ref
 
     <run>/checkpoints/<step>/   resumable checkpoints (``checkpoints.py``)
     <run>/pi05/                 the exported policy (``export.py``): the weights at the end of each invocation,
-                                so a run stopped by its time budget is usable at once (``trained_steps`` says how far)
+                                so a run stopped by its time budget is usable at once (``training.yaml`` says how far)
     <run>/tokenizer.model  <run>/train_config.yaml  <run>/split.json  <run>/loss.csv  <run>/loss.png
 """
 
@@ -36,7 +36,7 @@ from rtc_controller.policy.pi05.params import Params
 from rtc_controller.train import checkpoints as ckpt
 from rtc_controller.train.config import TrainConfig
 from rtc_controller.train.curves import LOSS_CSV, LOSS_PNG, LossLog, LossRow, plot_loss
-from rtc_controller.train.export import PolicySection, export_policy
+from rtc_controller.train.export import export_policy
 from rtc_controller.train.objective import flow_matching_loss
 from rtc_controller.train.optim import ema_update, learning_rate, make_optimizer
 from rtc_controller.train.prepare import RunSetup, prepare_run
@@ -265,10 +265,11 @@ def fit(cfg: TrainConfig, data_root: str | pathlib.Path, run_dir: str | pathlib.
                                                           interrupted=interrupted)
     info = setup.dataset.info
     steps = f"{int(state.step)}/{cfg.loop.num_steps}"
-    section = PolicySection(pi05=setup.policy_config, camera_slots=tuple(info.cameras), action_rate_hz=info.fps,
-                            prompt=info.prompts[0] if info.prompts else "", trained_by=command, trained_steps=steps)
+    record = {"trained_by": command, "trained_steps": steps, "completed": completed,
+              "dataset": str(pathlib.Path(data_root).resolve()), "action_rate_hz": info.fps,
+              "prompt": info.prompts[0] if info.prompts else "", "train_loss": train_loss, "val_loss": val_loss}
     policy_file = export_policy(run_dir, ckpt.inference_params(state), norm_stats=setup.norm_stats,
-                                tokenizer_path=setup.tokenizer_path, section=section)
+                                tokenizer_path=setup.tokenizer_path, policy=setup.policy_config, record=record)
     log(f"exported the policy after {steps} steps: {policy_file}")
     return FitResult(run_dir, int(state.step), completed, policy_file, train_loss, val_loss,
                      spent_s + time.monotonic() - started, jax.device_get(ckpt.inference_params(state)))

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from rtc_controller.policy.pi05.config import Pi05Config
-from rtc_controller.policy.pi05.model import prefix_context, velocity_from_cache
+from rtc_controller.policy.pi05.model import prefix_context, stack_images, velocity_from_cache
 from rtc_controller.policy.pi05.params import Params
 
 Array = jax.Array
@@ -49,14 +49,17 @@ def noisy_actions(actions: Array, noise: Array, t: Array) -> tuple[Array, Array]
 
 
 def velocity(params: Params, cfg: Pi05Config, batch: dict[str, Any], x_t: Array, t: Array) -> Array:
-    """v(x_t, t) [b, ah, ad] through the inference path (prefix KV cache, then the action expert)."""
-    ctx = prefix_context(params, cfg, batch["images"], batch["image_masks"], batch["tokens"], batch["token_mask"])
+    """v(x_t, t) [b, ah, ad] through the inference path (cameras stacked as ``Pi05Model.prepare`` stacks them,
+    the prefix KV cache, then the action expert)."""
+    _, images, image_masks = stack_images(batch["images"], batch["image_masks"])
+    ctx = prefix_context(params, cfg, images, image_masks, batch["tokens"], batch["token_mask"])
     return velocity_from_cache(cfg, ctx, x_t, t)
 
 
 def flow_matching_loss(params: Params, cfg: Pi05Config, batch: dict[str, Any], key: Array) -> Array:
-    """Scalar loss for one batch: ``batch`` holds images/image_masks (dicts by camera slot), tokens int32
-    [b, l], token_mask bool [b, l], actions float32 [b, ah, ad] (normalised model-space targets)."""
+    """Scalar loss for one batch: ``batch`` holds images (camera slot -> uint8 [b, s, s, 3], or float32 in
+    [−1, 1]), image_masks (slot -> bool [b]), tokens int32 [b, l], token_mask bool [b, l], actions float32
+    [b, ah, ad] (normalised model-space targets)."""
     actions = jnp.asarray(batch["actions"], jnp.float32)
     noise_key, time_key = jax.random.split(key)
     noise = jax.random.normal(noise_key, actions.shape, jnp.float32)

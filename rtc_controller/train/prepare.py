@@ -21,7 +21,8 @@ from rtc_controller.policy.pi05.config import Pi05Config
 from rtc_controller.policy.pi05.model import Pi05Model
 from rtc_controller.policy.pi05.norm_stats import NormStats
 from rtc_controller.policy.pi05.params import Params, random_params
-from rtc_controller.policy.pi05.policy import Pi05Policy, Pi05PolicyConfig
+from rtc_controller.policy.pi05.policy import Pi05Policy
+from rtc_controller.policy.pi05.policy_section import CameraSlot, Pi05PolicyConfig
 from rtc_controller.policy.pi05.tokenizer import PaligemmaTokenizer
 from rtc_controller.train.config import TrainConfig
 from rtc_controller.train.dataset import EpisodeDataset, split_episodes
@@ -68,6 +69,9 @@ def prepare_run(cfg: TrainConfig, data_root: str | pathlib.Path, run_dir: str | 
     run_dir = pathlib.Path(run_dir)
     dataset = EpisodeDataset(data_root)
     info = dataset.info
+    if info.state_names != info.action_names:
+        raise ValueError(f"{data_root}: the state must be in the executor's action space (state names "
+                         f"{list(info.state_names)} != action names {list(info.action_names)})")
     episodes = dataset.select(successful_only=cfg.data.successful_only)
     if not episodes:
         raise ValueError(f"{data_root}: no {'successful ' if cfg.data.successful_only else ''}episodes to train on")
@@ -89,8 +93,9 @@ def prepare_run(cfg: TrainConfig, data_root: str | pathlib.Path, run_dir: str | 
     policy_cfg = Pi05PolicyConfig(
         checkpoint_dir=str(run_dir), tokenizer_path=str(tok_path), action_names=tuple(info.action_names),
         asset_id=cfg.data.asset_id, action_horizon=cfg.data.horizon, max_token_len=TOKEN_PROBE_LEN, dtype="float32",
-        normalization=cfg.data.normalization, delta_action_mask=cfg.data.delta_action_mask,
-        state_pad_dim=cfg.data.state_pad_dim)
+        discrete_state_input=True, normalization=cfg.data.normalization, delta_action_mask=cfg.data.delta_action_mask,
+        state_pad_dim=cfg.data.state_pad_dim,
+        cameras={slot: CameraSlot(resolution=(cam.height, cam.width)) for slot, cam in info.cameras.items()})
     policy = Pi05Policy(policy_cfg, model=Pi05Model(probe, params, stats), tokenizer=tokenizer)
     train_set = build_training_set(train_ids, dataset.load, policy, horizon=cfg.data.horizon)
     val_set = build_training_set(val_ids, dataset.load, policy, horizon=cfg.data.horizon) if val_ids else None

@@ -3,10 +3,11 @@ own transforms, so a trained checkpoint sees at run time exactly what it was tra
 
 For step t of an episode (openpi's LeRobot pipeline): the latest camera frame taken at or before t, the state
 s[t], the prompt, and the action chunk a[t … t+H−1] (clamped at the episode's end). The transforms are the
-``Pi05Policy``'s: ``resize_with_pad`` to the model's resolution, then uint8 -> [−1, 1]; missing camera slots
-black and masked; ``tokenizer.tokenize(prompt, normalized_state(s[t]))``; ``to_model(chunk)`` (absolute ->
+``Pi05Policy``'s: ``resize_with_pad`` to the model's resolution (uint8; the model maps it to [−1, 1]) for the
+dataset's camera slots (the policy section lists the same slots; the others are left out of the prefix);
+``tokenize(prompt, s[t])`` (the normalised state discretised into the prompt); ``to_model(chunk)`` (absolute ->
 delta on the masked dims, normalise, zero-pad to the model action dim). A test checks that a batch equals
-``Pi05Policy.model_inputs`` / ``to_model`` of a policy loaded from the exported checkpoint.
+``Pi05Policy.model_inputs`` / ``to_model`` of the policy loaded from the exported policy section.
 
 Frames are stored once, resized, as uint8; tokens and action targets per sample.
 
@@ -26,8 +27,6 @@ from rtc_controller.policy.pi05.image import resize_with_pad
 from rtc_controller.policy.pi05.policy import Pi05Policy
 from rtc_controller.train.dataset import Episode
 from rtc_controller.train.norm_stats import action_chunks
-
-PIXEL_MAX = 255.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,19 +63,13 @@ class TrainingSet:
         return TrainingSet(self.images, self.frame, tokens, mask, self.actions, self.episode, self.step)
 
     def batch(self, indices: np.ndarray) -> dict:
-        """{images: slot -> float32 [b, s, s, 3] in [−1, 1] (all π0.5 slots; absent ones −1), image_masks: slot
-        -> bool [b], tokens int32 [b, L], token_mask bool [b, L], actions float32 [b, H, Dm]}."""
+        """{images: slot -> uint8 [b, s, s, 3] (the dataset's slots, in π0.5's order), image_masks: slot -> bool
+        [b], tokens int32 [b, L], token_mask bool [b, L], actions float32 [b, H, Dm]}."""
         indices = np.asarray(indices)
-        b, size = indices.shape[0], self.image_size
         frames = self.frame[indices]
-        images, masks = {}, {}
-        for slot in IMAGE_KEYS:
-            if slot in self.images:
-                images[slot] = self.images[slot][frames].astype(np.float32) / PIXEL_MAX * 2.0 - 1.0
-                masks[slot] = np.ones(b, bool)
-            else:
-                images[slot] = -np.ones((b, size, size, 3), np.float32)
-                masks[slot] = np.zeros(b, bool)
+        slots = [k for k in IMAGE_KEYS if k in self.images]
+        images = {k: self.images[k][frames] for k in slots}
+        masks = {k: np.ones(indices.shape[0], bool) for k in slots}
         return {"images": images, "image_masks": masks, "tokens": self.tokens[indices],
                 "token_mask": self.token_mask[indices], "actions": self.actions[indices]}
 
@@ -94,7 +87,7 @@ def _episode_samples(policy: Pi05Policy, episode: Episode, horizon: int, resized
     tokens, masks, targets = [], [], []
     for t in range(episode.length):
         obs = step_observation(episode, t, resized)
-        tok, mask = policy.tokenizer.tokenize(obs.prompt, policy.normalized_state(obs.state))
+        tok, mask = policy.tokenize(obs.prompt, obs.state)
         tokens.append(tok)
         masks.append(mask)
         targets.append(policy.to_model(chunks[t][None], obs)[0])
