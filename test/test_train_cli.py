@@ -35,6 +35,7 @@ def test_synthetic_and_info(data, capsys):
 def test_the_shipped_config_is_valid():
     cfg = load_train_config(config_path(DEFAULT_CONFIG))
     assert cfg.data.horizon == 50 and cfg.model.image_size % cfg.model.patch_size == 0
+    assert cfg.data.delta_action_mask == (True,) * 3 + (False,) * 4 + (True,) * 3 + (False,) * 4  # [3, -4, 3, -4]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -20,10 +20,12 @@ def synthetic_config(**kw) -> SyntheticConfig:
 
 
 def train_config(*, num_steps: int = 60, **loop) -> TrainConfig:
-    """The micro π0.5 (one layer, 32 px images), H = 8, batch 8, EMA, validation on one held-out episode."""
+    """The micro π0.5 (one layer, 32 px images), H = 8, batch 8, EMA, validation on one held-out episode, delta
+    positions (left arm x, y, z and right arm x, y, z relative to the state)."""
     return TrainConfig(
         model=MODEL_PRESETS["micro"],
-        data=DataConfig(horizon=HORIZON, val_fraction=0.2),
+        data=DataConfig(horizon=HORIZON, val_fraction=0.2, delta_action_mask=(True, True, True, False, False, False,
+                                                                               False, True, True, True)),
         tokenizer=TokenizerConfig(vocab_size=300),
         optimizer=OptimizerConfig(peak_lr=3e-3, warmup_steps=5, decay_lr=3e-4, ema_decay=0.9),
         loop=LoopConfig(**{"num_steps": num_steps, "batch_size": 8, "log_every": 5, "eval_every": 20,

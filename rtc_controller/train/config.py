@@ -16,6 +16,7 @@ from typing import Any
 
 from rtc_controller.config_check import ConfigError, check_known_keys, load_yaml
 from rtc_controller.policy.pi05.norm_stats import NORM_MODES
+from rtc_controller.policy.pi05.policy_section import make_bool_mask
 from rtc_controller.train.model_config import ModelSize
 from rtc_controller.train.optim import OptimizerConfig
 
@@ -26,7 +27,8 @@ class DataConfig:
 
     horizon: int = 50  # H: actions per chunk [action steps]
     normalization: str = "quantile"  # quantile (π0.5) | mean_std
-    delta_action_mask: tuple[bool, ...] = ()  # True: that action dim is learnt relative to the state
+    delta_action_mask: tuple[bool, ...] = ()  # True: that action dim is learnt relative to the state (YAML: booleans,
+    # or openpi's make_bool_mask ints, e.g. [3, -4, 3, -4]: each arm's x, y, z relative, rotation and gripper absolute)
     state_pad_dim: int | None = None  # zero-pad the state to this many dims (None: as recorded)
     val_fraction: float = 0.1  # episodes held out for the validation loss
     successful_only: bool = True  # train on successful episodes only
@@ -111,8 +113,11 @@ def _coerce(kind: str, value: Any, where: str) -> Any:
         return value
     elif base == "str" and isinstance(value, str):
         return value
-    elif base.startswith("tuple[bool") and isinstance(value, (list, tuple)) and all(isinstance(v, bool) for v in value):
-        return tuple(value)
+    elif base.startswith("tuple[bool") and isinstance(value, (list, tuple)):
+        if all(isinstance(v, bool) for v in value):
+            return tuple(value)
+        if all(isinstance(v, int) and not isinstance(v, bool) and v != 0 for v in value):
+            return make_bool_mask(*value)  # openpi's make_bool_mask: [3, -4] -> 3 × True, 4 × False
     raise ConfigError(f"{where}: expected {kind}, got {value!r}")
 
 
