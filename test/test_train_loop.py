@@ -146,7 +146,8 @@ def test_time_budget_stops_with_a_resumable_checkpoint(runs, tmp_path_factory):
 
 def test_the_inference_node_parameters_alone_load_it(runs):
     """Without the policy section the node passes only checkpoint, tokenizer, H and action names (bf16, a
-    200-token budget): the longer budget only adds masked padding, and bf16 changes the chunk by rounding."""
+    200-token budget, no delta mask): the longer budget only adds masked padding and bf16 changes the chunk by
+    rounding, but the delta dims stay relative to the state: the section is what makes them absolute."""
     section = load_policy_section(runs["full"].policy_file)
     exact = make_policy("pi05", policy_config=str(runs["full"].policy_file), action_names=section.action_names)
     node = make_policy("pi05", checkpoint_dir=section.checkpoint_dir, tokenizer_path=section.tokenizer_path,
@@ -161,9 +162,12 @@ def test_the_inference_node_parameters_alone_load_it(runs):
     n = want_tokens.shape[1]
     np.testing.assert_array_equal(tokens[:, :n], want_tokens)
     assert not mask[:, n:].any()
-    a, b = node.infer(obs, seed=1), exact.infer(obs, seed=1)
+    delta = np.zeros(14)
+    delta[: len(section.delta_action_mask)] = section.delta_action_mask
+    a, b = node.infer(obs, seed=1) + delta * obs.state, exact.infer(obs, seed=1)
     stats = exact.model.norm_stats["actions"]  # bf16 rounding: within 2 % of each dim's [q01, q99] range
     assert np.all(np.abs(a - b) <= 0.02 * (stats.q99 - stats.q01) + 1e-4)
+    assert np.all(np.abs(node.infer(obs, seed=1) - b)[:, delta > 0] > 0.05)  # without it: off by the state
 
 
 def test_check_measures_chunk_errors(runs, capsys):
