@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from rtc_controller.config_check import check_known_keys
+
 FORMAT_NAME = "rtc_controller.episodes"
 FORMAT_VERSION = 1
 INFO_FILE = "meta/info.json"
@@ -102,8 +104,6 @@ class DatasetInfo:
 
     @classmethod
     def from_json(cls, raw: Any, *, where: str) -> DatasetInfo:
-        from rtc_controller.config_check import check_known_keys
-
         if not isinstance(raw, dict):
             raise DatasetError(f"{where}: expected a JSON object")
         check_known_keys(raw, INFO_KEYS, where=where)
