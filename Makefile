@@ -19,7 +19,7 @@ $(STAMP): setup.py package.xml Makefile
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found on PATH or under pyenv" >&2; exit 1; fi
 	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[ros,flexiv,pi05,test]'
+	$(PY) -m pip install -q -e '.[ros,flexiv,pi05,train,test]'
 	$(PY) -m pip install -q --no-deps --upgrade --target $(RDK19_DIR) 'flexivrdk==$(RDK19_VERSION)'
 	@touch $(STAMP)
 

@@ -36,6 +36,7 @@ setup(
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
         ("share/" + PACKAGE + "/config/policy", glob("config/policy/*.yaml")),
+        ("share/" + PACKAGE + "/config/train", glob("config/train/*.yaml")),
     ],
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
@@ -43,6 +44,7 @@ setup(
         "ros": ROS_WHEELS,
         "flexiv": ["flexivrdk>=2.1"],
         "pi05": ["orbax-checkpoint>=0.6", "sentencepiece>=0.2", "pillow>=10"],
+        "train": ["optax>=0.2", "tqdm>=4.66"],  # rtc-train (with the pi05 extra)
         "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
     },
     zip_safe=True,
@@ -60,6 +62,7 @@ setup(
             "rtc-demo = rtc_controller.tools.demo:main",
             "rtc-replay = rtc_controller.tools.replay:main",
             "rtc-policy-check = rtc_controller.tools.policy_check:main",
+            "rtc-train = rtc_controller.train.cli:main",
         ],
     },
 )

@@ -125,6 +125,12 @@ def embed_prefix(params: Params, cfg: Pi05Config, images: Array, image_masks: Ar
     return x, jnp.concatenate([img_mask, jnp.asarray(token_mask, bool)], axis=1)
 
 
+def prefix_context(params: Params, cfg: Pi05Config, images, image_masks, tokens, token_mask) -> dict[str, Any]:
+    """The per-chunk context ``velocity_from_cache`` needs: the prefix pass's KV cache and mask plus the
+    action-expert weights. Pure and differentiable in ``params`` (training runs exactly this path)."""
+    return {**_prefix_pass(params, cfg, images, image_masks, tokens, token_mask), "expert": expert_params(params)}
+
+
 def _prefix_pass(params: Params, cfg: Pi05Config, images, image_masks, tokens, token_mask) -> dict[str, Array]:
     """KV cache of the prefix, padded (masked) to the full prompt budget so the denoising steps keep one shape.
 
