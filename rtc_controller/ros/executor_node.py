@@ -21,24 +21,22 @@ of the executing chunk), ``~/switch`` (DiagnosticStatus per chunk switch: see :f
 from __future__ import annotations
 
 import math
-import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor as RosExecutor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Header, Int32
 from std_srvs.srv import Trigger
@@ -59,6 +57,7 @@ from rtc_controller.control.servo_process import ServoProcess, ServoProcessError
 from rtc_controller.control.timeline import Rejection, SwitchEvent
 from rtc_controller.robots.base import DriverError
 from rtc_controller.ros.conversions import msg_to_chunk, s_to_stamp, state_to_msg
+from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, NodeExit, run_node
 
 DIAGNOSTICS_PERIOD_S = 1.0
 LATENESS_P99_TARGET_US = 200.0
@@ -184,7 +183,8 @@ def dead_diagnostics(reason: str, name: str, hw_id: str) -> list[DiagnosticStatu
 class ExecutorNode(Node):
     """Declare, validate, wire. See the module docstring."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, abort_start: threading.Event | None = None, **kwargs: Any) -> None:
+        """``abort_start``: set by a shutdown request; it stops waiting for the servo process to start."""
         super().__init__(topics.EXECUTOR_NODE, **kwargs)
         for name, p in PARAMS.items():
             self.declare_parameter(name, p.default, ParameterDescriptor(description=p.description,
@@ -205,6 +205,7 @@ class ExecutorNode(Node):
                 driver_factory(self.values),
                 process_fifo_priority=self.values["process_fifo_priority"],  # the child's non-servo threads
                 start_timeout_s=self.values["connect_timeout_s"] + SERVO_PROCESS_START_S,
+                abort_start=abort_start,
             )
         else:
             self.executor_core = Executor(config, build_driver(self.values))
@@ -233,7 +234,8 @@ class ExecutorNode(Node):
         except BaseException:
             self.executor_core.shutdown()
             raise
-        where = f"process {self.executor_core.pid}" if isinstance(self.executor_core, ServoProcess) else "thread"
+        ex = self.executor_core
+        where = f"process {ex.pid} (shared memory {ex.shm_name})" if isinstance(ex, ServoProcess) else "thread"
         self.get_logger().info(
             f"executor running: driver={self.values['driver']}, {len(self.names)} action dims, "
             f"servo {self.values['servo_rate_hz']:.0f} Hz in a {where}, dt {1e3 / self.values['action_rate_hz']:.1f} ms, "
@@ -380,9 +382,14 @@ class ExecutorNode(Node):
                              lambda: f"reset failed: {self.executor_core.fault_message}")
 
     def shutdown(self) -> None:
-        """Ramp down, stop the driver and (process mode) join the servo process (idempotent)."""
-        if self.executor_core.mode != "stopped":
-            self.executor_core.shutdown()
+        """Ramp down, stop the driver and (process mode) join the servo process, releasing its shared memory
+        (idempotent)."""
+        ex = self.executor_core
+        if ex.mode != "stopped":
+            self.get_logger().info(f"shutting down: ramp-down (at most {self.values['ramp_down_s']} s), driver stop")
+            ex.shutdown()
+            code = f", servo process exit code {ex.exitcode}" if isinstance(ex, ServoProcess) else ""
+            self.get_logger().info(f"shut down: ramp-down done, driver stopped{code}")
 
 
 def make_ros_executor() -> RosExecutor:
@@ -396,39 +403,23 @@ def make_ros_executor() -> RosExecutor:
     return SingleThreadedExecutor()
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def _make_node(signals) -> ExecutorNode:
+    try:
+        return ExecutorNode(abort_start=signals.requested)
+    except (ValueError, ParameterException) as exc:  # invalid parameters: a clear message, exit 2
+        raise NodeExit(EXIT_BAD_INPUT, str(exc)) from None
+    except (DriverError, ServoProcessError) as exc:
+        raise NodeExit(EXIT_FAILED, f"could not start the robot: {exc}") from None
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until SIGINT/SIGTERM; then ramp down, stop the driver and exit 0.
+    """Run the node until SIGINT/SIGTERM/SIGHUP or the parent's exit (any number of them); then ramp down, stop the
+    driver, release the servo process's shared memory and exit 0 (``rtc_controller.ros.spin``).
 
     Exit codes: 2 = invalid parameters (the reason is printed), 1 = the robot could not be started.
     """
-    # rclpy handles SIGINT; SIGTERM (systemd, docker stop, launch) takes the same ramp-down path instead of
-    # rclpy's context shutdown, which would pull the context from under the spinning executor.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.SIGINT)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    node: ExecutorNode | None = None
-    try:
-        node = ExecutorNode()
-        executor = make_ros_executor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, ParameterException) as exc:  # invalid parameters: a clear message, nonzero exit
-        print(f"executor_node: {exc}", file=sys.stderr)
-        return 2
-    except (DriverError, ServoProcessError) as exc:
-        print(f"executor_node: could not start the robot: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(_make_node, name=topics.EXECUTOR_NODE, args=args, cleanup=ExecutorNode.shutdown,
+                    make_executor=make_ros_executor)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,16 +18,18 @@ from __future__ import annotations
 import io
 import math
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from rclpy.exceptions import ParameterException, ParameterNotDeclaredException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -48,6 +50,7 @@ from rtc_controller.policy.inference_loop import (
 from rtc_controller.policy.registry import POLICY_NAMES
 from rtc_controller.rtc import GUIDANCE_MODES, PREFIX_SCHEDULES
 from rtc_controller.ros.conversions import chunk_to_msg, msg_to_state, stamp_to_s
+from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, NodeExit, run_node
 
 NODE_NAME = topics.INFERENCE_NODE
 MAX_NUM_STEPS = 1000
@@ -194,8 +197,10 @@ class _Inputs:
 class InferenceNode(Node):
     """Declares, validates and wires; the worker thread does the sampling."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, on_failure: Callable[[str], None] | None = None, **kwargs: Any) -> None:
+        """``on_failure(reason)``: called once when the worker dies (``main`` shuts the process down, exit 1)."""
         super().__init__(NODE_NAME, **kwargs)
+        self._on_failure = on_failure
         self._lock = threading.Lock()
         self._inputs = _Inputs()
         self._wake = threading.Event()
@@ -314,7 +319,10 @@ class InferenceNode(Node):
             self.failed = True
             self._set_diag(DiagnosticStatus.ERROR, state=f"failed: {exc}")
             self._publish_diagnostics()
-            rclpy.try_shutdown()
+            if self._on_failure is not None:
+                self._on_failure("inference worker failed")
+            else:
+                rclpy.try_shutdown()
 
     def _worker_loop(self) -> None:
         import jax  # the worker owns JAX
@@ -473,24 +481,41 @@ class InferenceNode(Node):
         self._wake.set()
         self._worker.join(JOIN_TIMEOUT_S)
 
+    @property
+    def worker_alive(self) -> bool:
+        return self._worker.is_alive()
+
+
+def _make_node(signals) -> InferenceNode:
+    try:
+        return InferenceNode(on_failure=signals.request)
+    except (ValueError, ParameterException, ParameterNotDeclaredException) as exc:  # refused parameters: say why
+        raise NodeExit(EXIT_BAD_INPUT, f"{type(exc).__name__}: {exc}") from None
+
+
+def _close(node: InferenceNode) -> None:
+    """Stop the worker; one still busy (compiling, loading) after ``JOIN_TIMEOUT_S`` is left behind (see main)."""
+    node.shutdown_worker()
+
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = InferenceNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as exc:  # noqa: BLE001 — e.g. a refused parameter from the YAML: say why, exit non-zero
-        print(f"inference_node: {type(exc).__name__}: {exc}", flush=True)
-        return 1
-    finally:
-        if node is not None:
-            node.shutdown_worker()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 1 if node is not None and node.failed else 0
+    """Run until SIGINT/SIGTERM/SIGHUP or the parent's exit (``rtc_controller.ros.spin``); exit 0, 1 when the
+    worker failed, 2 for refused parameters."""
+    node_ref: list[InferenceNode] = []
+
+    def make(signals) -> InferenceNode:
+        node_ref.append(_make_node(signals))
+        return node_ref[0]
+
+    code = run_node(make, name=NODE_NAME, args=args, cleanup=_close,
+                    exit_code=lambda n: EXIT_FAILED if n.failed else 0)  # fmt: skip
+    if node_ref and node_ref[0].worker_alive:
+        # JAX is still compiling or loading in the worker: interpreter teardown under a running XLA thread can
+        # abort the process; everything that matters (ROS, the node) is closed, so leave now with the status.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":
