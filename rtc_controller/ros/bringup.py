@@ -38,11 +38,13 @@ import yaml
 
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
+from rtc_controller.ros.param_files import check_params_file
 from rtc_controller.shutdown import ShutdownSignals
 
 NODE_MODULES: dict[str, str] = {
     topics.EXECUTOR_NODE: "rtc_controller.ros.executor_node",
     topics.INFERENCE_NODE: "rtc_controller.ros.inference_node",
+    topics.LIVE_VIEW_NODE: "rtc_controller.ros.live_view_node",
 }
 RECORDER = "recorder"
 RECORDER_MODULE = "rtc_controller.ros.recorder"
@@ -78,18 +80,12 @@ def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
-    """``{node: {param: value}}`` from a ROS parameter file (``node: ros__parameters: …``)."""
+    """``{node: {param: value}}`` for our nodes from a ROS parameter file (``node: ros__parameters: …``); unknown or
+    misspelt keys and sections raise ConfigError (a ValueError) naming the file, the key and the nearest name."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of node names")
-    return {
-        str(node).lstrip("/"): dict((section or {}).get("ros__parameters", {}) or {})
-        for node, section in data.items()
-        if isinstance(section, dict)
-    }
+    return check_params_file(path)
 
 
 def check_consistency(sections: Mapping[str, Mapping[str, Any]]) -> list[str]:

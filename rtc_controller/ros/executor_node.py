@@ -57,6 +57,7 @@ from rtc_controller.control.servo_process import ServoProcess, ServoProcessError
 from rtc_controller.control.timeline import Rejection, SwitchEvent
 from rtc_controller.robots.base import DriverError
 from rtc_controller.ros.conversions import msg_to_chunk, s_to_stamp, state_to_msg
+from rtc_controller.ros.param_files import check_node_overrides
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, NodeExit, run_node
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -190,6 +191,8 @@ class ExecutorNode(Node):
             self.declare_parameter(name, p.default, ParameterDescriptor(description=p.description,
                                                                         dynamic_typing=False))  # fmt: skip
         self.values = {name: self.get_parameter(name).value for name in PARAMS}
+        # a misspelt key (max_linear_sped_m_s) or section would otherwise leave a limit at its default: refuse
+        check_node_overrides(self.get_name(), self._parameters, self._parameter_overrides, sys.argv)
         reasons = [r for r in (check_param(k, v) for k, v in self.values.items()) if r]
         if not reasons and (c := check_consistency(self.values)):
             reasons.append(c)

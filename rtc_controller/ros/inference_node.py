@@ -50,6 +50,7 @@ from rtc_controller.policy.inference_loop import (
 from rtc_controller.policy.registry import POLICY_NAMES
 from rtc_controller.rtc import GUIDANCE_MODES, PREFIX_SCHEDULES
 from rtc_controller.ros.conversions import chunk_to_msg, msg_to_state, stamp_to_s
+from rtc_controller.ros.param_files import check_node_overrides
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, NodeExit, run_node
 
 NODE_NAME = topics.INFERENCE_NODE
@@ -221,6 +222,7 @@ class InferenceNode(Node):
             self._params[name] = () if value is None and spec.default == () else value
             if name == "horizon":
                 self._horizon = int(value)
+        check_node_overrides(self.get_name(), self._parameters, self._parameter_overrides, sys.argv)
         self._inputs.prompt = str(self._params["prompt"])
         p = self._params
         self.dt_s = 1.0 / float(p["action_rate_hz"])
