@@ -166,3 +166,55 @@ def test_switch_events_deferred_match_the_timeline_and_drain_once():
     snap = ex.snapshot()
     assert snap.last_switch is events[-1] and snap.max_jump_linear_m == max(e.jump_linear_m for e in events)
     ex.driver.close()
+
+
+def test_huge_finite_values_are_refused_at_acceptance_and_the_loop_stays_healthy(make):
+    """The adversarial run: 1e155 in left_x or left_rx jammed every later tick (OverflowError, ValueError)."""
+    ex, _ = make()
+    for col in (0, 3):
+        c = moving_chunk(ex.now_s())
+        c.actions[10, col] = 1e155
+        r = ex.submit(c)
+        assert isinstance(r, Rejection) and r.reason == "magnitude" and NAMES[col] in r.detail, r
+    assert not ex.estimator.has_estimate, "rejected chunks never feed the delay estimate"
+    good = ex.submit(moving_chunk(ex.now_s()))
+    assert isinstance(good, PreparedChunk)
+    time.sleep(0.3)
+    snap = ex.snapshot()
+    assert snap.switches == 1 and snap.tick_errors == 0 and snap.loop.tick_errors == 0 and snap.mode == "running"
+
+
+def test_a_failing_tick_holds_the_last_command_and_is_reported_until_resume(make):
+    ex, _ = make()
+    ex.submit(moving_chunk(ex.now_s()))
+    time.sleep(0.2)
+    original = ex.timeline.capture
+    calls = {"n": 0}
+
+    def poisoned(t, out):
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            raise OverflowError("math range error")
+        return original(t, out)
+
+    ex.timeline.capture = poisoned
+    time.sleep(0.2)
+    snap = ex.snapshot()
+    assert snap.tick_errors == 3 and "OverflowError" in snap.tick_error
+    assert snap.mode == "holding" and ex.timeline.active is None, "the poisoning chunk is dropped"
+    assert snap.loop.tick_errors == 0, "the executor handles it; the loop never sees an exception"
+    _, s1 = ex.latest_state()
+    time.sleep(0.1)
+    _, s2 = ex.latest_state()
+    np.testing.assert_allclose(s1[:3], s2[:3], atol=1e-3)  # holding still
+    assert ex.resume() and ex.snapshot().tick_error == ""
+    assert isinstance(ex.submit(moving_chunk(ex.now_s())), PreparedChunk)
+    time.sleep(0.3)
+    assert ex.snapshot().mode == "running" and ex.snapshot().switches >= 2
+
+
+def test_a_tick_that_keeps_failing_faults(make):
+    ex, faults = make()
+    ex.timeline.capture = lambda t, out: 1 / 0
+    time.sleep(0.3)
+    assert ex.mode == "faulted" and faults and "ZeroDivisionError" in faults[0]

@@ -96,6 +96,7 @@ def test_live_view_node_publishes_paths_of_the_running_rig(tmp_path):
         assert 0 < len(frozen.poses) < 50, "the first d actions"
         labels = [m.text for m in markers[-1].markers if m.type == m.TEXT_VIEW_FACING]
         assert labels and all(t.startswith("k*=") for t in labels)
+        assert {m.ns for m in markers[-1].markers} >= {"left/switches", "right/switches"}
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -281,7 +281,8 @@ def build_config(v: dict[str, Any]) -> ExecutorConfig:
     servo_dt = 1.0 / v["servo_rate_hz"]
     return ExecutorConfig(
         timeline=TimelineConfig(names=names, action_rate_hz=v["action_rate_hz"], max_horizon=v["horizon"], kind=kind,
-                                future_tolerance_s=v["future_tolerance_s"]),  # fmt: skip
+                                future_tolerance_s=v["future_tolerance_s"],
+                                workspace_boxes_m=tuple(a.workspace_min_m + a.workspace_max_m for a in arms)),  # fmt: skip
         delay=DelayEstimatorConfig(
             dt_s=dt,
             horizon=v["horizon"],

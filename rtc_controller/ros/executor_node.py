@@ -105,14 +105,15 @@ def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str, *,
     loop_bad = lp.worst_window_late_fraction > LATE_WINDOW_LIMIT or lp.lateness_p99_us > LATENESS_P99_TARGET_US
     last_pct, worst_pct = 100 * lp.last_window_late_fraction, 100 * lp.worst_window_late_fraction
     loop = DiagnosticStatus(
-        level=warn if loop_bad else ok,
+        level=err if s.tick_error else (warn if loop_bad else ok),
         name=f"{name}: servo loop",
         hardware_id=hw_id,
-        message="timing above target" if loop_bad else "ok",
+        message=f"{s.tick_error}: holding (call ~/resume)" if s.tick_error else ("timing above target" if loop_bad else "ok"),
         values=[_kv(k, v) for k, v in lp.as_dict().items()]
         + [_kv("late_pct_last_1s", last_pct), _kv("late_pct_worst_1s", worst_pct),
            _kv("timeliness_limit_pct", timeliness_limit_pct),
-           _kv("timeliness_margin_pct", timeliness_limit_pct - max(last_pct, worst_pct))],  # fmt: skip
+           _kv("timeliness_margin_pct", timeliness_limit_pct - max(last_pct, worst_pct)),
+           _kv("tick_errors", s.tick_errors)],  # fmt: skip
     )
     last = s.last_switch
     chunk_level = warn if s.starving else ok
@@ -289,12 +290,8 @@ class ExecutorNode(Node):
             return
         if isinstance(r, Rejection):
             self.get_logger().warning(f"chunk rejected ({r.reason}): {r.detail}", throttle_duration_sec=1.0)
-            if r.reason != "stale":
-                return
-            delay = t_arrival - chunk.t_obs_s
-        else:
-            delay = r.delay_s  # PreparedChunk (thread) or SubmitAccepted (process)
-        self.delta_pub.publish(Float64(data=float(delay)))
+            return  # a rejected chunk's δ is not a measurement of this rig's inference
+        self.delta_pub.publish(Float64(data=float(r.delay_s)))  # PreparedChunk (thread) or SubmitAccepted (process)
         self._publish_d()
 
     def _publish_d(self) -> None:

@@ -6,8 +6,8 @@ inference (README, "Live view": measured). Publishes, per arm (``left``, ``right
 ``frame_id`` (the world frame of the action space) at ``publish_rate_hz``:
 ``rtc/live_view/<arm>/active_chunk``, ``…/previous_chunk`` (over the overlap), ``…/frozen_prefix`` (first d
 actions), ``…/executed`` (measured TCP, last ``executed_window_s``); and ``rtc/live_view/switches``
-(``visualization_msgs/MarkerArray``: a sphere per arm at the new chunk's a_{k*}, and a text with k*, d and the
-jump). ``config/rtc.rviz`` and ``config/rtc_foxglove_layout.json`` display them.
+(``visualization_msgs/MarkerArray``: per switch and arm, namespace ``<arm>/switches``, a sphere at the new chunk's
+a_{k*}, and in ``<arm>/switch_labels`` a text with k*, d and the jump). ``config/rtc.rviz`` and ``config/rtc_foxglove_layout.json`` display them.
 """
 
 from __future__ import annotations
@@ -110,11 +110,11 @@ class LiveViewNode(Node):
         out = MarkerArray(markers=[Marker(action=Marker.DELETEALL)])
         for n, sw in enumerate(self.view.switches()):
             for i, position in enumerate(sw.positions):
-                sphere = _marker(Marker.SPHERE, self.frame_id, "switches", 2 * (n * len(self.arms) + i), position)
+                arm = self.arms[i]
+                sphere = _marker(Marker.SPHERE, self.frame_id, f"{arm}/switches", n, position)
                 sphere.scale.x = sphere.scale.y = sphere.scale.z = MARKER_SIZE_M
                 sphere.color.r, sphere.color.a = 0.9, 0.9
-                text = _marker(Marker.TEXT_VIEW_FACING, self.frame_id, "switch_labels",
-                               2 * (n * len(self.arms) + i) + 1, position)  # fmt: skip
+                text = _marker(Marker.TEXT_VIEW_FACING, self.frame_id, f"{arm}/switch_labels", n, position)
                 text.pose.position.z += 2 * MARKER_SIZE_M
                 text.scale.z = MARKER_SIZE_M
                 text.color.r = text.color.g = text.color.b = text.color.a = 1.0
