@@ -215,7 +215,8 @@ def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: 
                          "-p", f"servo_process:={'false' if servo_thread else 'true'}",
                          "-p", f"sim_gripper_block_s:={gripper_block_s}",
                          "-p", f"sim_gripper_channel:={'thread' if gripper_thread else 'process'}",
-                         "-p", f"max_gripper_speed_m_s:={GRIPPER_SPEED_M_S}"]
+                         "-p", f"max_gripper_speed_m_s:={GRIPPER_SPEED_M_S}",
+                         "-p", "chunk_source_node:=bench_chunk_publisher"]
                    + [x for o in overrides for x in ("-p", o)])  # fmt: skip
         node = ExecutorNode()
         spinner = make_ros_executor()  # as in executor_node.main

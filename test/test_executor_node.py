@@ -82,7 +82,7 @@ def test_executor_node_over_dds(servo_process):
         [sys.executable, "-m", "rtc_controller.ros.executor_node", "--ros-args",
          "--params-file", str(ROOT / "config" / "sim.yaml"),
          "-p", "delay_warmup_samples:=0", "-p", "sim_noise_pos_m:=0.0", "-p", "sim_noise_rot_rad:=0.0",
-         "-p", f"servo_process:={str(servo_process).lower()}"],
+         "-p", f"servo_process:={str(servo_process).lower()}", "-p", "chunk_source_node:=executor_node_test"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     rclpy.init()
@@ -233,3 +233,120 @@ def test_executor_node_over_dds(servo_process):
     assert ("in a process" in out) == servo_process
     if servo_process:
         assert "died" in out  # the clear log line
+
+
+def test_parameter_cross_checks_refuse_with_a_reason():
+    values = {k: p.default for k, p in PARAMS.items()}
+    values.update(horizon=100, execution_horizon=50)
+    assert check_consistency({**values, "fixed_d": 50}) is None
+    assert "H - s = 50" in check_consistency({**values, "fixed_d": 51})
+    proc = subprocess.run(
+        [sys.executable, "-m", "rtc_controller.ros.executor_node", "--ros-args", "-p", "use_sim_time:=true"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "use_sim_time" in proc.stderr, proc.stderr
+
+
+def test_a_misspelt_key_or_section_is_refused_with_the_nearest_name(tmp_path):
+    text = (ROOT / "config" / "sim.yaml").read_text()
+    for old, new, expected in (("max_linear_speed_m_s:", "max_linear_sped_m_s:", "did you mean 'max_linear_speed_m_s'"),
+                               ("executor_node:\n", "executor:\n", "no section for executor_node")):  # fmt: skip
+        path = tmp_path / "bad.yaml"
+        path.write_text(text.replace(old, new, 1))
+        proc = subprocess.run(
+            [sys.executable, "-m", "rtc_controller.ros.executor_node", "--ros-args", "--params-file", str(path)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )  # fmt: skip
+        assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+def test_rogue_publishers_oversize_chunks_and_honest_service_replies():
+    """The adversarial run's findings over real DDS: a second chunk publisher takes nothing over (its chunks are
+    refused, the arms hold, ERROR, ~/resume refused until it is gone); a 100,000-point chunk is refused by its
+    size; replies say what happened."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from sensor_msgs.msg import JointState
+    from std_srvs.srv import Trigger
+    from trajectory_msgs.msg import JointTrajectory
+
+    from rtc_controller.ros.conversions import chunk_to_msg, msg_to_state, stamp_to_s
+
+    OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtc_controller.ros.executor_node", "--ros-args",
+         "--params-file", str(ROOT / "config" / "sim.yaml"), "-p", "chunk_source_node:=policy_stand_in"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    rclpy.init()
+    node = rclpy.create_node("policy_stand_in")
+    rogue = rclpy.create_node("rogue")
+    status, state = {}, {}
+    node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS,
+                             lambda m: status.update({st.name.split(": ")[-1]: st for st in m.status}), 10)  # fmt: skip
+    node.create_subscription(JointState, topics.ROBOT_STATE, lambda m: state.update(msg=m), 10)
+    pub = node.create_publisher(JointTrajectory, topics.CHUNK, 10)
+    clients = {n: node.create_client(Trigger, f"/executor_node/{n}") for n in ("hold", "resume", "reset_fault")}
+
+    def spin_until(cond, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.01)
+            rclpy.spin_once(rogue, timeout_sec=0)
+            if cond():
+                return True
+        return False
+
+    def call(name):
+        assert clients[name].wait_for_service(timeout_sec=10.0)
+        fut = clients[name].call_async(Trigger.Request())
+        assert spin_until(fut.done, 10.0)
+        return fut.result()
+
+    def value(part, key):
+        return {kv.key: kv.value for kv in status[part].values}.get(key) if part in status else None
+
+    def chunk(points=H):
+        st = state["msg"]
+        a = np.repeat(msg_to_state(st, NAMES).positions[None], points, 0)
+        return chunk_to_msg(a, NAMES, stamp_to_s(st.header.stamp), DT)
+
+    try:
+        assert spin_until(lambda: "msg" in state and "chunks" in status, 90.0), "executor_node did not come up"
+        r = call("reset_fault")
+        assert not r.success and "no fault to clear" in r.message
+        assert call("hold").message.startswith("holding") and call("hold").message == "already holding"
+        assert call("resume").success and call("resume").message == "already running"
+
+        pub.publish(chunk(100_000))  # 100,000 points: refused by its size, before any conversion
+        assert spin_until(lambda: value("chunks", "rejected_oversize") == "1", 10.0)
+        pub.publish(chunk())
+        assert spin_until(lambda: value("chunks", "accepted") == "1", 10.0)
+
+        rogue_pub = rogue.create_publisher(JointTrajectory, topics.CHUNK, 10)
+        assert spin_until(lambda: status.get("interlock") and status["interlock"].level == ERROR, 20.0), status
+        assert "rogue" in status["interlock"].message
+        for _ in range(20):
+            msg = chunk()
+            msg.header.stamp.nanosec = (msg.header.stamp.nanosec + 40_000_000) % 1_000_000_000  # 40 ms ahead
+            rogue_pub.publish(msg)
+            spin_until(lambda: False, 0.02)
+        assert spin_until(lambda: int(value("chunks", "rejected_source") or 0) >= 10, 10.0)
+        assert value("chunks", "accepted") == "1", "not one of the rogue's chunks was accepted"
+        assert value("driver", "mode") == "holding"
+        r = call("resume")
+        assert not r.success and "graph conflict" in r.message and "rogue" in r.message
+        rogue.destroy_publisher(rogue_pub)
+        assert spin_until(lambda: status["interlock"].level == WARN, 20.0), "cleared, waiting for the operator"
+        assert call("resume").success
+        assert spin_until(lambda: status["interlock"].level == OK and value("driver", "mode") == "running", 10.0)
+    finally:
+        rogue.destroy_node()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        _kill(proc)
+    out = proc.stdout.read()
+    assert proc.returncode == 0, out[-3000:]
+    assert "graph conflict, holding the arms" in out
