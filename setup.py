@@ -46,6 +46,7 @@ setup(
         ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.json")),
         ("share/" + PACKAGE + "/config/policy", glob("config/policy/*.yaml")),
         ("share/" + PACKAGE + "/config/train", glob("config/train/*.yaml")),
+        ("share/" + PACKAGE + "/config/sros2", glob("config/sros2/*.xml")),
     ],
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,

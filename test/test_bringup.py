@@ -119,6 +119,9 @@ def test_sim_rig_chunks_flow_and_parameters_are_validated(tmp_path):
         active_stamps = lambda: {(h.stamp.sec, h.stamp.nanosec) for h in active}  # noqa: E731
         assert _spin_for(node, 5, until=lambda: len(active_stamps() & chunk_stamps()) >= 3), "executor accepts them"
         assert all(m.header.frame_id.startswith("rtc_d=") for m in chunks)
+        from test_sros2_policy import check_graph_against_policy
+
+        assert check_graph_against_policy(node) == [], "the SROS2 policy must allow what the nodes use"
         assert all(len(m.points) == 100 and len(m.joint_names) == 14 for m in chunks)
         t = np.array([m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in chunks])
         assert np.all(np.abs(np.diff(t)[1:] - 50 * 0.02) < 0.1), f"one chunk per s·Δt = 1 s: {np.diff(t)}"

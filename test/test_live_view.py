@@ -102,3 +102,27 @@ def test_live_view_node_publishes_paths_of_the_running_rig(tmp_path):
         rclpy.try_shutdown()
         codes = rig.stop()
     assert set(codes.values()) == {0}, codes
+
+
+def test_rviz_and_foxglove_layouts_show_the_published_topics():
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from rtc_controller import topics
+    from rtc_controller.ros.live_view_node import PATH_TOPICS, SWITCH_TOPIC, path_topic
+
+    config = Path(__file__).resolve().parents[1] / "config"
+    published = {"/" + path_topic(a, p) for a in ("left", "right") for p in PATH_TOPICS} | {"/" + SWITCH_TOPIC}
+    rviz = yaml.safe_load((config / "rtc.rviz").read_text())
+    displays = rviz["Visualization Manager"]["Displays"]
+    assert {d["Topic"]["Value"] for d in displays if "Topic" in d} == published
+    assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == "world"
+    layout = json.loads((config / "rtc_foxglove_layout.json").read_text())
+    panels = layout["configById"]
+    assert set(panels["3D!rtc_live_view"]["topics"]) == published
+    others = {"/" + topics.MEASURED_DELAY, "/" + topics.INFERENCE_DELAY, "/" + topics.SWITCH_EVENTS, topics.DIAGNOSTICS}
+    used = {p["value"].split(".")[0] for p in panels["Plot!rtc_delay"]["paths"]}
+    used |= {panels["RawMessages!rtc_switch"]["topicPath"], panels["DiagnosticSummary!rtc_diagnostics"]["topicToRender"]}
+    assert used <= others
