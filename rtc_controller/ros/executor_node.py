@@ -66,7 +66,7 @@ from rtc_controller.ros.executor_diagnostics import (
 )
 from rtc_controller.ros.graph_guard import ConflictLatch, chunk_source_problem, graph_conflicts, qualified
 from rtc_controller.ros.param_files import check_node_overrides
-from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, NodeExit, run_node
+from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, NodeExit, run_node
 
 DIAGNOSTICS_PERIOD_S = 1.0
 GRAPH_CHECK_PERIOD_S = 0.5
@@ -380,6 +380,8 @@ def _make_node(signals) -> ExecutorNode:
     except (ValueError, ParameterException) as exc:  # invalid parameters: a clear message, exit 2
         raise NodeExit(EXIT_BAD_INPUT, str(exc)) from None
     except (DriverError, ServoProcessError) as exc:
+        if signals.requested.is_set():  # stopped while starting: a clean shutdown, not a failure
+            raise NodeExit(EXIT_OK, f"stopped during start-up ({signals.reason})") from None
         raise NodeExit(EXIT_FAILED, f"could not start the robot: {exc}") from None
 
 

@@ -23,6 +23,8 @@ from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedE
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from rtc_controller.config_check import ConfigError, load_yaml
+from rtc_controller.ros.param_files import params_files
 from rtc_controller.shutdown import ShutdownSignals
 
 SPIN_PERIOD_S = 0.1  # a signal is noticed within this (the Python handler runs when rcl_wait returns) [s]
@@ -51,8 +53,19 @@ def run_node(
     """Build the node with ``make_node(signals)``, spin it until shutdown is requested, then ``cleanup(node)``,
     ``destroy_node``, ``rclpy.try_shutdown``. Returns the exit status: ``exit_code(node)`` (default 0),
     ``NodeExit.code`` for a refused start, 1 when spinning or cleanup raised."""
+    argv = sys.argv if args is None else args
+    try:  # rcl would refuse a broken params file with a multi-line traceback: say it in one line first
+        for path in params_files(argv):
+            load_yaml(path)
+    except ConfigError as exc:
+        print(f"{name}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
     signals = ShutdownSignals(name).install()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except Exception as exc:  # noqa: BLE001 — e.g. a malformed --ros-args
+        print(f"{name}: cannot start ROS: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     node: N | None = None
     code = EXIT_OK
     executor: Executor | None = None
