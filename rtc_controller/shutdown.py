@@ -8,7 +8,8 @@ A process asks :class:`ShutdownSignals` whether it should stop instead of being 
 - Further signals while shutting down are counted and ignored; one line on stderr says so. SIGKILL (and
   Ctrl-\\, SIGQUIT, left at its default) remain the ways to force an exit.
 - The parent exiting (``ros2 launch``/``rtc-bringup`` killed) is a shutdown request too: on Linux the kernel sends
-  SIGTERM when the parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere a thread polls the parent pid.
+  ``PARENT_DEATH_SIGNAL`` when the parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere a thread polls the parent
+  pid.
 - A SIGHUP inherited as ignored (``nohup``) stays ignored, and then the parent is not watched either.
 
 Usage (the ROS nodes go through ``rtc_controller.ros.spin.run_node``, which does this around rclpy)::
@@ -35,6 +36,9 @@ HANDLED_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, si
 PARENT_POLL_S = 0.5  # where prctl is not available: how often the parent pid is checked [s]
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PARENT_EXITED = "parent exited"
+# The kernel's parent-death signal: a real-time signal of its own, so it is never mistaken for a SIGTERM sent to
+# the process group (systemd, docker); glibc's SIGRTMIN already excludes the ones NPTL reserves.
+PARENT_DEATH_SIGNAL = signal.SIGRTMIN + 3 if hasattr(signal, "SIGRTMIN") else None
 
 
 def set_parent_death_signal(sig: int) -> bool:
@@ -95,10 +99,19 @@ class ShutdownSignals:
 
     def uninstall(self) -> None:
         """Restore the handlers that were there before ``install`` (the parent watch ends with the process)."""
+        if PARENT_DEATH_SIGNAL in self._previous:
+            set_parent_death_signal(0)  # no parent-death signal without its handler (its default would kill)
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
         self._previous.clear()
         self._installed = False
+
+    def finish(self) -> None:
+        """Everything is cleaned up: ignore further signals until the process is gone. (Interpreter teardown resets
+        Python handlers to the default action, so a late SIGHUP or SIGTERM would otherwise kill the process
+        during it and turn a clean exit 0 into -1; SIG_IGN is kept through teardown.)"""
+        for sig in list(self._previous):
+            signal.signal(sig, signal.SIG_IGN)
 
     def __enter__(self) -> ShutdownSignals:
         return self.install()
@@ -107,10 +120,12 @@ class ShutdownSignals:
         self.uninstall()
 
     def _watch_parent(self) -> None:
-        if set_parent_death_signal(signal.SIGTERM):
-            if os.getppid() != self._parent_pid:  # it died before prctl took effect
-                self.request(PARENT_EXITED)
-            return
+        if PARENT_DEATH_SIGNAL is not None:
+            self._previous[PARENT_DEATH_SIGNAL] = signal.signal(PARENT_DEATH_SIGNAL, lambda *_: self.request(PARENT_EXITED))
+            if set_parent_death_signal(PARENT_DEATH_SIGNAL):
+                if os.getppid() != self._parent_pid:  # it died before prctl took effect
+                    self.request(PARENT_EXITED)
+                return
         threading.Thread(target=self._poll_parent, name=f"{self.name}_parent_watch", daemon=True).start()
 
     def _poll_parent(self) -> None:
@@ -126,10 +141,7 @@ class ShutdownSignals:
             callback(self.reason)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if signum == signal.SIGTERM and os.getppid() != self._parent_pid and self._parent_pid > 1:
-            name = PARENT_EXITED  # prctl's SIGTERM
-        self.request(name)
+        self.request(signal.Signals(signum).name)
 
     def request(self, reason: str) -> None:
         """Request shutdown (the first reason is kept); later requests are counted and reported once each."""

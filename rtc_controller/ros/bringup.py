@@ -297,6 +297,7 @@ def main(args: list[str] | None = None) -> int:
             status = 1
     finally:
         codes = rig.stop()
+        signals.finish()
     print(f"rtc-bringup: stopped, return codes {codes}", flush=True)
     return status
 

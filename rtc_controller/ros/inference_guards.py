@@ -14,9 +14,9 @@ import threading
 import time
 from typing import Any
 
+from rcl_interfaces.srv import GetParameters
 from rclpy.node import Node
 from rclpy.parameter import parameter_value_to_python
-from rclpy.parameter_client import AsyncParameterClient
 
 from rtc_controller import topics
 from rtc_controller.policy.state_stamps import StampGuard
@@ -49,7 +49,8 @@ class InferenceGuards:
         self.executor: dict[str, Any] | None = None
         self._latch = ConflictLatch()
         self._lock = threading.Lock()
-        self._client = AsyncParameterClient(node, topics.EXECUTOR_NODE)
+        # one GetParameters client (not a whole parameter client): the SROS2 enclave allows exactly this request
+        self._client = node.create_client(GetParameters, f"{topics.EXECUTOR_NODE}/get_parameters")
         self._asked_s = -float("inf")
         node.create_timer(CHECK_PERIOD_S, self._check)
 
@@ -74,9 +75,9 @@ class InferenceGuards:
         if self._latch.update(conflicts) == "raised":
             node.get_logger().error("graph conflict, not publishing chunks: " + "; ".join(self._latch.active))
         now = time.monotonic()
-        if now - self._asked_s > EXECUTOR_PARAMS_PERIOD_S and self._client.services_are_ready():
+        if now - self._asked_s > EXECUTOR_PARAMS_PERIOD_S and self._client.service_is_ready():
             self._asked_s = now
-            self._client.get_parameters(list(SHARED)).add_done_callback(self._on_executor_params)
+            self._client.call_async(GetParameters.Request(names=list(SHARED))).add_done_callback(self._on_executor_params)
 
     def _on_executor_params(self, future) -> None:
         result = future.result()

@@ -85,6 +85,7 @@ def run_node(
         code = EXIT_FAILED
     finally:
         code = _close(node, executor, cleanup, name, code)
+        signals.finish()
     if node is not None and exit_code is not None and code == EXIT_OK:
         code = exit_code(node)
     return code
