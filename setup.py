@@ -66,11 +66,12 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            "executor_node = rtc_controller.ros.executor_node:main",
-            "inference_node = rtc_controller.ros.inference_node:main",
-            "rtc-record = rtc_controller.ros.recorder:main",
-            "live_view_node = rtc_controller.ros.live_view_node:main",
-            "rtc-bringup = rtc_controller.ros.bringup:main",
+            # through ros.entry: the shutdown handlers are installed before the heavy imports
+            "executor_node = rtc_controller.ros.entry:executor_node",
+            "inference_node = rtc_controller.ros.entry:inference_node",
+            "rtc-record = rtc_controller.ros.entry:rtc_record",
+            "live_view_node = rtc_controller.ros.entry:live_view_node",
+            "rtc-bringup = rtc_controller.ros.entry:rtc_bringup",
             "rtc-demo = rtc_controller.tools.demo:main",
             "rtc-replay = rtc_controller.tools.replay:main",
             "rtc-policy-check = rtc_controller.tools.policy_check:main",

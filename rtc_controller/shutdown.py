@@ -39,6 +39,7 @@ PARENT_EXITED = "parent exited"
 # The kernel's parent-death signal: a real-time signal of its own, so it is never mistaken for a SIGTERM sent to
 # the process group (systemd, docker); glibc's SIGRTMIN already excludes the ones NPTL reserves.
 PARENT_DEATH_SIGNAL = signal.SIGRTMIN + 3 if hasattr(signal, "SIGRTMIN") else None
+_PROCESS: ShutdownSignals | None = None  # the process's instance, installed by for_process()
 
 
 def set_parent_death_signal(sig: int) -> bool:
@@ -78,6 +79,17 @@ class ShutdownSignals:
         self._parent_pid = os.getppid()
         self._installed = False
         self._lock = threading.RLock()  # a handler may interrupt request() in the same (main) thread
+
+    @classmethod
+    def for_process(cls, name: str) -> ShutdownSignals:
+        """The process's one instance, installed: the first call (``rtc_controller.ros.entry``, before the heavy
+        imports, so that a signal during them is a request too, not a KeyboardInterrupt) creates it; later calls
+        (``run_node``) adopt it under their name."""
+        global _PROCESS
+        if _PROCESS is None:
+            _PROCESS = cls(name)
+        _PROCESS.name = name
+        return _PROCESS.install()
 
     # ---- install / uninstall -----------------------------------------------------------------------------------
     def install(self) -> ShutdownSignals:

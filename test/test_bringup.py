@@ -46,7 +46,7 @@ def test_format_value_is_what_ros_parses():
 
 def test_node_command_uses_the_params_file_then_overrides():
     cmd = node_command("inference_node", SIM, {"max_guidance_weight": 5.0, "guidance_mode": "none"})
-    assert cmd[0] == sys.executable and "rtc_controller.ros.inference_node" in cmd[2]
+    assert cmd[0] == sys.executable and "from rtc_controller.ros.entry import inference_node" in cmd[2]
     i = cmd.index("--ros-args")
     assert cmd[i + 1] == "--params-file" and cmd[i + 2].endswith("config/sim.yaml") and cmd[i + 2].startswith("/")
     assert cmd[i + 3:] == ["-p", "max_guidance_weight:=5.0", "-p", "guidance_mode:=none"]

@@ -204,3 +204,15 @@ def test_bringup_stops_its_children_on_sigterm_and_on_double_sigint(tmp_path):
         assert proc.returncode == 0, out
         assert "Traceback" not in out and "'executor_node': 0" in out, out
         assert not Path(f"/proc/{child}").exists()
+
+
+def test_a_signal_during_the_imports_is_a_clean_stop(tmp_path):
+    """The console scripts install the handlers before importing rclpy/JAX: SIGINT while a node still imports
+    (rtc-bringup stopping a rig that just started) ends it with exit 0 and a line, not a traceback or -2."""
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from rtc_controller.ros.entry import executor_node; "
+                             "sys.exit(executor_node())"], cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(0.3)  # still importing rclpy and numpy
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and ("stopped before start" in err or "stopped during start-up" in err), err

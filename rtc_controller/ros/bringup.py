@@ -41,6 +41,11 @@ from rtc_controller.config_files import config_path
 from rtc_controller.ros.param_files import check_params_file
 from rtc_controller.shutdown import ShutdownSignals
 
+NODE_ENTRIES: dict[str, str] = {  # node -> its function in rtc_controller.ros.entry
+    topics.EXECUTOR_NODE: "executor_node",
+    topics.INFERENCE_NODE: "inference_node",
+    topics.LIVE_VIEW_NODE: "live_view_node",
+}
 NODE_MODULES: dict[str, str] = {
     topics.EXECUTOR_NODE: "rtc_controller.ros.executor_node",
     topics.INFERENCE_NODE: "rtc_controller.ros.inference_node",
@@ -54,9 +59,10 @@ SIGTERM_TIMEOUT_S = 3.0
 POLL_S = 0.1
 
 
-def _bootstrap(module: str) -> list[str]:
-    """A child's command prefix: the module's ``main()``, with the rest of argv (``--ros-args …``) as sys.argv."""
-    return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())"]
+def _bootstrap(entry: str) -> list[str]:
+    """A child's command prefix: ``rtc_controller.ros.entry.<entry>()`` (shutdown handlers first, then the node's
+    module and its ``main()``), with the rest of argv (``--ros-args …``) as sys.argv."""
+    return [sys.executable, "-c", f"import sys; from rtc_controller.ros.entry import {entry}; sys.exit({entry}())"]
 
 
 def format_value(value: Any) -> str:
@@ -105,7 +111,7 @@ def check_consistency(sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def node_command(node: str, config: str | Path, overrides: Mapping[str, Any] | None = None) -> list[str]:
     """The command line of one node: its main, the params file, then ``-p name:=value`` per override."""
-    cmd = _bootstrap(NODE_MODULES[node]) + ["--ros-args", "--params-file", str(Path(config).resolve())]
+    cmd = _bootstrap(NODE_ENTRIES[node]) + ["--ros-args", "--params-file", str(Path(config).resolve())]
     for name, value in (overrides or {}).items():
         cmd += ["-p", f"{name}:={format_value(value)}"]
     return cmd
@@ -117,7 +123,7 @@ def recorder_command(
     """The recorder's command line (``config``: it also records the inference node's camera slots)."""
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
-    cmd = _bootstrap(RECORDER_MODULE) + ["--output", str(output), "--storage", storage]
+    cmd = _bootstrap("rtc_record") + ["--output", str(output), "--storage", storage]
     if config is not None:
         cmd += ["--config", str(Path(config).resolve())]
     if record_topics:
@@ -269,7 +275,7 @@ def main(args: list[str] | None = None) -> int:
     stops the run: it is not left running without its bag); 2 for bad arguments."""
     parser = build_parser()
     opts = parser.parse_args(args)
-    signals = ShutdownSignals("rtc-bringup").install()  # before any child exists: no signal can orphan one
+    signals = ShutdownSignals.for_process("rtc-bringup")  # before any child exists: no signal can orphan one
     try:
         overrides = parse_overrides(opts.overrides)
         rig = start_rig(

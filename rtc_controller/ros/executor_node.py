@@ -64,7 +64,13 @@ from rtc_controller.ros.executor_diagnostics import (
     snapshot_to_diagnostics,
     switch_event_to_status,
 )
-from rtc_controller.ros.graph_guard import ConflictLatch, chunk_source_problem, graph_conflicts, qualified
+from rtc_controller.ros.graph_guard import (
+    ConflictLatch,
+    chunk_source_problem,
+    graph_conflicts,
+    qualified,
+    sender_problem,
+)
 from rtc_controller.ros.param_files import check_node_overrides
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, NodeExit, run_node
 
@@ -203,14 +209,12 @@ class ExecutorNode(Node):
         t_arrival = ex.now_s()
         if len(data) > self._max_chunk_bytes:
             return self._refuse("oversize", f"{len(data)} bytes > {self._max_chunk_bytes} (H = {self.values['horizon']})")
-        publishers = [qualified(i.node_namespace, i.node_name) for i in self.get_publishers_info_by_topic(topics.CHUNK)]
-        problem = chunk_source_problem(publishers, self.chunk_source)
+        infos = [(qualified(i.node_namespace, i.node_name), list(i.endpoint_gid))
+                 for i in self.get_publishers_info_by_topic(topics.CHUNK)]  # fmt: skip
+        problem = chunk_source_problem([n for n, _ in infos], self.chunk_source)
         gid = info.get("publisher_gid")  # Kilted and later: the sender itself, not only the topic's publishers
         if problem is None and isinstance(gid, dict) and gid.get("data"):
-            ours = [list(i.endpoint_gid) for i in self.get_publishers_info_by_topic(topics.CHUNK)
-                    if qualified(i.node_namespace, i.node_name) == self.chunk_source]  # fmt: skip
-            if not any(list(gid["data"])[: len(g)] == g for g in ours):
-                problem = f"sent by a publisher that is not {self.chunk_source}"
+            problem = sender_problem(gid["data"], infos, self.chunk_source)
         if problem is not None:
             return self._refuse("source", problem)
         chunk = msg_to_chunk(deserialize_message(data, JointTrajectory))

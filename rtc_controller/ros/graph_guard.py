@@ -46,6 +46,20 @@ def chunk_source_problem(publishers: Sequence[str], source: str) -> str | None:
     return None
 
 
+def sender_problem(sender_gid: Sequence[int], publishers: Sequence[tuple[str, Sequence[int]]], source: str) -> str | None:
+    """Per message, where rclpy gives the sender's GID (Kilted and later): why it is not a trusted publisher of the
+    topic (``publishers``: (qualified node name, endpoint GID)), or None. Trusted: ``source``'s endpoints, or the
+    only publisher while its name is not attributed yet (as in :func:`chunk_source_problem`)."""
+    if not publishers:
+        return None
+    single_unknown = len(publishers) == 1 and publishers[0][0].endswith(UNKNOWN_NODE)
+    trusted = [list(g) for n, g in publishers if n == source or single_unknown]
+    sender = list(sender_gid)
+    if any(sender[: len(g)] == g for g in trusted if g):
+        return None
+    return f"sent by a publisher that is not {source}"
+
+
 def graph_conflicts(
     *,
     chunk_publishers: Sequence[str],

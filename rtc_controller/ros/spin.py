@@ -60,7 +60,11 @@ def run_node(
     except ConfigError as exc:
         print(f"{name}: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
-    signals = ShutdownSignals(name).install()
+    signals = ShutdownSignals.for_process(name)
+    if signals.requested.is_set():  # a signal during the imports (rtc_controller.ros.entry installed the handlers)
+        print(f"{name}: stopped before start ({signals.reason})", file=sys.stderr, flush=True)
+        signals.finish()
+        return EXIT_OK
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # noqa: BLE001 — e.g. a malformed --ros-args
