@@ -376,8 +376,8 @@ def test_diagnostics_levels_tick_error_sustained_interventions_and_interlock():
     by_name = lambda statuses: {s.name.split(": ")[1]: s for s in statuses}  # noqa: E731
     health = NodeHealth()
     ok = by_name(snapshot_to_diagnostics(snap, "executor_node", "sim", health))
-    assert {k: s.level for k, s in ok.items()} == dict.fromkeys(("servo loop", "chunks", "safety", "driver", "interlock"),
-                                                                 DiagnosticStatus.OK)  # fmt: skip
+    parts = ("servo loop", "chunks", "safety", "startup", "driver", "interlock")
+    assert {k: s.level for k, s in ok.items()} == dict.fromkeys(parts, DiagnosticStatus.OK)
     failed = by_name(snapshot_to_diagnostics(dataclasses.replace(snap, tick_error="servo tick failed: OverflowError"),
                                              "executor_node", "sim", health))  # fmt: skip
     assert failed["servo loop"].level == DiagnosticStatus.ERROR and "OverflowError" in failed["servo loop"].message

@@ -146,7 +146,7 @@ def test_nodes_shut_down_cleanly_on_repeated_group_signals(tmp_path, servo_proce
         assert codes == {"executor_node": 0, "inference_node": 0}, texts
         for text in texts.values():
             assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
-        assert "ramp-down done, driver stopped" in texts["executor_node"]
+        assert "ramp-down done, driver stopped" in texts["executor_node"], "\n" + texts["executor_node"][-4000:]
         if servo_process:
             assert "servo process exit code 0" in texts["executor_node"]
             assert not Path("/dev/shm", shm.lstrip("/")).exists(), f"shared memory {shm} leaked"

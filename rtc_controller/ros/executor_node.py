@@ -358,9 +358,10 @@ class ExecutorNode(Node):
 
     def shutdown(self) -> None:
         """Ramp down, stop the driver and (process mode) join the servo process, releasing its shared memory
-        (idempotent)."""
+        (idempotent). The servo process is always reaped: the child reports "stopped" itself when a group SIGTERM
+        reached it first, and skipping the proxy's shutdown then leaked the shared-memory segment."""
         ex = self.executor_core
-        if ex.mode != "stopped":
+        if isinstance(ex, ServoProcess) or ex.mode != "stopped":
             self.get_logger().info(f"shutting down: ramp-down (at most {self.values['ramp_down_s']} s), driver stop")
             ex.shutdown()
             code = f", servo process exit code {ex.exitcode}" if isinstance(ex, ServoProcess) else ""
