@@ -318,8 +318,12 @@ def test_rogue_publishers_oversize_chunks_and_honest_service_replies():
         assert spin_until(lambda: "msg" in state and "chunks" in status, 90.0), "executor_node did not come up"
         r = call("reset_fault")
         assert not r.success and "no fault to clear" in r.message
-        assert call("hold").message.startswith("holding") and call("hold").message == "already holding"
-        assert call("resume").success and call("resume").message == "already running"
+        assert call("hold").message.startswith("holding")
+        assert spin_until(lambda: value("driver", "mode") == "holding", 10.0)  # applied at the next servo tick
+        assert call("hold").message == "already holding"
+        assert call("resume").success
+        assert spin_until(lambda: value("driver", "mode") == "running", 10.0)
+        assert call("resume").message == "already running"
 
         pub.publish(chunk(100_000))  # 100,000 points: refused by its size, before any conversion
         assert spin_until(lambda: value("chunks", "rejected_oversize") == "1", 10.0)
