@@ -345,7 +345,7 @@ def test_rogue_publishers_oversize_chunks_and_honest_service_replies():
             spin_until(lambda: False, 0.02)
         assert spin_until(lambda: int(value("chunks", "rejected_source") or 0) >= 10, 10.0)
         assert value("chunks", "accepted") == "1", "not one of the rogue's chunks was accepted"
-        assert value("driver", "mode") == "holding"
+        assert spin_until(lambda: value("driver", "mode") == "holding", 10.0)
         r = call("resume")
         assert not r.success and "graph conflict" in r.message and "rogue" in r.message
         rogue.destroy_publisher(rogue_pub)
