@@ -1,7 +1,10 @@
 # Two commands for a fresh machine: `make demo` (the main job) and `make test`.
 # Both bootstrap .venv (Python 3.12) first; the bootstrap is a no-op when nothing changed.
 SHELL := /bin/bash
-VENV := .venv
+# The ROS 2 distro of the wheels (the rig's: jazzy). One distro per virtual environment; for Kilted use another
+# folder: `make test ROS_DISTRO=kilted VENV=.venv-kilted`. A venv built for another distro is rebuilt.
+ROS_DISTRO ?= jazzy
+VENV ?= .venv
 PY := $(VENV)/bin/python
 # flexivrdk 1.9.x (Rizon 4/4s) cannot share a site-packages with 2.x: it lives in its own folder,
 # used by the API-conformance test of the RDK 1.9 driver (PYTHONPATH=$(RDK19_DIR)).
@@ -9,7 +12,8 @@ RDK19_DIR := $(VENV)/flexivrdk-1.9
 RDK19_VERSION := 1.9.4.1
 # The first Python 3.12 that actually runs (a pyenv shim on PATH may exist without 3.12 being selected).
 PYTHON312 := $(shell for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12; do $$c -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { command -v $$c || echo $$c; } && break; done)
-STAMP := $(VENV)/.setup-stamp
+STAMP := $(VENV)/.setup-stamp-$(ROS_DISTRO)
+DISTRO_FILE := $(VENV)/.ros-distro
 
 .PHONY: setup demo test test-fast lint bench clean
 
@@ -17,9 +21,12 @@ setup: $(STAMP)
 
 $(STAMP): setup.py package.xml Makefile
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found on PATH or under pyenv" >&2; exit 1; fi
+	@if [ -d $(VENV) ] && [ "$$(cat $(DISTRO_FILE) 2>/dev/null)" != "$(ROS_DISTRO)" ]; then \
+		echo "$(VENV) holds other ROS wheels than $(ROS_DISTRO): rebuilding it"; rm -rf $(VENV); fi
 	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
+	@echo $(ROS_DISTRO) > $(DISTRO_FILE)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[ros,flexiv,pi05,train,test]'
+	$(PY) -m pip install -q -e '.[ros-$(ROS_DISTRO),flexiv,pi05,train,test]'
 	$(PY) -m pip install -q --no-deps --upgrade --target $(RDK19_DIR) 'flexivrdk==$(RDK19_VERSION)'
 	@touch $(STAMP)
 

@@ -15,16 +15,25 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.8",
     "rosbags>=0.10",
 ]
-ROS_WHEELS = [
-    "ros-rclpy",
-    "ros-rmw-fastrtps-cpp",
-    "ros-std-msgs",
-    "ros-std-srvs",
-    "ros-sensor-msgs",
-    "ros-trajectory-msgs",
-    "ros-diagnostic-msgs",
-    "ros-geometry-msgs",
-]
+# The ROS 2 wheels, pinned per distro (one distro per virtual environment: they install the same modules).
+# Jazzy is the rig's distro and the default ``ros`` extra; Kilted is the ``ros-kilted`` extra (README, "Tests").
+ROS_MESSAGE_PACKAGES = (
+    "std-msgs", "std-srvs", "sensor-msgs", "trajectory-msgs", "diagnostic-msgs", "geometry-msgs", "nav-msgs",
+    "visualization-msgs",
+)  # fmt: skip
+ROS_DISTRO_VERSIONS = {  # distro -> (rclpy, rmw_fastrtps_cpp, common_interfaces)
+    "jazzy": ("7.1.6", "8.4.3", "5.3.6"),
+    "kilted": ("9.1.2", "9.3.3", "5.5.1"),
+}
+
+
+def ros_wheels(distro: str) -> list[str]:
+    """The pinned ``ros-<distro>-*`` wheels: rclpy, the Fast DDS RMW and the message packages we use."""
+    rclpy, rmw, msgs = ROS_DISTRO_VERSIONS[distro]
+    return [f"ros-{distro}-rclpy=={rclpy}", f"ros-{distro}-rmw-fastrtps-cpp=={rmw}"] + [
+        f"ros-{distro}-{pkg}=={msgs}" for pkg in ROS_MESSAGE_PACKAGES
+    ]
+
 
 setup(
     name=PACKAGE,
@@ -34,14 +43,16 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
-        ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.json")),
         ("share/" + PACKAGE + "/config/policy", glob("config/policy/*.yaml")),
         ("share/" + PACKAGE + "/config/train", glob("config/train/*.yaml")),
+        ("share/" + PACKAGE + "/config/sros2", glob("config/sros2/*.xml")),
     ],
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "ros": ROS_WHEELS,
+        "ros": ros_wheels("jazzy"),
+        **{f"ros-{distro}": ros_wheels(distro) for distro in ROS_DISTRO_VERSIONS},
         "flexiv": ["flexivrdk>=2.1"],
         "pi05": ["orbax-checkpoint>=0.6", "sentencepiece>=0.2", "pillow>=10"],
         "train": ["optax>=0.2", "tqdm>=4.66"],  # rtc-train (with the pi05 extra)
@@ -55,10 +66,12 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            "executor_node = rtc_controller.ros.executor_node:main",
-            "inference_node = rtc_controller.ros.inference_node:main",
-            "rtc-record = rtc_controller.ros.recorder:main",
-            "rtc-bringup = rtc_controller.ros.bringup:main",
+            # through ros.entry: the shutdown handlers are installed before the heavy imports
+            "executor_node = rtc_controller.ros.entry:executor_node",
+            "inference_node = rtc_controller.ros.entry:inference_node",
+            "rtc-record = rtc_controller.ros.entry:rtc_record",
+            "live_view_node = rtc_controller.ros.entry:live_view_node",
+            "rtc-bringup = rtc_controller.ros.entry:rtc_bringup",
             "rtc-demo = rtc_controller.tools.demo:main",
             "rtc-replay = rtc_controller.tools.replay:main",
             "rtc-policy-check = rtc_controller.tools.policy_check:main",

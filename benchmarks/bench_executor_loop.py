@@ -22,6 +22,7 @@ Targets: executor lateness p99 ≤ 200 µs, no 1-second window above 2 %.
     .venv/bin/python benchmarks/bench_executor_loop.py --servo-thread   # 60 s, servo thread in the node's process
     .venv/bin/python benchmarks/bench_executor_loop.py --seconds 20 --json out/bench_executor_loop.json
     .venv/bin/python benchmarks/bench_executor_loop.py --gripper-thread  # blocking gripper calls in the servo process
+    .venv/bin/python benchmarks/bench_executor_loop.py --live-view      # + the live view node (its cost on the loop)
 """
 
 from __future__ import annotations
@@ -195,7 +196,8 @@ def naive_stats(wakes: np.ndarray) -> dict[str, float]:
 
 # ---- main ------------------------------------------------------------------------------------------------------
 def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: bool = False,
-        gripper_block_s: float = 0.02, gripper_thread: bool = False) -> dict[str, dict[str, float]]:  # fmt: skip
+        gripper_block_s: float = 0.02, gripper_thread: bool = False,
+        live_view: bool = False) -> dict[str, dict[str, float]]:  # fmt: skip
     import rclpy
     from rtc_controller.ros.executor_node import ExecutorNode, make_ros_executor
 
@@ -208,6 +210,8 @@ def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: 
     try:
         procs.append(subprocess.Popen(me + ["--role", "burner"], env=env))
         procs.append(subprocess.Popen(me + ["--role", "publisher"], env=env))
+        if live_view:  # the live view as on the rig: its own process, subscribed to chunks, states and switches
+            procs.append(subprocess.Popen([sys.executable, "-m", "rtc_controller.ros.live_view_node"], env=env))
         rclpy.init(args=["--ros-args", "--params-file", str(ROOT / "config" / "sim.yaml"),
                          "-p", f"stats_window_s:={seconds + 5.0}",
                          "-p", f"sched_fifo_priority:={fifo_priority}",
@@ -215,7 +219,8 @@ def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: 
                          "-p", f"servo_process:={'false' if servo_thread else 'true'}",
                          "-p", f"sim_gripper_block_s:={gripper_block_s}",
                          "-p", f"sim_gripper_channel:={'thread' if gripper_thread else 'process'}",
-                         "-p", f"max_gripper_speed_m_s:={GRIPPER_SPEED_M_S}"]
+                         "-p", f"max_gripper_speed_m_s:={GRIPPER_SPEED_M_S}",
+                         "-p", "chunk_source_node:=bench_chunk_publisher"]
                    + [x for o in overrides for x in ("-p", o)])  # fmt: skip
         node = ExecutorNode()
         spinner = make_ros_executor()  # as in executor_node.main
@@ -295,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gripper-thread", action="store_true",
                     help="send the gripper commands from a thread of the servo process (the layout the gripper "
                          "process replaced) to compare")
+    ap.add_argument("--live-view", action="store_true", help="also run the live view node (measures its cost)")
     ap.add_argument("--role", choices=("burner", "publisher", "naive"), help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -305,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     elif a.role == "naive":
         role_naive(a.seconds, a.out)
     else:
-        res = run(a.seconds, a.fifo_priority, a.param, a.servo_thread, a.gripper_block_ms * 1e-3, a.gripper_thread)
+        res = run(a.seconds, a.fifo_priority, a.param, a.servo_thread, a.gripper_block_ms * 1e-3, a.gripper_thread,
+                  a.live_view)
+        print(f"live view node: {'running' if a.live_view else 'off'}")
         print_table(res, a.seconds, a.fifo_priority, a.servo_thread, a.gripper_thread)
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
 EXECUTOR_NODE = "executor_node"
 INFERENCE_NODE = "inference_node"
 RECORDER_NODE = "rtc_recorder"
+LIVE_VIEW_NODE = "rtc_live_view"
 
 # Published by the executor (node-private names, i.e. ~/inference_delay).
 INFERENCE_DELAY = EXECUTOR_NODE + "/inference_delay"  # std_msgs/Int32: d [action steps] for the next inference

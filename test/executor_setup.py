@@ -23,3 +23,16 @@ def config(**kw) -> ExecutorConfig:
         loop=LoopConfig(rate_hz=1000, spin_s=0.0001),
         **kw,
     )
+
+
+def wait_until(condition, timeout_s: float = 10.0, poll_s: float = 0.01) -> bool:
+    """Poll ``condition`` until it holds or ``timeout_s`` passes (a loaded machine delays the servo loop's ticks:
+    tests wait for what they check instead of sleeping a fixed time)."""
+    import time
+
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(poll_s)
+    return bool(condition())

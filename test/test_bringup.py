@@ -46,7 +46,7 @@ def test_format_value_is_what_ros_parses():
 
 def test_node_command_uses_the_params_file_then_overrides():
     cmd = node_command("inference_node", SIM, {"max_guidance_weight": 5.0, "guidance_mode": "none"})
-    assert cmd[0] == sys.executable and "rtc_controller.ros.inference_node" in cmd[2]
+    assert cmd[0] == sys.executable and "from rtc_controller.ros.entry import inference_node" in cmd[2]
     i = cmd.index("--ros-args")
     assert cmd[i + 1] == "--params-file" and cmd[i + 2].endswith("config/sim.yaml") and cmd[i + 2].startswith("/")
     assert cmd[i + 3:] == ["-p", "max_guidance_weight:=5.0", "-p", "guidance_mode:=none"]
@@ -117,8 +117,11 @@ def test_sim_rig_chunks_flow_and_parameters_are_validated(tmp_path):
         assert ok and not rig.dead(), f"no chunks, or a node died: {rig.dead()} {logs}"
         chunk_stamps = lambda: {(m.header.stamp.sec, m.header.stamp.nanosec) for m in chunks}  # noqa: E731
         active_stamps = lambda: {(h.stamp.sec, h.stamp.nanosec) for h in active}  # noqa: E731
-        assert _spin_for(node, 5, until=lambda: len(active_stamps() & chunk_stamps()) >= 3), "executor accepts them"
+        assert _spin_for(node, 20, until=lambda: len(active_stamps() & chunk_stamps()) >= 3), "executor accepts them"
         assert all(m.header.frame_id.startswith("rtc_d=") for m in chunks)
+        from test_sros2_policy import check_graph_against_policy
+
+        assert check_graph_against_policy(node) == [], "the SROS2 policy must allow what the nodes use"
         assert all(len(m.points) == 100 and len(m.joint_names) == 14 for m in chunks)
         t = np.array([m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in chunks])
         assert np.all(np.abs(np.diff(t)[1:] - 50 * 0.02) < 0.1), f"one chunk per s·Δt = 1 s: {np.diff(t)}"
@@ -129,9 +132,26 @@ def test_sim_rig_chunks_flow_and_parameters_are_validated(tmp_path):
             res = _set_params(node, {name: value})
             assert not res[0].successful and name in res[0].reason
         n = len(chunks)
-        assert _spin_for(node, 5, until=lambda: len(chunks) > n), "still running after the parameter changes"
+        assert _spin_for(node, 20, until=lambda: len(chunks) > n), "still running after the parameter changes"
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
         codes = rig.stop()
     assert codes == {"executor_node": 0, "inference_node": 0}, {n: p.read_text()[-3000:] for n, p in rig.log_paths.items()}
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+def test_a_recorder_that_fails_stops_the_run(tmp_path):
+    """A recording run records or stops: the recorder exiting on its own (here: its bag exists already) stops the
+    nodes and rtc-bringup exits 1 saying why."""
+    existing = tmp_path / "bag"
+    existing.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rtc_controller.ros.bringup", "--config", SIM, "--nodes", "executor_node",
+         "--record", str(existing), "--duration", "300", "--log-dir", str(tmp_path / "logs")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "recorder (exit code 2) exited on its own" in proc.stderr
+    assert "'executor_node': 0" in proc.stdout, "the executor was stopped cleanly"

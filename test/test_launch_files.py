@@ -7,6 +7,7 @@ file runs against minimal stand-ins for the launch API, so the node list it buil
 """
 
 import ast
+import importlib
 import importlib.util
 import sys
 import types
@@ -21,7 +22,7 @@ from rtc_controller.ros.inference_node import PARAMETERS as INFERENCE_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
-REQUIRED_ARGUMENTS = {"config", "max_guidance_weight", "guidance_mode", "record", "use_sim_time"}
+REQUIRED_ARGUMENTS = {"config", "max_guidance_weight", "guidance_mode", "record", "recorder", "live_view", "use_sim_time"}
 BUILTIN_PARAMETERS = {"use_sim_time"}  # declared by every rclpy node
 DECLARED = {topics.EXECUTOR_NODE: set(EXECUTOR_PARAMS), topics.INFERENCE_NODE: set(INFERENCE_PARAMS)}
 
@@ -68,7 +69,7 @@ def test_shared_launch_description_static():
     tree = ast.parse(SHARED.read_text(), filename=str(SHARED))
     scripts = console_scripts()
     executables = [ast.literal_eval(kw.value) for c in calls(tree, "Node") for kw in c.keywords if kw.arg == "executable"]
-    assert sorted(executables) == ["executor_node", "inference_node"]
+    assert sorted(executables) == ["executor_node", "inference_node", "live_view_node", "rtc-record"]
     assert set(executables) <= scripts, f"not console scripts in setup.py: {set(executables) - scripts}"
     declared_args = {ast.literal_eval(c.args[0]) for c in calls(tree, "DeclareLaunchArgument")}
     assert REQUIRED_ARGUMENTS <= declared_args
@@ -116,7 +117,8 @@ def _stub_launch_modules(monkeypatch):
     monkeypatch.delitem(sys.modules, "rtc_controller.ros.rig_launch", raising=False)  # re-import on the stand-ins
     names = {
         "launch": ["LaunchDescription"],
-        "launch.actions": ["DeclareLaunchArgument", "ExecuteProcess", "OpaqueFunction"],
+        "launch.actions": ["DeclareLaunchArgument", "ExecuteProcess", "OpaqueFunction", "RegisterEventHandler"],
+        "launch.event_handlers": ["OnProcessExit"],
         "launch.conditions": ["IfCondition"],
         "launch.substitutions": ["PathJoinSubstitution"],
         "launch_ros.actions": ["Node"],
@@ -143,19 +145,24 @@ def test_launch_file_builds_the_nodes(path, monkeypatch):
     (opaque,) = [a for a in actions if type(a).__name__ == "OpaqueFunction"]
     config = str(ROOT / "config" / module.CONFIG_FILE)
     context = {"config": config, "use_sim_time": "true", "max_guidance_weight": "5", "guidance_mode": "",
-               "record": "true", "bag": "/tmp/bag"}
+               "record": "true", "bag": "/tmp/no/such/dir/bag", "recorder": "ros2bag", "live_view": "true"}
+    monkeypatch.setattr(module_rig_launch(), "check_recording", lambda bag, recorder: None)  # no rosbag2 here
     actions = opaque.kwargs["function"](context, **opaque.kwargs["kwargs"])
     nodes = {n.kwargs["name"]: n.kwargs for n in actions if type(n).__name__ == "Node"}
-    assert set(nodes) == {topics.EXECUTOR_NODE, topics.INFERENCE_NODE}
+    assert set(nodes) == {topics.EXECUTOR_NODE, topics.INFERENCE_NODE, topics.LIVE_VIEW_NODE}
     inference = nodes[topics.INFERENCE_NODE]["parameters"]
     assert inference[0] == config
     assert inference[1]["max_guidance_weight"] == 5.0 and isinstance(inference[1]["max_guidance_weight"], float)
     assert "guidance_mode" not in inference[1], "an empty argument keeps the config file's value"
-    assert inference[1]["use_sim_time"] is True and nodes[topics.EXECUTOR_NODE]["parameters"][1]["use_sim_time"] is True
+    assert inference[1]["use_sim_time"] is True
+    assert "use_sim_time" not in nodes[topics.EXECUTOR_NODE]["parameters"][1], "the executor runs on its own clock"
     assert nodes[topics.EXECUTOR_NODE]["parameters"][1]["driver"] == module.EXECUTOR_PARAMETERS["driver"]
     (record,) = [a for a in actions if type(a).__name__ == "ExecuteProcess"]
     cmd = record.kwargs["cmd"]
-    assert cmd[:7] == ["ros2", "bag", "record", "-s", "mcap", "-o", "/tmp/bag"]
+    assert cmd[:7] == ["ros2", "bag", "record", "-s", "mcap", "-o", "/tmp/no/such/dir/bag"]
+    (handler,) = [a for a in actions if type(a).__name__ == "RegisterEventHandler"]
+    (on_exit,) = handler.args
+    assert on_exit.kwargs["target_action"] is record, "the recorder's exit is watched"
     recorded = set(cmd[7:])
     for name in (topics.CHUNK, topics.ROBOT_STATE, topics.INFERENCE_DELAY, topics.MEASURED_DELAY, topics.ACTIVE_CHUNK,
                  topics.SWITCH_EVENTS):
@@ -163,3 +170,42 @@ def test_launch_file_builds_the_nodes(path, monkeypatch):
     assert topics.DIAGNOSTICS in recorded
     slots = config_sections(module.CONFIG_FILE)[topics.INFERENCE_NODE].get("camera_slots") or []
     assert {"/" + topics.camera_topic(s) for s in slots} <= recorded
+
+
+def module_rig_launch():
+    return sys.modules["rtc_controller.ros.rig_launch"]
+
+
+def test_launch_errors_name_the_argument_the_file_and_the_recording(monkeypatch, tmp_path):
+    _stub_launch_modules(monkeypatch)
+    rig_launch = importlib.import_module("rtc_controller.ros.rig_launch")
+    from rtc_controller.rtc import GUIDANCE_MODES
+
+    assert rig_launch.GUIDANCE_MODES == list(GUIDANCE_MODES)
+    assert rig_launch.typed_argument("max_guidance_weight", "5", float) == 5.0
+    for raw in ("abc", "nan", "inf"):
+        with pytest.raises(rig_launch.LaunchError, match=f"max_guidance_weight:='{raw}'"):
+            rig_launch.typed_argument("max_guidance_weight", raw, float)
+    # recording: an existing bag, an unwritable place, no rosbag2 here
+    (tmp_path / "old").mkdir()
+    with pytest.raises(rig_launch.LaunchError, match="exists already"):
+        rig_launch.check_recording(str(tmp_path / "old"), "rtc")
+    rig_launch.check_recording(str(tmp_path / "new" / "bag"), "rtc")
+    monkeypatch.setattr(rig_launch.shutil, "which", lambda name: None)
+    with pytest.raises(rig_launch.LaunchError, match="needs rosbag2"):
+        rig_launch.check_recording(str(tmp_path / "bag"), "ros2bag")
+    # the recorder exiting while the rig runs stops the launch with an error; during shutdown it is the normal end
+    event = types.SimpleNamespace(returncode=1, action=types.SimpleNamespace(name="recorder"))
+    with pytest.raises(rig_launch.LaunchError, match="recording stopped while the rig was running"):
+        rig_launch._recording_exited(event, types.SimpleNamespace(is_shutdown=False))
+    assert rig_launch._recording_exited(event, types.SimpleNamespace(is_shutdown=True)) is None
+    # a misspelt key in the config file: one line naming the file, the section, the key and the nearest name
+    bad = tmp_path / "rig.yaml"
+    text = (ROOT / "config" / "sim.yaml").read_text().replace("max_linear_speed_m_s:", "max_linear_sped_m_s:")
+    bad.write_text(text)
+    context = {"config": str(bad), "use_sim_time": "false", "max_guidance_weight": "", "guidance_mode": "",
+               "record": "false", "bag": "", "recorder": "rtc", "live_view": "false"}
+    from rtc_controller.config_check import ConfigError
+
+    with pytest.raises(ConfigError, match="max_linear_sped_m_s.*did you mean 'max_linear_speed_m_s'"):
+        rig_launch._actions(context, executor_parameters={}, inference_parameters={})

@@ -20,6 +20,17 @@ def run_for(loop, seconds):
         loop.stop()
 
 
+def run_until(loop, condition, timeout_s=10.0):
+    """Run the loop until ``condition()`` (a count of ticks, not a time: ticks come late on a loaded machine)."""
+    loop.start()
+    try:
+        end = time.monotonic() + timeout_s
+        while not condition() and time.monotonic() < end:
+            time.sleep(0.005)
+    finally:
+        loop.stop()
+
+
 def test_config_validation():
     with pytest.raises(ValueError):
         LoopConfig(rate_hz=0)
@@ -47,9 +58,9 @@ def test_deadlines_are_absolute_and_do_not_drift():
     st = loop.stats()
     assert st.ticks == len(deadlines)
     assert st.ticks + st.skipped == round((deadlines[-1] - deadlines[0]) / period) + 1
-    # no accumulated drift: the last tick still wakes right at its absolute deadline
-    assert wakes[-1] - deadlines[-1] < 0.005
-    assert wakes[-1] - wakes[0] == pytest.approx(deadlines[-1] - deadlines[0], abs=0.005)
+    # no accumulated drift: recent ticks still wake right at their absolute deadlines (drift would make all of them
+    # late; one late wake-up on a loaded machine is not drift)
+    assert min(w - d for w, d in zip(wakes[-50:], deadlines[-50:])) < 0.005
 
 
 def test_overrun_is_skipped_not_burst():
@@ -93,7 +104,7 @@ def test_switch_interval_and_gc_are_managed_and_restored():
     before = sys.getswitchinterval()
     gc_before = gc.isenabled()
     loop = ServoLoop(LoopConfig(rate_hz=1000, switch_interval_s=1e-4, gc_collect_period_s=0.01), tick)
-    run_for(loop, 0.2)
+    run_until(loop, lambda: seen["ticks"] >= 200)
     assert seen["switch"] == pytest.approx(1e-4)
     assert seen["gc"] is False
     assert sys.getswitchinterval() == before and gc.isenabled() == gc_before
@@ -110,7 +121,7 @@ def test_sched_fifo_and_affinity_warn_instead_of_failing():
             info["cpus"] = os.sched_getaffinity(0)
 
     loop = ServoLoop(LoopConfig(rate_hz=200, sched_fifo_priority=80, cpu_affinity=(0,)), tick)
-    run_for(loop, 0.1)
+    run_until(loop, lambda: loop.stats().ticks > 5)
     assert loop.stats().ticks > 5  # ran either way
     assert info["sched"] == os.SCHED_FIFO or any("SCHED_FIFO" in w for w in loop.warnings)
     assert info["cpus"] == {0} or any("affinity" in w for w in loop.warnings)
@@ -122,7 +133,7 @@ def test_tick_exceptions_are_counted_and_the_loop_keeps_running():
         raise RuntimeError("boom")
 
     loop = ServoLoop(LoopConfig(rate_hz=500), tick)
-    run_for(loop, 0.1)
+    run_until(loop, lambda: loop.stats().ticks > 10)
     st = loop.stats()
     assert st.tick_errors == st.ticks > 10
     assert isinstance(loop.last_error, RuntimeError)
@@ -152,7 +163,9 @@ def test_reset_stats_starts_afresh():
     loop = ServoLoop(LoopConfig(rate_hz=1000), lambda _: None)
     loop.start()
     try:
-        time.sleep(0.2)
+        end = time.monotonic() + 10.0
+        while loop.stats().ticks <= 100 and time.monotonic() < end:
+            time.sleep(0.01)
         assert loop.stats().ticks > 100
         loop.reset_stats()
         assert loop.stats().ticks < 20

@@ -127,7 +127,7 @@ def test_records_publisher_and_closes_cleanly(tmp_path, storage, stop_signal):
         chunks = bag_io.read_chunks(bag)
         states = bag_io.read_states(bag)
         prompts = bag_io.read_prompts(bag)
-        (diag,) = bag_io.read_diagnostics(bag)
+        (diag,) = [d for d in bag_io.read_diagnostics(bag) if not d.name.startswith("rtc_recorder")]  # not its own
         assert bag.message_count("/extra/cmd") >= 1
         conns = {c.topic: c for c in bag._reader.connections}
     assert len(chunks) == N_CHUNKS and len(states) == N_STATES
@@ -180,3 +180,119 @@ def test_refuses_existing_output(tmp_path, capsys):
     (tmp_path / "bag").mkdir()
     assert recorder.main(["--output", str(tmp_path / "bag")]) == recorder.EXIT_BAD_INPUT
     assert "exists already" in capsys.readouterr().err
+
+
+STREAMER = textwrap.dedent(
+    f"""
+    import sys, time
+    import numpy as np
+    import rclpy
+    from sensor_msgs.msg import JointState
+    from rtc_controller.ros import conversions
+
+    rclpy.init()
+    node = rclpy.create_node("fake_executor")
+    pub = node.create_publisher(JointState, "{topics.ROBOT_STATE}", 50)
+    deadline = time.monotonic() + {MATCH_TIMEOUT_S}
+    while pub.get_subscription_count() == 0:
+        if time.monotonic() > deadline:
+            sys.exit("recorder never subscribed")
+        rclpy.spin_once(node, timeout_sec=0.05)
+    names = [f"j{{i}}" for i in range(200)]
+    print("streaming", flush=True)
+    for k in range(int(sys.argv[1])):
+        pub.publish(conversions.state_to_msg(np.full(200, k * 1e-3), names, {T0_S} + k * {DT_S}))
+        time.sleep(0.002)
+    time.sleep(1.0)
+    node.destroy_node()
+    rclpy.shutdown()
+    """
+)
+
+
+def _limit_file_size(limit_bytes: int):
+    """A child whose files cannot grow beyond ``limit_bytes`` (write() fails with EFBIG): a disk that fills up."""
+    import resource
+
+    def preexec():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return preexec
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_a_write_error_stops_recording_and_says_so(tmp_path, storage):
+    out = tmp_path / "bag"
+    recorder = subprocess.Popen(
+        [sys.executable, "-m", "rtc_controller.ros.recorder", "--output", str(out), "--storage", storage,
+         "--topics", topics.ROBOT_STATE],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_limit_file_size(200_000),
+    )  # fmt: skip
+    try:
+        _wait_line(recorder, "recording to", PROC_TIMEOUT_S)
+        streamer = subprocess.run([sys.executable, "-c", STREAMER, "600"], capture_output=True, text=True,
+                                  timeout=PROC_TIMEOUT_S)  # fmt: skip
+        assert streamer.returncode == 0, streamer.stderr[-2000:]
+        if recorder.poll() is None:  # the error may only surface when the bag is closed
+            recorder.send_signal(signal.SIGINT)
+        stdout, stderr = recorder.communicate(timeout=PROC_TIMEOUT_S)
+    finally:
+        _kill(recorder)
+    assert recorder.returncode == 1, stderr[-3000:]
+    assert "rtc-record: error: writing" in stderr, stderr[-3000:]
+    assert ("File too large" if storage == "mcap" else "disk I/O error") in stderr, stderr[-3000:]
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+def test_double_sigint_and_sighup_still_finalise_the_bag(tmp_path):
+    out = tmp_path / "bag"
+    recorder = subprocess.Popen(
+        [sys.executable, "-m", "rtc_controller.ros.recorder", "--output", str(out), "--topics", topics.ROBOT_STATE],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_line(recorder, "recording to", PROC_TIMEOUT_S)
+        streamer = subprocess.Popen([sys.executable, "-c", STREAMER, "100000"], stdout=subprocess.PIPE, text=True)
+        assert streamer.stdout.readline().strip() == "streaming"
+        time.sleep(1.0)
+        for sig in (signal.SIGINT, signal.SIGINT, signal.SIGHUP):
+            recorder.send_signal(sig)
+            time.sleep(0.02)
+        stdout, stderr = recorder.communicate(timeout=PROC_TIMEOUT_S)
+    finally:
+        _kill(recorder)
+        _kill(streamer)
+    assert recorder.returncode == 0 and "Traceback" not in stderr, stderr[-3000:]
+    # the later signals either arrive during the close ("ignored, still shutting down cleanly") or after it (ignored)
+    meta = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["message_count"] > 10
+    with bag_io.BagReader(out) as bag:
+        assert bag.message_count("/" + topics.ROBOT_STATE) == meta["message_count"]
+
+
+def test_a_bag_that_cannot_be_created_is_an_error_not_a_traceback(tmp_path, capsys):
+    from rtc_controller.ros import recorder
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert recorder.main(["--output", str(blocker / "bag")]) == recorder.EXIT_BAD_INPUT
+    assert "cannot create the bag" in capsys.readouterr().err
+
+
+def test_sequence_gaps_count_lost_messages_per_publisher():
+    from rtc_controller.tools.sequence_gaps import SequenceGaps
+
+    gaps = SequenceGaps()
+    assert [gaps.add("/a", s) for s in (1, 2, 5, 6, 9)] == [0, 0, 2, 0, 2]
+    assert gaps.add("/a", 3) == 0  # backwards: the publisher restarted, no loss counted
+    assert gaps.add("/a", 4) == 0
+    # two publishers interleaving, told apart by their GID
+    assert [gaps.add("/b", s, key=k) for s, k in ((1, "p"), (1, "q"), (2, "p"), (4, "q"))] == [0, 0, 0, 2]
+    # without identities a topic with several publishers is not tracked (a gap could be the other's messages)
+    assert [gaps.add("/c", s, single_publisher=False) for s in (1, 5, 9)] == [0, 0, 0]
+    assert gaps.lost == {"/a": 4, "/b": 2} and gaps.total == 6

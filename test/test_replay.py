@@ -271,3 +271,24 @@ def test_error_bad_policy(run_bag, tmp_path, capsys):
     assert code == replay.EXIT_BAD_INPUT and "cannot build policy 'sim'" in err and "no_such_field" in err
     code, err = _run_cli(capsys, run_bag, "-o", tmp_path / "o", "--policy", "pi05")
     assert code == replay.EXIT_BAD_INPUT and "--checkpoint" in err
+
+
+def test_error_byte_flipped_mcap(tmp_path, rollout, policy, capsys):
+    """A corrupted bag (bytes flipped inside the MCAP file, at many places): never a traceback; an unreadable
+    part is one error line and exit 2."""
+    bag = write_run(tmp_path / "flipped", "mcap", rollout, names=policy.action_names)
+    (mcap,) = bag.glob("*.mcap")
+    clean = mcap.read_bytes()
+    codes = []
+    for where in np.linspace(0.02, 0.98, 13):
+        data = bytearray(clean)
+        i = int(len(data) * where)
+        data[i : i + 64] = bytes(b ^ 0xFF for b in data[i : i + 64])
+        mcap.write_bytes(bytes(data))
+        code, err = _run_cli(capsys, bag, "-o", tmp_path / "o", "--max-switches", "1", "--modes", "stop",
+                             "--beta", "10", "--figures", "0")  # fmt: skip
+        assert code in (0, replay.EXIT_BAD_INPUT), err
+        if code:
+            assert err.startswith("rtc-replay: error:") and "Traceback" not in err, err
+        codes.append(code)
+    assert codes.count(replay.EXIT_BAD_INPUT) >= 3, codes

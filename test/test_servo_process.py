@@ -154,3 +154,16 @@ def test_driver_start_failure_raises_and_leaves_no_child():
     with pytest.raises(DriverError, match="fault"):
         sp.start()
     assert not sp._proc.is_alive()
+
+
+def test_a_child_stopped_by_a_group_sigterm_is_still_reaped_and_its_memory_released(make):
+    """systemd/docker send SIGTERM to every process of the group: the child ramps down and reports "stopped" by
+    itself; the proxy's shutdown must still join it and unlink the shared memory (it leaked when skipped)."""
+    sp = make()
+    name = sp.shm_name
+    assert os.path.exists(f"/dev/shm/{name.lstrip('/')}")
+    os.kill(sp.pid, signal.SIGTERM)
+    assert wait_for(lambda: not sp.alive or sp.mode == "stopped", 10.0)
+    sp.shutdown()
+    assert sp.mode == "stopped" and sp.exitcode == 0
+    assert not os.path.exists(f"/dev/shm/{name.lstrip('/')}"), "shared memory leaked"

@@ -14,6 +14,7 @@ NAMES = action_names()
 DT = 0.02
 H = 10
 SERVO_DT = 0.001
+POSE_COLUMNS = [i for i in range(14) if i not in (6, 13)]  # not the grippers (plausible widths stay below 1 m)
 
 
 def trajectory(t):
@@ -91,22 +92,22 @@ def test_frozen_actions_are_never_executed():
     offer(tl, chunk_at(0.0, h=50), 0.0)
     out = np.zeros(14)
     t = 0.0
-    sentinel = 100.0
+    sentinel = 5.0  # far from the motion, within the plausibility bound (MAX_ABS_POSITION_M)
     for i in range(20):
         t_obs = 0.1 * i + 0.1
         delay = 0.013 + 0.007 * (i % 5)
         a = trajectory(t_obs + DT * np.arange(50))
         k_star = math.ceil(delay / DT)
-        a[:k_star] = sentinel  # frozen part: must never reach the command
+        a[:k_star, POSE_COLUMNS] = sentinel  # frozen part: must never reach the command
         while t < t_obs + delay:
             tl.sample(t, out)
-            assert np.all(out < sentinel / 2)
+            assert np.all(out[POSE_COLUMNS] < sentinel / 2)
             t += SERVO_DT
         p = offer(tl, Chunk(NAMES, a, t_obs, DT), t_obs + delay)
         assert p.k_star == k_star
     for _ in range(100):
         tl.sample(t, out)
-        assert np.all(out < sentinel / 2)
+        assert np.all(out[POSE_COLUMNS] < sentinel / 2)
         t += SERVO_DT
 
 
@@ -218,8 +219,25 @@ def test_joint_space_is_linear():
     tl = ChunkTimeline(TimelineConfig(names=names, action_rate_hz=50, max_horizon=10, kind="joint"))
     tl.reset(np.zeros(16))
     a = np.zeros((2, 16))
-    a[1] = np.arange(16)
+    a[1] = np.arange(16) * 0.05  # joints [rad], grippers [m]: plausible values
     offer(tl, Chunk(names, a, 0.0, DT), 0.0)
     out = np.zeros(16)
     tl.sample(DT * 0.25, out)
-    np.testing.assert_allclose(out, 0.25 * np.arange(16))
+    np.testing.assert_allclose(out, 0.25 * 0.05 * np.arange(16))
+
+
+def test_implausible_magnitudes_are_rejected_with_the_column_named():
+    boxes = ((0.1, -0.8, 0.0, 0.8, 0.5, 0.8), (0.1, -0.5, 0.0, 0.8, 0.8, 0.8))
+    tl = ChunkTimeline(TimelineConfig(names=NAMES, action_rate_hz=1 / DT, max_horizon=50, workspace_boxes_m=boxes))
+    tl.reset(trajectory(0.0))
+    for col, value, reason in ((0, 1e155, "left_x"), (3, 1e155, "left_rx"), (9, 2.0, "right_z"), (6, 5.0, "left_gripper")):
+        c = chunk_at(1.0)
+        c.actions[4, col] = value
+        r = tl.check(c, 1.0)
+        assert isinstance(r, Rejection) and r.reason == "magnitude" and reason in r.detail, (col, r)
+    c = chunk_at(1.0)
+    c.actions[4, 0] = 1.5  # outside the box (0.8) but within the margin: the safety filter clamps it
+    assert isinstance(tl.check(c, 1.0), PreparedChunk)
+    assert tl.counters.rejected["magnitude"] == 4
+    with pytest.raises(ValueError, match="one"):
+        TimelineConfig(names=NAMES, action_rate_hz=50, max_horizon=50, workspace_boxes_m=boxes[:1])

@@ -53,6 +53,8 @@ RAMP_DOWN_SPEED_EPS = 1e-4  # [m/s or rad/s]: the ramp-down is over below this s
 # its deadline, so that it never delays the next tick; more than MAX_DEFERRED pending switches run regardless.
 DEFERRED_BUDGET = 0.35
 MAX_DEFERRED = 4
+# A tick that raises holds the last command sent; this many failing ticks in a row (the hold path fails too) fault.
+MAX_CONSECUTIVE_TICK_ERRORS = 50
 
 
 class Executor:
@@ -81,6 +83,7 @@ class Executor:
         self._state = np.zeros(ad)
         self._target = np.zeros(ad)
         self._cmd = np.zeros(ad)
+        self._last_cmd = np.zeros(ad)  # the last command the driver took (held after a failed tick)
         self._hold = np.zeros(ad)
         self._state_pub = np.zeros(ad)
         self._state_stamp_s = math.nan
@@ -95,6 +98,9 @@ class Executor:
         self._switch_seq = 0  # switch events since start (the loop thread writes it)
         self._switch_drained = 0  # sequence number of the last event handed out by drain_switch_events
         self.commands_sent = 0
+        self.tick_errors = 0
+        self.tick_error = ""
+        self._error_run = 0  # failing ticks in a row
         self._max_jump_lin = 0.0
         self._max_jump_ang = 0.0
         # Switch ticks stay cheap (measured: computing the event and freeing the replaced chunk's precomputed lists
@@ -139,6 +145,7 @@ class Executor:
         self.timeline.reset(state)
         self._hold[:] = state
         self._cmd[:] = state
+        self._last_cmd[:] = state
         with self._state_lock:
             self._state_pub[:] = state
             self._state_stamp_s = self.now_s()
@@ -178,6 +185,7 @@ class Executor:
             return False
         self.resume_refusal = ""
         self.hold_reason = ""
+        self.tick_error = ""  # the operator saw the hold after a failed tick and resumes
         self._requests.append("resume")
         return True
 
@@ -202,10 +210,8 @@ class Executor:
         t_arrival = self.now_s() if t_arrival_s is None else t_arrival_s
         r = self.timeline.check(chunk, t_arrival)
         if isinstance(r, PreparedChunk):
-            self.estimator.add(r.delay_s)
+            self.estimator.add(r.delay_s)  # rejected chunks never feed d (a flood of them moved d from 16 to 50)
             self._slot = r  # atomic reference swap: the loop takes it at its next tick
-        elif r.reason == "stale":
-            self.estimator.add(t_arrival - chunk.t_obs_s)  # too late to use, but it is a real δ sample
         return r
 
     # ---- servo thread ------------------------------------------------------------------------------------------
@@ -252,7 +258,43 @@ class Executor:
         return bool(decision)
 
     def tick(self, deadline_mono_s: float) -> None:
-        """One servo tick at ``deadline_mono_s`` (time.monotonic()); called by the loop."""
+        """One servo tick at ``deadline_mono_s`` (time.monotonic()); called by the loop. A tick that raises never
+        poisons the next ones: :meth:`_tick_failed` drops the chunks, holds the last command and reports."""
+        try:
+            self._tick(deadline_mono_s)
+            self._error_run = 0
+        except Exception as exc:  # noqa: BLE001 — the arms must get a command every tick, whatever went wrong
+            self._tick_failed(exc)
+
+    def _tick_failed(self, exc: Exception) -> None:
+        """Hold the last command sent, drop every chunk, latch the error for diagnostics (ERROR until ~/resume);
+        ``MAX_CONSECUTIVE_TICK_ERRORS`` in a row (holding fails too) is a fault: streaming stops."""
+        self.tick_errors += 1
+        self._error_run += 1
+        message = f"servo tick failed: {type(exc).__name__}: {exc}"
+        if not self.tick_error:
+            log.exception("%s; dropping the chunks and holding", message)
+        self.tick_error = message
+        self._slot = None
+        self._deferred.clear()
+        self.timeline.reset(self._last_cmd)
+        self._hold[:] = self._last_cmd
+        if self.mode in ("running", "approaching"):
+            self.startup.hold()
+            self.mode = "holding"
+        if self.mode != "holding":
+            return
+        if self._error_run >= MAX_CONSECUTIVE_TICK_ERRORS:
+            self._enter_fault(f"{message} ({self._error_run} ticks in a row)")
+            return
+        if self._error_run > 1:  # the hold path failed too: the filter's state may be poisoned
+            self.safety.reset(self._last_cmd)
+        try:
+            self.driver.command(self._last_cmd)
+        except Exception as cmd_exc:  # noqa: BLE001
+            self._enter_fault(f"{message}; holding command refused: {cmd_exc}")
+
+    def _tick(self, deadline_mono_s: float) -> None:
         if self._requests:
             self._apply_requests(deadline_mono_s + self._offset_s)
         mode = self.mode
@@ -301,6 +343,7 @@ class Executor:
         try:
             self.driver.command(self._cmd)
             self.commands_sent += 1
+            self._last_cmd[:] = self._cmd
         except DriverError as exc:
             self._enter_fault(f"command refused: {exc}")
         if self._deferred and captured is None:
@@ -400,4 +443,6 @@ class Executor:
             startup=self.startup.status(),
             hold_reason=self.hold_reason,
             workspace_excess_m=self.safety.workspace_excess_m(),
+            tick_errors=self.tick_errors,
+            tick_error=self.tick_error,
         )

@@ -130,8 +130,10 @@ PARAMS: dict[str, Param] = {
     "delay_warmup_samples": Param(3, "δ samples ignored after start (jit compile, warm-up)", _in_range(0, 10_000)),
     "initial_d": Param(-1, "d published before enough δ samples [steps] (-1 = none: the inference node uses its "
                            "own latency until the executor has measured δ)", _in_range(-1, 10_000)),
-    "fixed_d": Param(-1, "fixed d [steps] (-1 = estimate from δ); may change at run time", _in_range(-1, 10_000),
-                     dynamic=True),  # fmt: skip
+    "fixed_d": Param(-1, "fixed d [steps] (-1 = estimate from δ; at most H - s); may change at run time",
+                     _in_range(-1, 10_000), dynamic=True),  # fmt: skip
+    "chunk_source_node": Param("inference_node", "the only node whose chunks are accepted (relative to this node's "
+                                                 "namespace, or /ns/name); others: rejected, ERROR and hold"),
     # safety (per-arm arrays are flat, 3 values per arm)
     "workspace_min_m": Param([-1.0, -1.0, 0.0, -1.0, -1.0, 0.0], "workspace box lower corner per arm [m]", _triples),
     "workspace_max_m": Param([1.0, 1.0, 1.5, 1.0, 1.0, 1.5], "workspace box upper corner per arm [m]", _triples),
@@ -216,6 +218,10 @@ def check_consistency(v: dict[str, Any]) -> str | None:
         return f"workspace_min_m/workspace_max_m need 3 values per arm ({3 * v['num_arms']})"
     if v["process_fifo_priority"] and v["process_fifo_priority"] >= max(v["sched_fifo_priority"], 1):
         return "process_fifo_priority must be below sched_fifo_priority (the servo thread must stay highest)"
+    for name in ("fixed_d", "initial_d"):
+        if v[name] > v["horizon"] - v["execution_horizon"]:
+            return (f"{name} {v[name]} must be <= H - s = {v['horizon'] - v['execution_horizon']} "
+                    "(d beyond it is clamped: refused instead of silently changed)")
     if v["gripper_min_m"] >= v["gripper_max_m"]:
         return "gripper_min_m must be < gripper_max_m"
     width = (7 if v["action_space"] == "cartesian" else 8) * v["num_arms"]
@@ -281,7 +287,8 @@ def build_config(v: dict[str, Any]) -> ExecutorConfig:
     servo_dt = 1.0 / v["servo_rate_hz"]
     return ExecutorConfig(
         timeline=TimelineConfig(names=names, action_rate_hz=v["action_rate_hz"], max_horizon=v["horizon"], kind=kind,
-                                future_tolerance_s=v["future_tolerance_s"]),  # fmt: skip
+                                future_tolerance_s=v["future_tolerance_s"],
+                                workspace_boxes_m=tuple(a.workspace_min_m + a.workspace_max_m for a in arms)),  # fmt: skip
         delay=DelayEstimatorConfig(
             dt_s=dt,
             horizon=v["horizon"],

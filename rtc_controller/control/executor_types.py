@@ -67,3 +67,5 @@ class ExecutorSnapshot:
     startup: dict | None = None
     hold_reason: str = ""
     workspace_excess_m: tuple[float, ...] = ()
+    tick_errors: int = 0
+    tick_error: str = ""  # latched until ~/resume (or a fault reset): the arms hold meanwhile

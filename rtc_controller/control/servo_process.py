@@ -29,7 +29,9 @@ node (before the cheap switch ticks of ``executor.py``, as a thread: 296 / 956 Â
 Failure handling: a driver that fails to start -> ``start`` raises DriverError (the child exits). A child that dies
 -> ``alive`` is False and every command raises :class:`ServoProcessDied`. The parent's end of the pipe closing
 (the parent died) -> the child ramps down, stops the driver and exits; SIGTERM to the child does the same; SIGINT
-is ignored in the child (Ctrl-C reaches the whole process group: the parent decides when to stop).
+and SIGHUP are ignored in the child (Ctrl-C or a closed terminal reaches the whole process group: the parent
+decides when to stop); the kernel sends it SIGTERM when the parent dies (``prctl(PR_SET_PDEATHSIG)``). A start
+can be aborted (``abort_start``, set by a shutdown request): the child is then stopped the same way.
 ``shutdown`` asks the child to ramp down and stop the driver, joins it, and terminates/kills it after a timeout.
 """
 
@@ -58,6 +60,7 @@ from rtc_controller.control.executor import Executor, ExecutorConfig, ExecutorSn
 from rtc_controller.control.loop import LoopStats, set_process_fifo_priority
 from rtc_controller.control.timeline import PreparedChunk, Rejection, SwitchEvent
 from rtc_controller.robots.base import ArmDriver, DriverError
+from rtc_controller.shutdown import set_parent_death_signal
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +197,11 @@ def _serve(conn: mp.connection.Connection, ex: _SharedStateExecutor, send: Calla
 def _child_main(conn: mp.connection.Connection, shm_name: str, config: ExecutorConfig,
                 driver_factory: Callable[[], ArmDriver], process_fifo_priority: int, log_level: int) -> None:  # fmt: skip
     """Entry point of the servo process (see the module docstring)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGHUP):  # the terminal's signals reach the whole group: the parent decides
+        signal.signal(sig, signal.SIG_IGN)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    set_parent_death_signal(signal.SIGTERM)  # besides the pipe's EOF: the parent killed -> ramp down and exit
     logging.basicConfig(level=log_level, format="[servo_process %(process)d] %(levelname)s %(name)s: %(message)s")
     send_lock = threading.Lock()
 
@@ -248,6 +253,23 @@ def _child_main(conn: mp.connection.Connection, shm_name: str, config: ExecutorC
 
 
 # ---- parent ----------------------------------------------------------------------------------------------------
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (it unlinks the shared memory if this process is killed) with SIGHUP
+    ignored, as it already ignores SIGINT and SIGTERM: a SIGHUP to the process group (a closed terminal) killed
+    it, and the segment's unlink at shutdown then printed a relaunch warning and a KeyError traceback.
+    SIG_IGN survives the tracker's exec; a handler would not. Main thread only (elsewhere: left as it is)."""
+    from multiprocessing import resource_tracker
+
+    if threading.current_thread() is not threading.main_thread():
+        resource_tracker.ensure_running()
+        return
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 @contextlib.contextmanager
 def _main_module_hidden() -> Iterator[None]:
     """Spawn without re-running the parent's ``__main__`` in the child.
@@ -283,6 +305,7 @@ class ServoProcess:
         start_timeout_s: float = START_EXTRA_S,
         call_timeout_s: float = CALL_TIMEOUT_S,
         log_level: int = logging.INFO,
+        abort_start: threading.Event | None = None,
     ) -> None:
         if start_timeout_s <= 0 or call_timeout_s <= 0:
             raise ValueError("timeouts must be > 0")
@@ -292,6 +315,7 @@ class ServoProcess:
         self._start_timeout_s = start_timeout_s
         self._call_timeout_s = call_timeout_s
         self._log_level = log_level
+        self._abort_start = abort_start
         self._ad = len(config.timeline.names)
         self._ctx = mp.get_context("spawn")
         self._proc: mp.process.BaseProcess | None = None
@@ -315,6 +339,7 @@ class ServoProcess:
         """Spawn the child, which connects the driver and starts the loop. Raises DriverError / ServoProcessError."""
         if self._proc is not None:
             raise RuntimeError("servo process already started")
+        _start_resource_tracker()
         self._shm = SharedMemory(create=True, size=_shm_size(self._ad))
         self._hdr, self._vals = _views(self._shm.buf, self._ad)
         self._hdr[:] = 0
@@ -337,12 +362,15 @@ class ServoProcess:
                     raise ServoProcessDied(f"servo process exited during start (exit code {self._proc.exitcode})")
                 if time.monotonic() > end:
                     raise ServoProcessError(f"servo process did not start within {self._start_timeout_s:.0f} s")
+                if self._abort_start is not None and self._abort_start.is_set():
+                    raise ServoProcessError("start aborted: shutdown requested")
             msg = parent.recv()
         except EOFError as exc:
             self._reap(KILL_WAIT_S)
             raise ServoProcessDied(f"servo process exited during start (exit code {self.exitcode})") from exc
         except BaseException:
-            self._reap(0.0)
+            parent.close()  # the child's "ready" then fails: it ramps down (if it got that far) and exits
+            self._reap(self._start_timeout_s)
             raise
         if msg[1] == "error":
             self._reap(KILL_WAIT_S)
@@ -365,6 +393,11 @@ class ServoProcess:
         if self._proc.is_alive():
             try:
                 self._call("shutdown", ramp, timeout_s=wait)
+            except ServoProcessDied:
+                self._proc.join(KILL_WAIT_S)
+                if self._proc.exitcode != 0:
+                    log.error("servo process died during shutdown (exit code %s)", self._proc.exitcode)
+                # else: it ramped down and exited by itself (SIGTERM sent to the whole process group, e.g. systemd)
             except ServoProcessError as exc:
                 log.error("servo process did not shut down cleanly: %s", exc)
         self._reap(wait)
@@ -395,6 +428,11 @@ class ServoProcess:
     def alive(self) -> bool:
         """True while the child runs and has not been shut down."""
         return self._proc is not None and not self._stopped and self._proc.is_alive()
+
+    @property
+    def shm_name(self) -> str | None:
+        """The shared-memory segment's name (``/dev/shm/<name>`` on Linux) while it exists."""
+        return self._shm.name if self._shm is not None else None
 
     @property
     def pid(self) -> int | None:

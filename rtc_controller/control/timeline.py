@@ -26,11 +26,21 @@ from rtc_controller.action_space import ActionSpaceKind, arm_slices
 from rtc_controller.control import so3
 from rtc_controller.control.chunk import Chunk
 
-RejectReason = Literal["names", "dimension", "too_short", "non_finite", "time_base", "older", "stale", "future"]
+RejectReason = Literal[
+    "names", "dimension", "too_short", "non_finite", "magnitude", "time_base", "older", "stale", "future"
+]
 REJECT_REASONS: tuple[str, ...] = get_args(RejectReason)
 MIN_POINTS = 2
 # A float in (t − t_obs)/dt that lands a hair above an integer must not push k* one step later.
 INDEX_EPS = 1e-9
+# Magnitudes no policy produces (a huge finite value, 1e155, jammed every later tick with overflow errors):
+POSITION_MARGIN_M = 1.0  # a chunk position may lie this far outside its arm's workspace box (the filter clamps)
+MAX_ABS_POSITION_M = 10.0  # without workspace boxes: |x|, |y|, |z| in the world frame
+# Rotation vectors: unwrapped angles (|r| > π) are legitimate and slerped correctly; past this, sin/cos lose
+# precision and no policy emits it.
+MAX_ROTATION_RAD = 1000.0
+MAX_ABS_JOINT_RAD = 4.0 * math.pi  # beyond two turns either way: no arm's joint range
+MAX_ABS_GRIPPER_M = 1.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,8 @@ class TimelineConfig:
         kind: "cartesian" (rotations slerped) or "joint" (all linear).
         future_tolerance_s: a chunk stamped later than its arrival by more than this is rejected.
         time_base_rel_tol: relative tolerance on the chunk's dt.
+        workspace_boxes_m: per arm (lo x, lo y, lo z, hi x, hi y, hi z) [m, world frame]: chunk positions beyond
+            the box by more than ``POSITION_MARGIN_M`` are refused as implausible (``()``: ±MAX_ABS_POSITION_M).
     """
 
     names: tuple[str, ...]
@@ -52,6 +64,7 @@ class TimelineConfig:
     kind: ActionSpaceKind = "cartesian"
     future_tolerance_s: float = 0.05
     time_base_rel_tol: float = 0.01
+    workspace_boxes_m: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         width = 7 if self.kind == "cartesian" else 8
@@ -65,6 +78,9 @@ class TimelineConfig:
             raise ValueError(f"max_horizon must be >= {MIN_POINTS}, got {self.max_horizon}")
         if self.future_tolerance_s < 0 or self.time_base_rel_tol < 0:
             raise ValueError("tolerances must be >= 0")
+        if self.workspace_boxes_m and (len(self.workspace_boxes_m) != self.num_arms
+                                       or any(len(b) != 6 for b in self.workspace_boxes_m)):  # fmt: skip
+            raise ValueError("workspace_boxes_m needs one (lo x, lo y, lo z, hi x, hi y, hi z) per arm")
 
     @property
     def dt_s(self) -> float:
@@ -175,6 +191,10 @@ def switch_event(sw: CapturedSwitch, *, kind: ActionSpaceKind, num_arms: int) ->
     )
 
 
+def _extreme(column: np.ndarray) -> str:
+    return f"{column[int(np.argmax(np.abs(column)))]:.3g}"
+
+
 @dataclass
 class TimelineCounters:
     """Monotonic counters (read by diagnostics; written by the owning threads)."""
@@ -248,6 +268,8 @@ class ChunkTimeline:
             return self._reject("dimension", f"{h} points exceed max_horizon {cfg.max_horizon}")
         if not (np.all(np.isfinite(a)) and math.isfinite(chunk.t_obs_s)):
             return self._reject("non_finite", "non-finite action values or stamp")
+        if (why := self._implausible(a)) is not None:
+            return self._reject("magnitude", why)
         if not (math.isfinite(chunk.dt_s) and abs(chunk.dt_s - self._dt) <= cfg.time_base_rel_tol * self._dt):
             return self._reject("time_base", f"action spacing {chunk.dt_s} s, expected {self._dt} s")
         if chunk.t_obs_s <= self.newest_t_obs_s:
@@ -272,6 +294,36 @@ class ChunkTimeline:
             quat_rows=[[tuple(q) for q in step] for step in quats.tolist()],
             rel_rows=[[tuple(r) for r in step] for step in rel.tolist()],
         )
+
+    def _implausible(self, a: np.ndarray) -> str | None:
+        """Why finite actions ``a[h, ad]`` cannot be a policy's output (see the bounds above), or None."""
+        boxes = self.config.workspace_boxes_m
+        names = self.config.names
+        for arm, sl in enumerate(self._slices):
+            if sl.rotation is not None:
+                p = a[:, sl.position]
+                lo = np.array(boxes[arm][:3]) - POSITION_MARGIN_M if boxes else -MAX_ABS_POSITION_M
+                hi = np.array(boxes[arm][3:]) + POSITION_MARGIN_M if boxes else MAX_ABS_POSITION_M
+                bad = np.nonzero(np.any((p < lo) | (p > hi), axis=0))[0]
+                if bad.size:
+                    col = sl.position.start + int(bad[0])
+                    return f"{names[col]} reaches {_extreme(a[:, col])} m, beyond the workspace by > {POSITION_MARGIN_M} m"
+                r = a[:, sl.rotation]
+                big = np.nonzero(np.max(np.abs(r), axis=0) > MAX_ROTATION_RAD)[0]  # per column first: no overflow
+                if big.size:
+                    col = sl.rotation.start + int(big[0])
+                    return f"{names[col]} reaches {_extreme(a[:, col])} rad (> {MAX_ROTATION_RAD:.3f})"
+                norm = np.sqrt(np.sum(r * r, axis=1))
+                if np.max(norm) > MAX_ROTATION_RAD:
+                    return f"rotation of arm {arm} reaches |r| = {np.max(norm):.3g} rad > {MAX_ROTATION_RAD:.3f}"
+            else:
+                q = a[:, sl.joints]
+                if np.max(np.abs(q)) > MAX_ABS_JOINT_RAD:
+                    col = sl.joints.start + int(np.argmax(np.max(np.abs(q), axis=0)))
+                    return f"{names[col]} reaches {_extreme(a[:, col])} rad (|q| > {MAX_ABS_JOINT_RAD:.3f})"
+            if np.max(np.abs(a[:, sl.gripper])) > MAX_ABS_GRIPPER_M:
+                return f"{names[sl.gripper]} reaches {_extreme(a[:, sl.gripper])} m (> {MAX_ABS_GRIPPER_M} m)"
+        return None
 
     # ---- loop thread -------------------------------------------------------------------------------------------
     def accept(self, prepared: PreparedChunk) -> Rejection | None:

@@ -15,7 +15,9 @@ As a library (the demo drives one run per guidance mode)::
     # leaving the block stops every child: SIGINT, then SIGTERM, then SIGKILL after timeouts
 
 Children run in their own sessions, so a Ctrl-C reaches them only through ``Rig.stop`` (ordered: inference,
-executor, recorder last so it records until the end).
+executor, recorder last so it records until the end). ``rtc-bringup`` stops them on every signal (SIGINT, also
+pressed twice, SIGTERM, SIGHUP) and when its own parent exits; if it is killed outright (SIGKILL), each child
+notices its parent's exit and shuts down cleanly by itself (``rtc_controller.shutdown``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,10 +38,18 @@ import yaml
 
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
+from rtc_controller.ros.param_files import check_params_file
+from rtc_controller.shutdown import ShutdownSignals
 
+NODE_ENTRIES: dict[str, str] = {  # node -> its function in rtc_controller.ros.entry
+    topics.EXECUTOR_NODE: "executor_node",
+    topics.INFERENCE_NODE: "inference_node",
+    topics.LIVE_VIEW_NODE: "live_view_node",
+}
 NODE_MODULES: dict[str, str] = {
     topics.EXECUTOR_NODE: "rtc_controller.ros.executor_node",
     topics.INFERENCE_NODE: "rtc_controller.ros.inference_node",
+    topics.LIVE_VIEW_NODE: "rtc_controller.ros.live_view_node",
 }
 RECORDER = "recorder"
 RECORDER_MODULE = "rtc_controller.ros.recorder"
@@ -48,9 +59,10 @@ SIGTERM_TIMEOUT_S = 3.0
 POLL_S = 0.1
 
 
-def _bootstrap(module: str) -> list[str]:
-    """A child's command prefix: the module's ``main()``, with the rest of argv (``--ros-args …``) as sys.argv."""
-    return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())"]
+def _bootstrap(entry: str) -> list[str]:
+    """A child's command prefix: ``rtc_controller.ros.entry.<entry>()`` (shutdown handlers first, then the node's
+    module and its ``main()``), with the rest of argv (``--ros-args …``) as sys.argv."""
+    return [sys.executable, "-c", f"import sys; from rtc_controller.ros.entry import {entry}; sys.exit({entry}())"]
 
 
 def format_value(value: Any) -> str:
@@ -74,18 +86,12 @@ def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
-    """``{node: {param: value}}`` from a ROS parameter file (``node: ros__parameters: …``)."""
+    """``{node: {param: value}}`` for our nodes from a ROS parameter file (``node: ros__parameters: …``); unknown or
+    misspelt keys and sections raise ConfigError (a ValueError) naming the file, the key and the nearest name."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of node names")
-    return {
-        str(node).lstrip("/"): dict((section or {}).get("ros__parameters", {}) or {})
-        for node, section in data.items()
-        if isinstance(section, dict)
-    }
+    return check_params_file(path)
 
 
 def check_consistency(sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -105,7 +111,7 @@ def check_consistency(sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def node_command(node: str, config: str | Path, overrides: Mapping[str, Any] | None = None) -> list[str]:
     """The command line of one node: its main, the params file, then ``-p name:=value`` per override."""
-    cmd = _bootstrap(NODE_MODULES[node]) + ["--ros-args", "--params-file", str(Path(config).resolve())]
+    cmd = _bootstrap(NODE_ENTRIES[node]) + ["--ros-args", "--params-file", str(Path(config).resolve())]
     for name, value in (overrides or {}).items():
         cmd += ["-p", f"{name}:={format_value(value)}"]
     return cmd
@@ -117,7 +123,7 @@ def recorder_command(
     """The recorder's command line (``config``: it also records the inference node's camera slots)."""
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
-    cmd = _bootstrap(RECORDER_MODULE) + ["--output", str(output), "--storage", storage]
+    cmd = _bootstrap("rtc_record") + ["--output", str(output), "--storage", storage]
     if config is not None:
         cmd += ["--config", str(Path(config).resolve())]
     if record_topics:
@@ -139,14 +145,16 @@ class Rig:
         """Children that have exited, with their return codes."""
         return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
 
-    def wait(self, duration_s: float | None = None) -> dict[str, int]:
-        """Wait ``duration_s`` (None: until a child exits); returns early with the dead children if one exits."""
+    def wait(self, duration_s: float | None = None, *, stop: threading.Event | None = None) -> dict[str, int]:
+        """Wait ``duration_s`` (None: until a child exits); returns early with the dead children if one exits, and
+        when ``stop`` is set (a shutdown request)."""
+        stop = stop or threading.Event()
         end = None if duration_s is None else time.monotonic() + duration_s
-        while end is None or time.monotonic() < end:
+        while (end is None or time.monotonic() < end) and not stop.is_set():
             dead = self.dead()
             if dead:
                 return dead
-            time.sleep(POLL_S if end is None else max(0.0, min(POLL_S, end - time.monotonic())))
+            stop.wait(POLL_S if end is None else max(0.0, min(POLL_S, end - time.monotonic())))
         return self.dead()
 
     def stop(self, *, sigint_timeout_s: float = SIGINT_TIMEOUT_S, sigterm_timeout_s: float = SIGTERM_TIMEOUT_S) -> dict[str, int]:
@@ -246,7 +254,7 @@ def start_rig(
     return rig
 
 
-def main(args: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtc-bringup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", help="ROS parameter file (default: the package's config/sim.yaml; or rig.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
@@ -258,7 +266,16 @@ def main(args: list[str] | None = None) -> int:
     parser.add_argument("--topics", nargs="+", default=[], help="topics for --record (default: the recorder's)")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     parser.add_argument("--log-dir", help="write each child's output to LOG_DIR/<name>.log")
+    return parser  # fmt: skip
+
+
+def main(args: list[str] | None = None) -> int:
+    """Start the rig, wait for ``--duration``, a signal (SIGINT, SIGTERM, SIGHUP, any number) or the parent's exit,
+    then stop every child in order (``Rig.stop``). Exit 0; 1 when a child exited on its own (a failed recording
+    stops the run: it is not left running without its bag); 2 for bad arguments."""
+    parser = build_parser()
     opts = parser.parse_args(args)
+    signals = ShutdownSignals.for_process("rtc-bringup")  # before any child exists: no signal can orphan one
     try:
         overrides = parse_overrides(opts.overrides)
         rig = start_rig(
@@ -271,6 +288,7 @@ def main(args: list[str] | None = None) -> int:
             log_dir=opts.log_dir,
         )
     except (ValueError, FileNotFoundError) as exc:
+        signals.uninstall()
         parser.error(str(exc))
     for warning in rig.warnings:
         print(f"rtc-bringup: warning: {warning}", file=sys.stderr, flush=True)
@@ -278,14 +296,14 @@ def main(args: list[str] | None = None) -> int:
     print(f"rtc-bringup: started {names}", flush=True)
     status = 0
     try:
-        dead = rig.wait(opts.duration)
+        dead = rig.wait(opts.duration, stop=signals.requested)
         if dead:
-            print(f"rtc-bringup: exited early: {dead}; stopping the rest", file=sys.stderr, flush=True)
+            what = ", ".join(f"{n} (exit code {c})" for n, c in dead.items())
+            print(f"rtc-bringup: error: {what} exited on its own; stopping the rest", file=sys.stderr, flush=True)
             status = 1
-    except KeyboardInterrupt:
-        pass
     finally:
         codes = rig.stop()
+        signals.finish()
     print(f"rtc-bringup: stopped, return codes {codes}", flush=True)
     return status
 

@@ -21,31 +21,29 @@ of the executing chunk), ``~/switch`` (DiagnosticStatus per chunk switch: see :f
 from __future__ import annotations
 
 import math
-import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor as RosExecutor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Header, Int32
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from rtc_controller import topics
-from rtc_controller.control.executor import Executor, ExecutorSnapshot
+from rtc_controller.control.executor import Executor
 from rtc_controller.control.executor_params import (
     PARAMS,
     build_config,
@@ -55,144 +53,58 @@ from rtc_controller.control.executor_params import (
     driver_factory,
 )
 from rtc_controller.control.loop import set_process_fifo_priority
+from rtc_controller.control.operator_replies import RESET_DONE, hold_reply, reset_fault_reply, resume_reply
 from rtc_controller.control.servo_process import ServoProcess, ServoProcessError
-from rtc_controller.control.timeline import Rejection, SwitchEvent
+from rtc_controller.control.timeline import Rejection
 from rtc_controller.robots.base import DriverError
 from rtc_controller.ros.conversions import msg_to_chunk, s_to_stamp, state_to_msg
+from rtc_controller.ros.executor_diagnostics import (
+    NodeHealth,
+    dead_diagnostics,
+    snapshot_to_diagnostics,
+    switch_event_to_status,
+)
+from rtc_controller.ros.graph_guard import (
+    ConflictLatch,
+    chunk_source_problem,
+    graph_conflicts,
+    qualified,
+    sender_problem,
+)
+from rtc_controller.ros.param_files import check_node_overrides
+from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, NodeExit, run_node
 
 DIAGNOSTICS_PERIOD_S = 1.0
-LATENESS_P99_TARGET_US = 200.0
-LATE_WINDOW_LIMIT = 0.02  # Flexiv: > 2 % late commands in any 1-second window faults the robot
-CHUNK_QOS_DEPTH = 2
+GRAPH_CHECK_PERIOD_S = 0.5
+# Room for the policy's chunk beside a burst of others: each is refused in µs (size, then source) before it is
+# deserialised, so the queue drains fast; at depth 2 a flood of invalid chunks crowded the policy's out.
+CHUNK_QOS_DEPTH = 10
+CHUNK_BYTES_FIXED = 4096  # header, names, CDR overhead [bytes]
+CHUNK_BYTES_PER_VALUE = 4 * 8  # positions, and room for velocities, accelerations, efforts [bytes per value]
+CHUNK_BYTES_PER_POINT = 64  # time_from_start, sequence lengths, alignment [bytes]
+USE_SIM_TIME_REFUSED = ("use_sim_time: the executor stamps robot states and measures δ on its own monotonic clock; "
+                        "simulated time would break both (not supported)")
 SERVO_PROCESS_START_S = 30.0  # spawn + imports in the servo process, on top of the robot's connect timeout [s]
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def _kv(key: str, value: Any) -> KeyValue:
-    if isinstance(value, float):
-        value = repr(value) if key.endswith("_s") and abs(value) > 1e6 else f"{value:.6g}"  # full-precision stamps
-    return KeyValue(key=key, value=str(value))
-
-
-def switch_event_to_status(ev: SwitchEvent, name: str) -> DiagnosticStatus:
-    """One chunk switch -> DiagnosticStatus with keys t_switch_s, t_obs_s, delay_s, k_star, guided_d (-1 = unknown),
-    jump_norm (‖new − old‖ with rotations as body-frame rotation vectors), jump_linear_m, jump_angular_rad,
-    jump_gripper_m (per-arm maxima), from_hold (1 when no chunk was active before: the first chunk)."""
-    values = [
-        _kv("t_switch_s", ev.t_switch_s),
-        _kv("t_obs_s", ev.t_obs_s),
-        _kv("delay_s", ev.delay_s),
-        _kv("k_star", ev.k_star),
-        _kv("guided_d", ev.guided_d if ev.guided_d is not None else -1),
-        _kv("jump_norm", float(np.linalg.norm(ev.jump))),
-        _kv("jump_linear_m", ev.jump_linear_m),
-        _kv("jump_angular_rad", ev.jump_angular_rad),
-        _kv("jump_gripper_m", ev.jump_gripper_m),
-        _kv("from_hold", int(ev.from_hold)),
-    ]
-    return DiagnosticStatus(level=DiagnosticStatus.OK, name=f"{name}: switch", message="chunk switch", values=values)
-
-
-def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str, *,
-                            timeliness_limit_pct: float = 100 * LATE_WINDOW_LIMIT) -> list[DiagnosticStatus]:  # fmt: skip
-    """Executor snapshot -> DiagnosticStatus list (loop timing, chunks/δ/d, safety, startup, driver).
-
-    The servo loop's timeliness against Flexiv's rule: ``late_pct_last_1s`` (the last 1-s window),
-    ``late_pct_worst_1s`` (the worst since the statistics started), ``timeliness_limit_pct`` and
-    ``timeliness_margin_pct`` (limit − the larger of the two; RDK 2 faults the robot at 0)."""
-    ok, warn, err = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
-    lp = s.loop
-    loop_bad = lp.worst_window_late_fraction > LATE_WINDOW_LIMIT or lp.lateness_p99_us > LATENESS_P99_TARGET_US
-    last_pct, worst_pct = 100 * lp.last_window_late_fraction, 100 * lp.worst_window_late_fraction
-    loop = DiagnosticStatus(
-        level=warn if loop_bad else ok,
-        name=f"{name}: servo loop",
-        hardware_id=hw_id,
-        message="timing above target" if loop_bad else "ok",
-        values=[_kv(k, v) for k, v in lp.as_dict().items()]
-        + [_kv("late_pct_last_1s", last_pct), _kv("late_pct_worst_1s", worst_pct),
-           _kv("timeliness_limit_pct", timeliness_limit_pct),
-           _kv("timeliness_margin_pct", timeliness_limit_pct - max(last_pct, worst_pct))],  # fmt: skip
-    )
-    last = s.last_switch
-    chunk_level = warn if s.starving else ok
-    chunks = DiagnosticStatus(
-        level=chunk_level,
-        name=f"{name}: chunks",
-        hardware_id=hw_id,
-        message="starving (holding the last action)" if s.starving else "ok",
-        values=[
-            _kv("delta_s", s.last_delay_s),
-            _kv("delta_quantile_s", s.delay_quantile_s),
-            _kv("d", s.d),
-            _kv("accepted", s.accepted),
-            _kv("switches", s.switches),
-            _kv("last_k_star", last.k_star if last else -1),
-            _kv("last_guided_d", last.guided_d if last and last.guided_d is not None else -1),
-            _kv("last_jump_linear_m", last.jump_linear_m if last else 0.0),
-            _kv("last_jump_angular_rad", last.jump_angular_rad if last else 0.0),
-            _kv("max_jump_linear_m", s.max_jump_linear_m),
-            _kv("max_jump_angular_rad", s.max_jump_angular_rad),
-            _kv("starved_ticks", s.starved_ticks),
-            _kv("rejected_total", sum(s.rejected.values())),
-            *[_kv(f"rejected_{k}", c) for k, c in s.rejected.items()],
-            _kv("last_rejection", s.last_rejection),
-            _kv("active_t_obs_s", s.active_t_obs_s),
-        ],
-    )
-    safety = DiagnosticStatus(
-        level=ok,
-        name=f"{name}: safety",
-        hardware_id=hw_id,
-        message="ok",
-        values=[_kv("interventions_total", sum(s.safety_interventions.values()))]
-        + [_kv(f"interventions_{k}", c) for k, c in s.safety_interventions.items()]
-        + [_kv(f"arm{i}_outside_workspace_m", e) for i, e in enumerate(s.workspace_excess_m)],
-    )
-    st = s.startup or {}
-    startup = DiagnosticStatus(
-        level=warn if (st.get("approach_phase") == "refused" or s.hold_reason) else ok,
-        name=f"{name}: startup",
-        hardware_id=hw_id,
-        message=s.hold_reason or str(st.get("approach_message", "")) or "ok",
-        values=[_kv(k, v) for k, v in st.items()] + [_kv("hold_reason", s.hold_reason)],
-    )
-    d = s.driver
-    driver_level = err if (s.mode == "faulted" or d.fault or not d.connected) else ok
-    driver = DiagnosticStatus(
-        level=driver_level,
-        name=f"{name}: driver",
-        hardware_id=hw_id,
-        message=s.fault_message or d.message,
-        values=[_kv("mode", s.mode), _kv("connected", d.connected), _kv("enabled", d.enabled), _kv("fault", d.fault),
-                _kv("driver_message", d.message)] + [_kv(k, v) for k, v in d.details],  # fmt: skip
-    )
-    return [loop, chunks, safety, startup, driver]
-
-
-def dead_diagnostics(reason: str, name: str, hw_id: str) -> list[DiagnosticStatus]:
-    """The servo loop is gone: an ERROR on the servo loop and driver statuses (mode = "dead")."""
-    err = DiagnosticStatus.ERROR
-    return [
-        DiagnosticStatus(level=err, name=f"{name}: servo loop", hardware_id=hw_id, message=reason,
-                         values=[_kv("mode", "dead")]),  # fmt: skip
-        DiagnosticStatus(level=err, name=f"{name}: driver", hardware_id=hw_id, message=reason,
-                         values=[_kv("mode", "dead")]),  # fmt: skip
-    ]
 
 
 class ExecutorNode(Node):
     """Declare, validate, wire. See the module docstring."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, abort_start: threading.Event | None = None, **kwargs: Any) -> None:
+        """``abort_start``: set by a shutdown request; it stops waiting for the servo process to start."""
         super().__init__(topics.EXECUTOR_NODE, **kwargs)
         for name, p in PARAMS.items():
             self.declare_parameter(name, p.default, ParameterDescriptor(description=p.description,
                                                                         dynamic_typing=False))  # fmt: skip
         self.values = {name: self.get_parameter(name).value for name in PARAMS}
+        # a misspelt key (max_linear_sped_m_s) or section would otherwise leave a limit at its default: refuse
+        check_node_overrides(self.get_name(), self._parameters, self._parameter_overrides, sys.argv)
         reasons = [r for r in (check_param(k, v) for k, v in self.values.items()) if r]
         if not reasons and (c := check_consistency(self.values)):
             reasons.append(c)
+        if self.get_parameter("use_sim_time").value:
+            reasons.append(USE_SIM_TIME_REFUSED)
         if reasons:
             raise ValueError("invalid parameters: " + "; ".join(reasons))
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -205,6 +117,7 @@ class ExecutorNode(Node):
                 driver_factory(self.values),
                 process_fifo_priority=self.values["process_fifo_priority"],  # the child's non-servo threads
                 start_timeout_s=self.values["connect_timeout_s"] + SERVO_PROCESS_START_S,
+                abort_start=abort_start,
             )
         else:
             self.executor_core = Executor(config, build_driver(self.values))
@@ -217,9 +130,17 @@ class ExecutorNode(Node):
         self.active_pub = self.create_publisher(Header, topics.ACTIVE_CHUNK, LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.switch_pub = self.create_publisher(DiagnosticStatus, topics.SWITCH_EVENTS, 50)
-        self.create_subscription(JointTrajectory, topics.CHUNK, self._on_chunk, CHUNK_QOS_DEPTH, callback_group=fast)
+        # raw: the size is checked before the message is converted (a 100,000-point chunk stalled the callback 2 s)
+        self.create_subscription(JointTrajectory, topics.CHUNK, self._on_chunk, CHUNK_QOS_DEPTH, callback_group=fast,
+                                 raw=True)  # fmt: skip
+        self._max_chunk_bytes = CHUNK_BYTES_FIXED + self.values["horizon"] * (
+            CHUNK_BYTES_PER_POINT + CHUNK_BYTES_PER_VALUE * len(self.names))
+        self.chunk_source = self._qualify(self.values["chunk_source_node"])
+        self.health = NodeHealth()
+        self._latch = ConflictLatch()
         self.create_timer(1.0 / self.values["state_rate_hz"], self._publish_state, callback_group=fast)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, callback_group=slow)
+        self.create_timer(GRAPH_CHECK_PERIOD_S, self._check_graph, callback_group=slow)
         self.create_service(Trigger, "~/hold", self._srv_hold, callback_group=services)
         self.create_service(Trigger, "~/resume", self._srv_resume, callback_group=services)
         self.create_service(Trigger, "~/reset_fault", self._srv_reset_fault, callback_group=services)
@@ -233,7 +154,8 @@ class ExecutorNode(Node):
         except BaseException:
             self.executor_core.shutdown()
             raise
-        where = f"process {self.executor_core.pid}" if isinstance(self.executor_core, ServoProcess) else "thread"
+        ex = self.executor_core
+        where = f"process {ex.pid} (shared memory {ex.shm_name})" if isinstance(ex, ServoProcess) else "thread"
         self.get_logger().info(
             f"executor running: driver={self.values['driver']}, {len(self.names)} action dims, "
             f"servo {self.values['servo_rate_hz']:.0f} Hz in a {where}, dt {1e3 / self.values['action_rate_hz']:.1f} ms, "
@@ -252,15 +174,20 @@ class ExecutorNode(Node):
         for w in warnings:
             self.get_logger().warning(w)
 
+    def _qualify(self, name: str) -> str:
+        return name if name.startswith("/") else qualified(self.get_namespace(), name)
+
     # ---- parameters --------------------------------------------------------------------------------------------
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for p in params:
+            if p.name == "use_sim_time" and p.value:
+                return SetParametersResult(successful=False, reason=USE_SIM_TIME_REFUSED)
             spec = PARAMS.get(p.name)
             if spec is None:
                 continue
             if not spec.dynamic:
                 return SetParametersResult(successful=False, reason=f"{p.name} cannot change at run time (restart)")
-            reason = check_param(p.name, p.value)
+            reason = check_param(p.name, p.value) or check_consistency({**self.values, p.name: p.value})
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         for p in params:
@@ -273,10 +200,24 @@ class ExecutorNode(Node):
         return SetParametersResult(successful=True)
 
     # ---- callbacks (hand over only) ----------------------------------------------------------------------------
-    def _on_chunk(self, msg: JointTrajectory) -> None:
+    def _refuse(self, reason: str, detail: str) -> None:
+        self.health.rejected[reason] += 1
+        self.get_logger().warning(f"chunk rejected ({reason}): {detail}", throttle_duration_sec=1.0)
+
+    def _on_chunk(self, data: bytes, info: dict) -> None:
         ex = self.executor_core
         t_arrival = ex.now_s()
-        chunk = msg_to_chunk(msg)
+        if len(data) > self._max_chunk_bytes:
+            return self._refuse("oversize", f"{len(data)} bytes > {self._max_chunk_bytes} (H = {self.values['horizon']})")
+        infos = [(qualified(i.node_namespace, i.node_name), list(i.endpoint_gid))
+                 for i in self.get_publishers_info_by_topic(topics.CHUNK)]  # fmt: skip
+        problem = chunk_source_problem([n for n, _ in infos], self.chunk_source)
+        gid = info.get("publisher_gid")  # Kilted and later: the sender itself, not only the topic's publishers
+        if problem is None and isinstance(gid, dict) and gid.get("data"):
+            problem = sender_problem(gid["data"], infos, self.chunk_source)
+        if problem is not None:
+            return self._refuse("source", problem)
+        chunk = msg_to_chunk(deserialize_message(data, JointTrajectory))
         try:
             r = ex.submit(chunk, t_arrival)
         except ServoProcessError as exc:
@@ -284,13 +225,33 @@ class ExecutorNode(Node):
             return
         if isinstance(r, Rejection):
             self.get_logger().warning(f"chunk rejected ({r.reason}): {r.detail}", throttle_duration_sec=1.0)
-            if r.reason != "stale":
-                return
-            delay = t_arrival - chunk.t_obs_s
-        else:
-            delay = r.delay_s  # PreparedChunk (thread) or SubmitAccepted (process)
-        self.delta_pub.publish(Float64(data=float(delay)))
+            return  # a rejected chunk's δ is not a measurement of this rig's inference
+        self.delta_pub.publish(Float64(data=float(r.delay_s)))  # PreparedChunk (thread) or SubmitAccepted (process)
         self._publish_d()
+
+    def _check_graph(self) -> None:
+        """Second chunk publisher, executor or inference node: ERROR and hold (see ``graph_guard``)."""
+        def names(infos):
+            return [qualified(i.node_namespace, i.node_name) for i in infos]
+
+        conflicts = graph_conflicts(
+            chunk_publishers=names(self.get_publishers_info_by_topic(topics.CHUNK)),
+            state_publishers=names(self.get_publishers_info_by_topic(topics.ROBOT_STATE)),
+            node_names=[qualified(ns, n) for n, ns in self.get_node_names_and_namespaces()],
+            executor=qualified(self.get_namespace(), self.get_name()),
+            inference=self.chunk_source,
+        )
+        change = self._latch.update(conflicts)
+        self.health.interlock, self.health.interlock_needs_resume = self._latch.active, self._latch.needs_resume
+        if change == "raised":
+            self.get_logger().error("graph conflict, holding the arms: " + "; ".join(self._latch.active))
+            try:
+                self.executor_core.hold()
+            except ServoProcessError as exc:
+                self.get_logger().error(f"hold failed: {exc}")
+            self._publish_diagnostics()
+        elif change == "cleared":
+            self.get_logger().warning("graph conflict cleared; holding until ~/resume")
 
     def _publish_d(self) -> None:
         if self.executor_core.has_estimate:  # else the inference node falls back to its own latency
@@ -347,7 +308,7 @@ class ExecutorNode(Node):
             except ServoProcessError as exc:
                 self.get_logger().error(f"servo process unresponsive: {exc}", throttle_duration_sec=1.0)
         if snap is not None:
-            arr.status = snapshot_to_diagnostics(snap, self.get_name(), self.values["driver"],
+            arr.status = snapshot_to_diagnostics(snap, self.get_name(), self.values["driver"], self.health,
                                                  timeliness_limit_pct=self.values["timeliness_failure_limit_pct"])
         else:
             arr.status = dead_diagnostics(self._dead or "servo process unresponsive", self.get_name(),
@@ -357,32 +318,54 @@ class ExecutorNode(Node):
             self._publish_d()
 
     # ---- services ----------------------------------------------------------------------------------------------
-    def _trigger(self, res: Trigger.Response, action: Callable[[], Any], ok: str, failed: Callable[[], str]):
-        """Run a Trigger service's action: success unless it returns False or the servo process is gone."""
-        try:
-            result = action()
-        except ServoProcessError as exc:
-            res.success, res.message = False, str(exc)
-            return res
-        res.success = result is not False
-        res.message = ok if res.success else failed()
+    def _reply(self, res: Trigger.Response, decided: tuple[bool, bool, str], action: Callable[[], Any]):
+        """Answer a Trigger from ``(act, success, message)`` (``operator_replies``); run ``action`` when ``act``."""
+        act, res.success, res.message = decided
+        if act:
+            try:
+                action()
+            except ServoProcessError as exc:
+                res.success, res.message = False, str(exc)
         return res
 
     def _srv_hold(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        return self._trigger(res, self.executor_core.hold, "holding", str)
+        return self._reply(res, hold_reply(self.executor_core.mode), self.executor_core.hold)
 
     def _srv_resume(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        return self._trigger(res, self.executor_core.resume, "running",
-                             lambda: self.executor_core.resume_refusal or f"cannot resume in mode {self.executor_core.mode}")
+        ex = self.executor_core
+        refusal = self._latch.resume_refusal() if self._latch.needs_resume else None
+        self.health.interlock_needs_resume = self._latch.needs_resume
+        act, res.success, res.message = resume_reply(ex.mode, refusal)
+        if act:
+            try:
+                ok, why = ex.resume(), ""
+            except ServoProcessError as exc:
+                ok, why = False, str(exc)
+            if not ok:  # the core refused (the start-up checks: an arm far outside its box, …)
+                res.success, res.message = False, f"refused: {why or ex.resume_refusal or f'mode {ex.mode}'}"
+        return res
 
     def _srv_reset_fault(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        return self._trigger(res, self.executor_core.reset_fault, "fault cleared, holding (call ~/resume)",
-                             lambda: f"reset failed: {self.executor_core.fault_message}")
+        ex = self.executor_core
+        act, res.success, res.message = reset_fault_reply(ex.mode)
+        if act:
+            try:
+                ok = ex.reset_fault()
+            except ServoProcessError as exc:
+                ok, ex.fault_message = False, str(exc)
+            res.success, res.message = ok, RESET_DONE if ok else f"reset failed: {ex.fault_message}"
+        return res
 
     def shutdown(self) -> None:
-        """Ramp down, stop the driver and (process mode) join the servo process (idempotent)."""
-        if self.executor_core.mode != "stopped":
-            self.executor_core.shutdown()
+        """Ramp down, stop the driver and (process mode) join the servo process, releasing its shared memory
+        (idempotent). The servo process is always reaped: the child reports "stopped" itself when a group SIGTERM
+        reached it first, and skipping the proxy's shutdown then leaked the shared-memory segment."""
+        ex = self.executor_core
+        if isinstance(ex, ServoProcess) or ex.mode != "stopped":
+            self.get_logger().info(f"shutting down: ramp-down (at most {self.values['ramp_down_s']} s), driver stop")
+            ex.shutdown()
+            code = f", servo process exit code {ex.exitcode}" if isinstance(ex, ServoProcess) else ""
+            self.get_logger().info(f"shut down: ramp-down done, driver stopped{code}")
 
 
 def make_ros_executor() -> RosExecutor:
@@ -396,39 +379,25 @@ def make_ros_executor() -> RosExecutor:
     return SingleThreadedExecutor()
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def _make_node(signals) -> ExecutorNode:
+    try:
+        return ExecutorNode(abort_start=signals.requested)
+    except (ValueError, ParameterException) as exc:  # invalid parameters: a clear message, exit 2
+        raise NodeExit(EXIT_BAD_INPUT, str(exc)) from None
+    except (DriverError, ServoProcessError) as exc:
+        if signals.requested.is_set():  # stopped while starting: a clean shutdown, not a failure
+            raise NodeExit(EXIT_OK, f"stopped during start-up ({signals.reason})") from None
+        raise NodeExit(EXIT_FAILED, f"could not start the robot: {exc}") from None
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until SIGINT/SIGTERM; then ramp down, stop the driver and exit 0.
+    """Run the node until SIGINT/SIGTERM/SIGHUP or the parent's exit (any number of them); then ramp down, stop the
+    driver, release the servo process's shared memory and exit 0 (``rtc_controller.ros.spin``).
 
     Exit codes: 2 = invalid parameters (the reason is printed), 1 = the robot could not be started.
     """
-    # rclpy handles SIGINT; SIGTERM (systemd, docker stop, launch) takes the same ramp-down path instead of
-    # rclpy's context shutdown, which would pull the context from under the spinning executor.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.SIGINT)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    node: ExecutorNode | None = None
-    try:
-        node = ExecutorNode()
-        executor = make_ros_executor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, ParameterException) as exc:  # invalid parameters: a clear message, nonzero exit
-        print(f"executor_node: {exc}", file=sys.stderr)
-        return 2
-    except (DriverError, ServoProcessError) as exc:
-        print(f"executor_node: could not start the robot: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(_make_node, name=topics.EXECUTOR_NODE, args=args, cleanup=ExecutorNode.shutdown,
+                    make_executor=make_ros_executor)  # fmt: skip
 
 
 if __name__ == "__main__":

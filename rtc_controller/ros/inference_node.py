@@ -18,16 +18,18 @@ from __future__ import annotations
 import io
 import math
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from rclpy.exceptions import ParameterException, ParameterNotDeclaredException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -48,9 +50,15 @@ from rtc_controller.policy.inference_loop import (
 from rtc_controller.policy.registry import POLICY_NAMES
 from rtc_controller.rtc import GUIDANCE_MODES, PREFIX_SCHEDULES
 from rtc_controller.ros.conversions import chunk_to_msg, msg_to_state, stamp_to_s
+from rtc_controller.ros.inference_guards import InferenceGuards
+from rtc_controller.ros.param_files import check_node_overrides
+from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, NodeExit, run_node
 
 NODE_NAME = topics.INFERENCE_NODE
 MAX_NUM_STEPS = 1000
+# β beyond this only adds numerical blow-up (the first step moves by β/n times the prefix error; 1e300 overflowed
+# float32 to inf/NaN); the seed and rtc-replay sweep up to 100.
+MAX_GUIDANCE_WEIGHT = 1000.0
 DIAGNOSTICS_PERIOD_S = 1.0
 WORKER_POLL_S = 0.05  # the worker re-checks its inputs at least this often
 ERROR_BACKOFF_S = 0.5  # after a failed chunk
@@ -101,8 +109,11 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
-def validate_parameter(name: str, value: Any, *, horizon: int) -> str | None:
-    """Why ``value`` is refused for parameter ``name`` (None: accepted). Pure, shared with the tests."""
+def validate_parameter(
+    name: str, value: Any, *, horizon: int, dt_s: float | None = None, execution_horizon: int | None = None
+) -> str | None:
+    """Why ``value`` is refused for parameter ``name`` (None: accepted). Pure, shared with the tests.
+    ``dt_s`` bounds ``extra_latency_s`` by H·Δt; ``execution_horizon`` bounds a fixed ``inference_delay`` by H − s."""
     if name == "policy" and value not in POLICY_NAMES:
         return f"policy must be one of {POLICY_NAMES}, got {value!r}"
     if name == "horizon" and not (_is_int(value) and value >= 2):
@@ -111,8 +122,8 @@ def validate_parameter(name: str, value: Any, *, horizon: int) -> str | None:
         return f"action_rate_hz must be finite and > 0, got {value!r}"
     if name == "num_steps" and not (_is_int(value) and 1 <= value <= MAX_NUM_STEPS):
         return f"num_steps must be an int in [1, {MAX_NUM_STEPS}], got {value!r}"
-    if name == "max_guidance_weight" and not (_is_number(value) and value >= 0):
-        return f"max_guidance_weight must be finite and >= 0, got {value!r}"
+    if name == "max_guidance_weight" and not (_is_number(value) and 0 <= value <= MAX_GUIDANCE_WEIGHT):
+        return f"max_guidance_weight must be in [0, {MAX_GUIDANCE_WEIGHT:g}], got {value!r}"
     if name == "guidance_mode" and value not in GUIDANCE_MODES:
         return f"guidance_mode must be one of {GUIDANCE_MODES}, got {value!r}"
     if name == "prefix_schedule" and value not in PREFIX_SCHEDULES:
@@ -121,13 +132,18 @@ def validate_parameter(name: str, value: Any, *, horizon: int) -> str | None:
         return f"execution_horizon must be an int in [1, H = {horizon}], got {value!r}"
     if name == "inference_delay":
         try:
-            parse_inference_delay(value, horizon)
+            fixed = parse_inference_delay(value, horizon)
         except ValueError as exc:
             return str(exc)
+        if fixed is not None and execution_horizon is not None and fixed > horizon - execution_horizon:
+            return (f"inference_delay {fixed} must be <= H - s = {horizon - execution_horizon} "
+                    "(RTC needs the frozen prefix inside the overlap; it would be clamped)")  # fmt: skip
     if name == "max_observation_age_s" and not (_is_number(value) and value > 0):
         return f"max_observation_age_s must be finite and > 0, got {value!r}"
     if name == "extra_latency_s" and not (_is_number(value) and value >= 0):
         return f"extra_latency_s must be finite and >= 0, got {value!r}"
+    if name == "extra_latency_s" and dt_s is not None and value > horizon * dt_s:
+        return f"extra_latency_s must be <= H·Δt = {horizon * dt_s:g} s (every chunk would be stale), got {value!r}"
     if name == "chunk_history" and not (_is_int(value) and value >= 1):
         return f"chunk_history must be an int >= 1, got {value!r}"
     return None
@@ -194,8 +210,10 @@ class _Inputs:
 class InferenceNode(Node):
     """Declares, validates and wires; the worker thread does the sampling."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, on_failure: Callable[[str], None] | None = None, **kwargs: Any) -> None:
+        """``on_failure(reason)``: called once when the worker dies (``main`` shuts the process down, exit 1)."""
         super().__init__(NODE_NAME, **kwargs)
+        self._on_failure = on_failure
         self._lock = threading.Lock()
         self._inputs = _Inputs()
         self._wake = threading.Event()
@@ -216,6 +234,7 @@ class InferenceNode(Node):
             self._params[name] = () if value is None and spec.default == () else value
             if name == "horizon":
                 self._horizon = int(value)
+        check_node_overrides(self.get_name(), self._parameters, self._parameter_overrides, sys.argv)
         self._inputs.prompt = str(self._params["prompt"])
         p = self._params
         self.dt_s = 1.0 / float(p["action_rate_hz"])
@@ -236,6 +255,7 @@ class InferenceNode(Node):
             else:
                 topic, msg_type = camera_topics[slot], Image
             self.create_subscription(msg_type, topic, lambda m, s=slot: self._on_image(s, m), qos_profile_sensor_data)
+        self.inference_guards = InferenceGuards(self)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._run_worker, name="inference_worker", daemon=True)
         self._worker.start()
@@ -243,10 +263,16 @@ class InferenceNode(Node):
     # --- parameters -------------------------------------------------------------------------------------
 
     def _validate(self, params: list[Parameter]) -> SetParametersResult:
+        p = self._params
+        rate = p.get("action_rate_hz")
         for prm in params:
-            reason = validate_parameter(prm.name, prm.value, horizon=self._horizon)
+            s = p.get("execution_horizon") if prm.name != "execution_horizon" else None
+            reason = validate_parameter(prm.name, prm.value, horizon=self._horizon, dt_s=1.0 / rate if rate else None,
+                                        execution_horizon=s)  # fmt: skip
             if reason is None and prm.name == "execution_horizon" and "horizon" in self._params:
                 reason = validate_parameter(prm.name, prm.value, horizon=int(self._params["horizon"]))
+            if reason is None and prm.name == "execution_horizon" and hasattr(self, "inference_guards"):
+                reason = self.inference_guards.refusal(prm.name, prm.value, dict(p))
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
@@ -262,6 +288,8 @@ class InferenceNode(Node):
     # --- callbacks: store the latest message only ---------------------------------------------------------
 
     def _on_state(self, msg: JointState) -> None:
+        if not self.inference_guards.accept_state(stamp_to_s(msg.header.stamp)):
+            return
         with self._lock:
             self._inputs.state, self._inputs.state_rx_s = msg, time.monotonic()
         self._wake.set()
@@ -292,7 +320,7 @@ class InferenceNode(Node):
 
     def _publish_diagnostics(self) -> None:
         with self._lock:
-            values, level = dict(self._diag), self._diag_level
+            values, level = {**self._diag, **self.inference_guards.values()}, self._diag_level
         status = DiagnosticStatus(
             level=level,
             name=f"{self.get_name()}: inference",
@@ -314,7 +342,10 @@ class InferenceNode(Node):
             self.failed = True
             self._set_diag(DiagnosticStatus.ERROR, state=f"failed: {exc}")
             self._publish_diagnostics()
-            rclpy.try_shutdown()
+            if self._on_failure is not None:
+                self._on_failure("inference worker failed")
+            else:
+                rclpy.try_shutdown()
 
     def _worker_loop(self) -> None:
         import jax  # the worker owns JAX
@@ -361,6 +392,12 @@ class InferenceNode(Node):
                 self._warmup(sampler, None)
             self._wake.wait(WORKER_POLL_S)
             self._wake.clear()
+            if self.inference_guards.rebased.is_set():  # the executor's time base moved: t_obs starts over
+                self.inference_guards.rebased.clear()
+                previous_t_obs = None
+            if (paused := self.inference_guards.pause_reason(p)) is not None:
+                self._set_diag(DiagnosticStatus.ERROR, state=f"paused: {paused}")
+                continue
             s = int(p["execution_horizon"])
             snapshot = self._snapshot(previous_t_obs, s, float(p["max_observation_age_s"]))
             if snapshot is None:
@@ -473,24 +510,41 @@ class InferenceNode(Node):
         self._wake.set()
         self._worker.join(JOIN_TIMEOUT_S)
 
+    @property
+    def worker_alive(self) -> bool:
+        return self._worker.is_alive()
+
+
+def _make_node(signals) -> InferenceNode:
+    try:
+        return InferenceNode(on_failure=signals.request)
+    except (ValueError, ParameterException, ParameterNotDeclaredException) as exc:  # refused parameters: say why
+        raise NodeExit(EXIT_BAD_INPUT, f"{type(exc).__name__}: {exc}") from None
+
+
+def _close(node: InferenceNode) -> None:
+    """Stop the worker; one still busy (compiling, loading) after ``JOIN_TIMEOUT_S`` is left behind (see main)."""
+    node.shutdown_worker()
+
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = InferenceNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as exc:  # noqa: BLE001 — e.g. a refused parameter from the YAML: say why, exit non-zero
-        print(f"inference_node: {type(exc).__name__}: {exc}", flush=True)
-        return 1
-    finally:
-        if node is not None:
-            node.shutdown_worker()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 1 if node is not None and node.failed else 0
+    """Run until SIGINT/SIGTERM/SIGHUP or the parent's exit (``rtc_controller.ros.spin``); exit 0, 1 when the
+    worker failed, 2 for refused parameters."""
+    node_ref: list[InferenceNode] = []
+
+    def make(signals) -> InferenceNode:
+        node_ref.append(_make_node(signals))
+        return node_ref[0]
+
+    code = run_node(make, name=NODE_NAME, args=args, cleanup=_close,
+                    exit_code=lambda n: EXIT_FAILED if n.failed else 0)  # fmt: skip
+    if node_ref and node_ref[0].worker_alive:
+        # JAX is still compiling or loading in the worker: interpreter teardown under a running XLA thread can
+        # abort the process; everything that matters (ROS, the node) is closed, so leave now with the status.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Raw subscriptions (``raw=True``): the CDR bytes rclpy hands over are stored as they are, with the standard type
 name (e.g. ``trajectory_msgs/msg/JointTrajectory``), its message definition and RIHS01 hash, like
 ``ros2 bag record`` does; the log time of a message is its receive time on this node's clock (ROS time, so
-``use_sim_time`` works). Ctrl-C (SIGINT) or SIGTERM closes the bag cleanly (index and metadata.yaml written).
+``use_sim_time`` works). Every shutdown path (one or several SIGINT, SIGTERM, SIGHUP, the parent's exit, the
+``--duration``) closes the bag cleanly (index and metadata.yaml written); a write error stops recording with
+exit status 1, and messages lost before recording are counted and reported (:class:`Recorder`).
 
 Topics: by default every topic of ``rtc_controller.topics`` (chunk, unguided chunk, robot state, prompt,
 executor delay/active chunk, /diagnostics) plus the camera topics of the inference node's config
@@ -20,32 +22,31 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import signal
 import sys
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import rclpy
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 from rosbags.typesys import get_types_from_msg
 from rosbags.typesys.store import Typestore
 
 from rtc_controller import topics
+from rtc_controller.ros.spin import run_node
 from rtc_controller.tools.bag_io import STORAGES, BagWriter, default_typestore, topic_types
+from rtc_controller.tools.sequence_gaps import SequenceGaps
 
 __all__ = ["Recorder", "default_topics", "main", "message_class", "typestore_with"]
 
 QUEUE_DEPTH = 100  # per-topic subscription queue (messages) — room for bursts while the bag writes
 DISCOVERY_PERIOD_S = 0.5  # how often the graph is polled for topics still without a type / publisher QoS
-SPIN_TIMEOUT_S = 0.1  # the main loop checks the stop flag at least this often
+DIAGNOSTICS_PERIOD_S = 1.0
 EXIT_BAD_INPUT = 2
 
 
@@ -119,11 +120,27 @@ def cameras_from_config(path: str | Path) -> tuple[tuple[str, ...], bool]:
 
 
 class Recorder(Node):
-    """Subscribes raw to each requested topic and writes every message to a ``BagWriter``."""
+    """Subscribes raw to each requested topic and writes every message to a ``BagWriter``.
 
-    def __init__(self, writer: BagWriter, requested: Mapping[str, str | None]) -> None:
+    Failures are never silent: a write error (disk full, the bag's directory gone) stops recording, is logged,
+    reported in diagnostics and makes ``rtc-record`` exit 1 after closing what it wrote (``on_error(reason)`` is
+    called once); messages lost before they reached the recorder are counted per topic from the publishers'
+    sequence numbers (``tools/sequence_gaps.py``), logged, reported and listed in the closing summary.
+    Diagnostics: ``/diagnostics`` status ``rtc_recorder: recording`` at 1 Hz (OK, WARN = messages lost, ERROR =
+    write error).
+    """
+
+    def __init__(
+        self, writer: BagWriter, requested: Mapping[str, str | None], *, on_error: Callable[[str], None] | None = None
+    ) -> None:
         super().__init__(topics.RECORDER_NODE)
         self.writer = writer
+        self.gaps = SequenceGaps()
+        self.write_error = ""
+        self._on_error = on_error
+        self._single_publisher: dict[str, bool] = {}  # resolved name -> exactly one publisher (gap counting)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._types: dict[str, str | None] = {}  # resolved name -> type (None until discovered)
         self._subs: dict[str, Any] = {}
         self._defs: dict[str, tuple[str, str]] = {}  # resolved name -> (message definition, RIHS01 hash)
@@ -152,6 +169,8 @@ class Recorder(Node):
         """Subscribe to topics whose type is now known; re-subscribe when the first publishers need another QoS."""
         graph = None
         for name, msgtype in self._types.items():
+            if name in self._subs:
+                self._single_publisher[name] = len(self.get_publishers_info_by_topic(name)) == 1
             if msgtype is None:
                 graph = graph if graph is not None else dict(self.get_topic_names_and_types())
                 types = graph.get(name)
@@ -189,11 +208,47 @@ class Recorder(Node):
         callback = partial(self._on_message, name, msgtype)
         self._subs[name] = self.create_subscription(message_class(msgtype), name, callback, qos, raw=True)
 
-    def _on_message(self, name: str, msgtype: str, data: bytes) -> None:
-        if name not in self.writer.counts:  # the topic enters the bag with its first message, as in ros2 bag
-            msgdef, rihs01 = self._defs[name]
-            self.writer.add_topic(name, msgtype, msgdef=msgdef, rihs01=rihs01)
-        self.writer.write_raw(name, msgtype, data, self.get_clock().now().nanoseconds)
+    def _on_message(self, name: str, msgtype: str, data: bytes, info: Mapping[str, Any]) -> None:
+        if self.write_error:
+            return
+        gid = info.get("publisher_gid")  # Kilted and later; Jazzy's MessageInfo has none
+        key = tuple(gid.get("data") or ()) if isinstance(gid, dict) else None
+        lost = self.gaps.add(name, info.get("publication_sequence_number"), key=key,
+                             single_publisher=self._single_publisher.get(name, False))  # fmt: skip
+        if lost:
+            self.get_logger().warning(f"{lost} message(s) on {name} lost before recording "
+                                      f"({self.gaps.lost[name]} on this topic so far)", throttle_duration_sec=1.0)  # fmt: skip
+        try:
+            if name not in self.writer.counts:  # the topic enters the bag with its first message, as in ros2 bag
+                msgdef, rihs01 = self._defs[name]
+                self.writer.add_topic(name, msgtype, msgdef=msgdef, rihs01=rihs01)
+            self.writer.write_raw(name, msgtype, data, self.get_clock().now().nanoseconds)
+        except Exception as exc:  # noqa: BLE001 — OSError (disk full), rosbags' writer errors: stop, say so
+            self.write_error = f"writing {name} to {self.writer.path} failed: {type(exc).__name__}: {exc}"
+            self.get_logger().error(f"{self.write_error}; recording stopped")
+            self._publish_diagnostics()
+            if self._on_error is not None:
+                self._on_error("write error")
+
+    def _publish_diagnostics(self) -> None:
+        level = DiagnosticStatus.ERROR if self.write_error else (DiagnosticStatus.WARN if self.gaps.total else DiagnosticStatus.OK)
+        message = self.write_error or (f"{self.gaps.total} message(s) lost before recording" if self.gaps.total else "recording")
+        values = [KeyValue(key="bag", value=str(self.writer.path)),
+                  KeyValue(key="messages", value=str(sum(self.writer.counts.values()))),
+                  KeyValue(key="lost_total", value=str(self.gaps.total))]  # fmt: skip
+        values += [KeyValue(key=f"lost {t}", value=str(n)) for t, n in sorted(self.gaps.lost.items())]
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: recording", hardware_id="rosbag2",
+                                  message=message, values=values)  # fmt: skip
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+    def close(self) -> None:
+        """Close the bag (index + metadata.yaml); a failure to do so is a write error too."""
+        try:
+            self.writer.close()
+        except Exception as exc:  # noqa: BLE001
+            self.write_error = self.write_error or f"closing {self.writer.path} failed: {type(exc).__name__}: {exc}"
 
 
 def _topic_list(values: Sequence[str]) -> list[str]:
@@ -213,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    """Console script ``rtc-record``; returns the exit status (0 after a clean close)."""
+    """Console script ``rtc-record``; returns the exit status: 0 after a clean close (any number of SIGINT/SIGTERM/
+    SIGHUP, or the parent's exit: ``rtc_controller.ros.spin``), 1 after a write error, 2 for bad arguments."""
     argv = list(sys.argv if args is None else ["rtc-record", *args])
     opts = build_parser().parse_args(remove_ros_args(argv)[1:])
     slots = tuple(s for s in opts.cameras.split(",") if s)
@@ -226,45 +282,40 @@ def main(args: Sequence[str] | None = None) -> int:
             return EXIT_BAD_INPUT
         slots, compressed = slots or cfg_slots, compressed or cfg_compressed
     known = default_topics(slots, compressed=compressed)
-    if opts.topics:
-        requested = {t: known.get(t) for t in _topic_list(opts.topics)}
-    else:
-        requested = dict(known)
+    requested = {t: known.get(t) for t in _topic_list(opts.topics)} if opts.topics else dict(known)
     output = opts.output or Path(datetime.now().strftime("rtc_bag_%Y%m%d_%H%M%S"))
     if output.exists():
         print(f"rtc-record: error: {output} exists already; choose a new --output", file=sys.stderr)
         return EXIT_BAD_INPUT
-
-    stop = {"signal": None}
-
-    def request_stop(signum, _frame):
-        stop["signal"] = signum
-
-    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     writer = BagWriter(output, storage=opts.storage)
-    node = None
     try:
         writer.open()
-        node = Recorder(writer, requested)
+    except Exception as exc:  # noqa: BLE001 — a bad path, no permission, no space
+        print(f"rtc-record: error: cannot create the bag {output}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    def make(signals) -> Recorder:
+        node = Recorder(writer, requested, on_error=signals.request)
+        if opts.duration is not None:
+            node.create_timer(opts.duration, lambda: signals.request("duration elapsed"))
         node.get_logger().info(f"writing {opts.storage} bag {output} ({len(requested)} topics requested)")
         print(f"rtc-record: recording to {output}", flush=True)
-        deadline = None if opts.duration is None else time.monotonic() + opts.duration
-        while stop["signal"] is None and rclpy.ok():
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            rclpy.spin_once(node, timeout_sec=SPIN_TIMEOUT_S)
-    finally:
-        writer.close()  # index + metadata.yaml: the bag is readable after Ctrl-C
-        counts = dict(writer.counts)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        return node
+
+    nodes: list[Recorder] = []
+    code = run_node(lambda signals: nodes.append(make(signals)) or nodes[-1], name="rtc-record", args=argv,
+                    cleanup=Recorder.close, exit_code=lambda n: 1 if n.write_error else 0)  # fmt: skip
+    writer.close()  # idempotent: also when the node never started
+    counts = dict(writer.counts)
     summary = ", ".join(f"{t}: {n}" for t, n in sorted(counts.items())) or "no messages"
     print(f"rtc-record: closed {output} ({summary})", flush=True)
-    return 0
+    if nodes and nodes[0].gaps.total:
+        lost = ", ".join(f"{t}: {n}" for t, n in sorted(nodes[0].gaps.lost.items()))
+        print(f"rtc-record: warning: messages lost before recording ({lost})", file=sys.stderr, flush=True)
+    if nodes and nodes[0].write_error:
+        print(f"rtc-record: error: {nodes[0].write_error}", file=sys.stderr, flush=True)
+        return 1
+    return code
 
 
 if __name__ == "__main__":

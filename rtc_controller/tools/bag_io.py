@@ -259,7 +259,14 @@ class BagReader:
                     f"unknown message type {conn.msgtype!r} on topic {name}: the bag carries no usable "
                     "definition and it is not a standard ROS 2 type"
                 )
-        for conn, log_ns, raw in self._reader.messages(conns, start=start_ns, stop=stop_ns):
+        records = iter(self._reader.messages(conns, start=start_ns, stop=stop_ns))
+        while True:
+            try:
+                conn, log_ns, raw = next(records)
+            except StopIteration:
+                return
+            except Exception as err:  # noqa: BLE001 — a corrupted file raises ReaderError, OverflowError, struct.error…
+                raise BagError(f"cannot read {name} from {self.path} (corrupted?): {type(err).__name__}: {err}") from err
             store = self._stores[conn.id]
             try:
                 msg = deserialize_cdr(store, raw, conn.msgtype)
