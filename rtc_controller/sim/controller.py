@@ -1,0 +1,149 @@
+"""The twin's Cartesian motion controller: plays the role of the RDK's RT Cartesian mode at the physics rate.
+
+Per physics step (1 kHz) and arm, damped-least-squares inverse kinematics on the TCP site:
+    e   = [p* − p ; log(R* Rᵀ)]                          pose error [m; rad], world frame, capped per step
+    dq  = J⁺ e + (I − J⁺J) · k_null · ∇h(q)              J⁺ = Jᵀ (J Jᵀ + λ² I)⁻¹,  J = [J_p; J_r]  (6 × 7)
+    q_d = clip(q + clip(dq, ±q̇_max·τ), q_min + m, q_max − m)
+and the joint position servos (MuJoCo position actuators with gravity compensation) track q_d. ∇h pulls the
+posture toward the rest posture, with a barrier that grows near the joint limits (joint-limit avoidance); the
+clip keeps the servo targets ``limit_margin_rad`` inside the limits. The gripper width w is split into w/2 per
+finger.
+
+Axes: n = 7 joints per arm; poses in the world frame; p [m], R as quaternions (w, x, y, z).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from rtc_controller.sim import rizon4
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """damping: λ of the DLS inverse; max_pos_err_m / max_rot_err_rad: error cap per step; null_gain: k_null;
+    limit_margin_rad: servo targets stay this far inside the joint limits; speed_horizon_s: τ, the joint step
+    per tick is capped at q̇_max·τ; rot_weight [m/rad]: weight of rotation error vs position error."""
+
+    damping: float = 0.03
+    max_pos_err_m: float = 0.03
+    max_rot_err_rad: float = 0.2
+    null_gain: float = 0.02
+    limit_margin_rad: float = 0.05
+    speed_horizon_s: float = 0.02
+    rot_weight: float = 0.3
+
+    def __post_init__(self) -> None:
+        for k, v in vars(self).items():
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"controller: {k} must be finite and >= 0, got {v}")
+
+
+class ArmIndex:
+    """Model indices of one arm (joint qpos/dof addresses, actuators, the TCP site, the fingers)."""
+
+    def __init__(self, model: mujoco.MjModel, name: str) -> None:
+        jid = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, f"{name}_{j.name}") for j in rizon4.JOINTS]
+        self.qpos = np.array([model.jnt_qposadr[j] for j in jid])
+        self.dof = np.array([model.jnt_dofadr[j] for j in jid])
+        self.act = np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, f"{name}_{j.name}")
+                             for j in rizon4.JOINTS])  # fmt: skip
+        self.lower = np.array([j.lower_rad for j in rizon4.JOINTS])
+        self.upper = np.array([j.upper_rad for j in rizon4.JOINTS])
+        self.max_speed = np.array([j.max_speed_rad_s for j in rizon4.JOINTS])
+        self.site = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, f"{name}_tcp")
+        fj = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, f"{name}_finger_{f}") for f in "ab"]
+        self.finger_qpos = np.array([model.jnt_qposadr[j] for j in fj])
+        self.finger_act = np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, f"{name}_finger_{f}")
+                                    for f in "ab"])  # fmt: skip
+
+
+class CartesianController:
+    """DLS Cartesian control of all arms of a model (see the module docstring). Preallocated; call ``update`` once
+    per physics step after setting the targets."""
+
+    def __init__(self, model: mujoco.MjModel, arms: list[ArmIndex], rest_q: np.ndarray,
+                 config: ControllerConfig = ControllerConfig()) -> None:  # fmt: skip
+        self.model, self.arms, self.config = model, arms, config
+        n = len(arms)
+        self.target_pos = np.zeros((n, 3))
+        self.target_quat = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
+        self.target_width = np.zeros(n)
+        self.rest_q = np.asarray(rest_q, float).reshape(n, 7)
+        self._jacp = np.zeros((3, model.nv))
+        self._jacr = np.zeros((3, model.nv))
+        self._j = np.zeros((6, 7))
+        self._e = np.zeros(6)
+        self._q_cur = np.zeros(4)
+        self._q_err = np.zeros(4)
+        self._q_neg = np.zeros(4)
+        self._w = np.zeros(3)
+        self._eye6 = np.eye(6) * config.damping**2
+        self._prev_pos = np.zeros((n, 3))
+        self._vel = np.zeros(6)
+        self._ff_gain = 0.0
+        self.last_error = np.zeros((n, 2))  # position [m], rotation [rad] error per arm at the last update
+
+    def set_feedforward_gain(self, kv_over_kp_s: float) -> None:
+        """kv/kp of the joint servos [s]: the servo target leads by (kv/kp)·q̇_d so the damping causes no lag."""
+        self._ff_gain = kv_over_kp_s
+
+    def set_targets(self, pos: np.ndarray, quat: np.ndarray, width: np.ndarray) -> None:
+        """TCP targets per arm: positions ``[n, 3]`` [m], quaternions ``[n, 4]`` (w, x, y, z), widths ``[n]`` [m]."""
+        self.target_pos[:] = pos
+        self.target_quat[:] = quat
+        self.target_width[:] = width
+
+    def hold_current(self, data: mujoco.MjData) -> None:
+        """Targets := the current TCP poses and widths (used on connect, stop and faults)."""
+        for i, a in enumerate(self.arms):
+            self.target_pos[i] = data.site_xpos[a.site]
+            mujoco.mju_mat2Quat(self.target_quat[i], data.site_xmat[a.site])
+            self.target_width[i] = float(np.sum(data.qpos[a.finger_qpos]))
+            self._prev_pos[i] = self.target_pos[i]
+            data.ctrl[a.act] = data.qpos[a.qpos]
+
+    def update(self, data: mujoco.MjData) -> None:
+        """One control step: joint servo targets (``data.ctrl``) from the TCP targets (needs kinematics of ``data``)."""
+        c, m = self.config, self.model
+        for i, a in enumerate(self.arms):
+            q = data.qpos[a.qpos]
+            e = self._e
+            np.subtract(self.target_pos[i], data.site_xpos[a.site], out=e[:3])
+            mujoco.mju_mat2Quat(self._q_cur, data.site_xmat[a.site])
+            mujoco.mju_negQuat(self._q_neg, self._q_cur)
+            mujoco.mju_mulQuat(self._q_err, self.target_quat[i], self._q_neg)
+            mujoco.mju_quat2Vel(self._w, self._q_err, 1.0)
+            e[3:] = self._w
+            pn, rn = float(np.linalg.norm(e[:3])), float(np.linalg.norm(e[3:]))
+            self.last_error[i] = pn, rn
+            if pn > c.max_pos_err_m:
+                e[:3] *= c.max_pos_err_m / pn
+            if rn > c.max_rot_err_rad:
+                e[3:] *= c.max_rot_err_rad / rn
+            e[3:] *= c.rot_weight
+            mujoco.mj_jacSite(m, data, self._jacp, self._jacr, a.site)
+            j = self._j
+            j[:3] = self._jacp[:, a.dof]
+            j[3:] = self._jacr[:, a.dof] * c.rot_weight
+            jt = j.T
+            pinv = jt @ np.linalg.inv(j @ jt + self._eye6)  # [7, 6]
+            dq = pinv @ e
+            span = a.upper - a.lower
+            grad = (self.rest_q[i] - q) / span + 0.05 * (1.0 / (q - a.lower + 1e-3) - 1.0 / (a.upper - q + 1e-3)) * span
+            grad *= c.null_gain
+            dq += grad - pinv @ (j @ grad)  # (I − J⁺J)·g without forming the 7 × 7 projector
+            step = a.max_speed * c.speed_horizon_s
+            np.clip(dq, -step, step, out=dq)
+            if self._ff_gain > 0.0:  # velocity feedforward from the target's motion since the last step
+                v = self._vel
+                np.subtract(self.target_pos[i], self._prev_pos[i], out=v[:3])
+                v[:3] /= m.opt.timestep
+                v[3:] = 0.0
+                dq += self._ff_gain * (pinv @ v)
+            self._prev_pos[i] = self.target_pos[i]
+            data.ctrl[a.act] = np.clip(q + dq, a.lower + c.limit_margin_rad, a.upper - c.limit_margin_rad)
+            data.ctrl[a.finger_act] = 0.5 * self.target_width[i]
