@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtc_controller.sim.scene import ARMS, SceneConfig
-from rtc_controller.sim.task import TaskConfig, TaskInstance, bin_positions
+from rtc_controller.sim.task import TaskConfig, TaskInstance, bin_positions, in_bin
 
 NUM_SLOTS = 2
 LIFT_RADIUS_M = 0.03  # within this of the pick spot a held item is first lifted straight up
@@ -73,6 +73,19 @@ class Privileged:
     instance: TaskInstance
     cmd_pos: np.ndarray | None = None
     cmd_width: np.ndarray | None = None
+
+
+def placed_items(scene: SceneConfig, item_pos: np.ndarray, held: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """``[n]`` bool: each item is free and inside a bin (the expert's "done"; the monitor also wants it at rest)."""
+    return np.array([held[i] < 0 and in_bin(scene, p, bins) >= 0 for i, p in enumerate(item_pos)])
+
+
+def privileged_from_sample(sample, scene: SceneConfig, instance: TaskInstance, t_episode_s: float | None = None):
+    """``Privileged`` from a ``snapshot.WorldSample`` (the twin policies in another process than the world)."""
+    t = sample.t_episode_s if t_episode_s is None else t_episode_s
+    bins = bin_positions(scene, instance.conveyor_phase_m, t)
+    placed = placed_items(scene, sample.item_pos, sample.held, bins)
+    return Privileged(t, sample.item_pos, sample.held, placed, sample.cmd_vel, instance, sample.cmd_pos, sample.cmd_width)
 
 
 def bin_slots(scene: SceneConfig, task: TaskConfig, ex: ExpertConfig, arm: int, tcp: np.ndarray,

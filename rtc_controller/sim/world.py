@@ -263,11 +263,12 @@ class TwinWorld:
 
     def privileged(self, placed: np.ndarray | None = None):
         """The expert's view of the world now (``sim.expert.Privileged``); ``placed[n]`` from the task monitor."""
-        from rtc_controller.sim.expert import Privileged
+        from rtc_controller.sim.expert import Privileged, placed_items
 
-        placed = np.zeros(len(ARMS), bool) if placed is None else np.asarray(placed, bool)
+        items, held = self.item_positions(), self.held()
+        placed = placed_items(self.scene, items, held, self.bins()) if placed is None else np.asarray(placed, bool)
         c = self.controller
-        return Privileged(self.time_s, self.item_positions(), self.held(), placed, self.command_velocities(),
+        return Privileged(self.time_s, items, held, placed, self.command_velocities(),
                           self.instance, c.target_pos.copy(), c.target_width.copy())  # fmt: skip
 
     def tracking_error(self) -> np.ndarray:
