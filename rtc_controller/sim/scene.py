@@ -150,9 +150,9 @@ def _gripper_xml(cfg: SceneConfig, name: str) -> str:
         f'<body name="{name}_palm" pos="0 0 0" gravcomp="1">',
         f'<geom type="box" size="0.03 {half + 0.015:.4f} {PALM_LEN_M / 2}" pos="0 0 {PALM_LEN_M / 2}" '
         'rgba="0.25 0.25 0.28 1" mass="0.6"/>',
-        f'<camera name="{name}_wrist_0_rgb" pos="0.06 0 {PALM_LEN_M:.4f}" xyaxes="0 -1 0 0.94 0 0.34" '
+        f'<camera name="{name}_wrist_0_rgb" pos="0.06 0 {PALM_LEN_M:.4f}" xyaxes="0 1 0 0.97 0 0.26" '
         f'fovy="{cfg.wrist_camera_fovy_deg}"/>',
-        f'<site name="{name}_tcp" pos="0 0 {tip_z - FINGER_LEN_M / 3:.4f}" size="0.005" rgba="0 1 0 0.5"/>',
+        f'<site name="{name}_tcp" pos="0 0 {tip_z - FINGER_LEN_M / 3:.4f}" size="0.005" rgba="0 1 0 0" group="3"/>',
         f'<body name="{name}_finger_a" pos="0 0 {fz:.4f}" gravcomp="1">',
         f'<joint name="{name}_finger_a" type="slide" axis="0 1 0" range="0 {half}" damping="5" armature="0.05"/>',
         f'<geom name="{name}_pad_a" type="box" size="0.012 {FINGER_THICK_M / 2} {FINGER_LEN_M / 2}" '

@@ -24,6 +24,7 @@ import numpy as np
 HEADER_BYTES = 16384
 RETRIES = 1000
 N_ARMS = 2
+_CREATED: set[str] = set()  # segments this process created (their reader must leave the tracker alone)
 
 
 def default_name() -> str:
@@ -89,6 +90,7 @@ class SnapshotWriter:
         except FileNotFoundError:
             pass
         self.shm = SharedMemory(name=name, create=True, size=size)
+        _CREATED.add(name)
         text = json.dumps({**header, "sizes": vars(self.sizes)}).encode()
         if len(text) + 8 > HEADER_BYTES:
             raise ValueError("snapshot header too large")
@@ -139,10 +141,11 @@ class SnapshotReader:
                 if time.monotonic() >= end:
                     raise FileNotFoundError(f"no twin world snapshot {name!r}: is an executor with driver: mujoco running?")
                 time.sleep(0.1)
-        try:  # the reader must not unlink the writer's segment at exit (Python < 3.13 tracks attached segments too)
-            resource_tracker.unregister(self.shm._name, "shared_memory")  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001 — best effort
-            pass
+        if name not in _CREATED:  # a reader must not unlink the writer's segment at exit (Python < 3.13 tracks it)
+            try:
+                resource_tracker.unregister(self.shm._name, "shared_memory")  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 — best effort
+                pass
         n = int(np.frombuffer(self.shm.buf[:8], np.int64)[0])
         self.header = json.loads(bytes(self.shm.buf[8 : 8 + n]).decode())
         self.sizes = Sizes(**self.header["sizes"])

@@ -120,9 +120,11 @@ class TaskMonitor:
         self.scene, self.task, self.instance = scene, task, instance
         self.state = TaskState()
 
-    def update(self, t_s: float, item_pos: np.ndarray, item_speed: np.ndarray, held: np.ndarray) -> TaskState:
+    def update(self, t_s: float, item_pos: np.ndarray, item_speed: np.ndarray, held: np.ndarray,
+               start_s: float = 0.0) -> TaskState:  # fmt: skip
         """One sample at episode time ``t_s``: item positions ``[n, 3]`` [m], speeds ``[n]`` [m/s], ``held[n]``
-        (the arm holding each item, −1 = free)."""
+        (the arm holding each item, −1 = free). The time limit counts from ``start_s`` (the twin process starts it
+        at the arms' first motion, so a policy's warm-up does not count)."""
         st = self.state
         if st.done:
             return st
@@ -147,6 +149,6 @@ class TaskMonitor:
             st.status, st.reason, st.end_time_s = "failure", "dropped", t_s
         elif all(s == "placed" for s in st.items):
             st.status, st.reason, st.end_time_s = "success", "", t_s
-        elif t_s >= self.task.time_limit_s:
+        elif t_s - start_s >= self.task.time_limit_s:
             st.status, st.reason, st.end_time_s = "failure", "timeout", t_s
         return st

@@ -199,7 +199,7 @@ class TwinWorld:
         return hit[0] and hit[1]
 
     def _grasp_assist(self) -> None:
-        d, m = self.data, self.model
+        d = self.data
         closing_below = self.scene.item_size_m
         for arm in range(len(ARMS)):
             width_cmd = self.controller.target_width[arm]
