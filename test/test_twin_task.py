@@ -70,3 +70,15 @@ def test_expert_succeeds_on_at_least_9_of_10_seeds():
     runner = EpisodeRunner(world, EpisodeConfig(horizon=50, execution_horizon=10))
     results = [runner.run(seed, expert_fn(world)) for seed in range(10)]
     assert sum(r.success for r in results) >= 9, [(r.seed, r.reason, r.items) for r in results]
+
+
+@pytest.mark.slow
+def test_expert_demonstration_arrays_for_training():
+    from rtc_controller.sim.demos import expert_episode
+
+    demo = expert_episode(1, frame_rate_hz=2.0, height=32, width=32)
+    assert demo.success and demo.state.shape == demo.action.shape and demo.state.shape[1] == 14
+    assert np.all(np.diff(demo.t_s) == pytest.approx(0.02))
+    assert set(demo.frames) == {"base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"}
+    assert demo.frames["base_0_rgb"].shape[1:] == (32, 32, 3) and len(demo.frame_t_s) == len(demo.frames["base_0_rgb"])
+    assert "yellow bin" in demo.prompt
