@@ -2,7 +2,7 @@
 servo loop's lateness with the twin as the driver (servo process, 1 kHz; targets p99 <= 200 µs, worst 1-s window
 <= 2 % late). Prints a table; ``--json`` writes it.
 
-    .venv/bin/python benchmarks/bench_twin.py --seconds 30 --json out/bench/twin.json
+    .venv/bin/python benchmarks/bench_twin.py --seconds 60 --baseline --json out/bench/twin.json
 """
 
 from __future__ import annotations
@@ -65,11 +65,13 @@ def bench_episode(seeds: int) -> dict:
     return {"episode_wall_s": wall / seeds, "episode_sim_s": sim / seeds, "realtime_factor": sim / wall}
 
 
-def bench_servo(seconds: float) -> dict:
+def bench_servo(seconds: float, driver: str = "mujoco") -> dict:
+    """The executor's servo process holding the ready pose with ``driver`` (``sim``: the same run without physics,
+    as the baseline measured on the same machine in the same session)."""
     from rtc_controller.control.executor_params import PARAMS, build_config, driver_factory
     from rtc_controller.control.servo_process import ServoProcess
 
-    v = {k: p.default for k, p in PARAMS.items()} | {"driver": "mujoco", "sched_fifo_priority": 80,
+    v = {k: p.default for k, p in PARAMS.items()} | {"driver": driver, "sched_fifo_priority": 80,
                                                      "process_fifo_priority": 40, "twin_snapshot": "rtc_twin_bench"}
     v["workspace_min_m"], v["workspace_max_m"] = [0.2, -0.05, 0.0, 0.2, -0.65, 0.0], [0.8, 0.65, 0.6, 0.8, 0.05, 0.6]
     sp = ServoProcess(build_config(v), driver_factory(v), process_fifo_priority=40, start_timeout_s=60.0)
@@ -82,8 +84,11 @@ def bench_servo(seconds: float) -> dict:
     finally:
         sp.shutdown()
     late_us = np.asarray(late) * 1e6
-    return {"servo_lateness_p50_us": float(np.percentile(late_us, 50)), "servo_lateness_p99_us": float(np.percentile(late_us, 99)),
-            "servo_worst_window_late_pct": 100 * stats.worst_window_late_fraction, "servo_ticks": int(len(late_us))}  # fmt: skip
+    tag = "" if driver == "mujoco" else f"_{driver}"
+    return {f"servo{tag}_lateness_p50_us": float(np.percentile(late_us, 50)),
+            f"servo{tag}_lateness_p99_us": float(np.percentile(late_us, 99)),
+            f"servo{tag}_worst_window_late_pct": 100 * stats.worst_window_late_fraction,
+            f"servo{tag}_ticks": int(len(late_us))}  # fmt: skip
 
 
 def main() -> None:
@@ -92,6 +97,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--sizes", default="96,224")
     p.add_argument("--episodes", type=int, default=2)
+    p.add_argument("--baseline", action="store_true", help="also the servo loop with driver sim (no physics)")
     p.add_argument("--json")
     o = p.parse_args()
     res = {}
@@ -99,6 +105,8 @@ def main() -> None:
     res.update(bench_render([int(s) for s in o.sizes.split(",")], 5))
     res.update(bench_episode(o.episodes))
     res.update(bench_servo(o.seconds))
+    if o.baseline:
+        res.update(bench_servo(o.seconds, "sim"))
     print("| metric | value |\n|---|---|")
     for k, v in res.items():
         print(f"| {k} | {v:.3g} |")

@@ -74,3 +74,38 @@ def test_executor_parameters_select_the_twin(tmp_path):
     cfg.write_text("scene:\n  conveyor_sped_m_s: 0.05\n")
     with pytest.raises(ValueError, match="did you mean 'conveyor_speed_m_s'"):
         driver_factory(v)
+
+
+def test_the_executor_runs_the_twin_and_stops_on_its_fault():
+    """The executor core, unchanged, with driver mujoco: holds the ready pose, then a joint-limit fault stops
+    streaming (mode faulted, no commands reach the world) until reset_fault."""
+    from executor_setup import config
+
+    from rtc_controller.control.executor import Executor
+    from rtc_controller.control.safety import ArmLimits, SafetyConfig
+
+    limits = (ArmLimits(workspace_min_m=(0.2, -0.05, 0.0), workspace_max_m=(0.8, 0.65, 0.6)),
+              ArmLimits(workspace_min_m=(0.2, -0.65, 0.0), workspace_max_m=(0.8, 0.05, 0.6)))  # fmt: skip
+    cfg = config()
+    cfg = type(cfg)(timeline=cfg.timeline, delay=cfg.delay, safety=SafetyConfig(servo_dt_s=0.001, arms=limits), loop=cfg.loop)
+    d, clock = make()
+    ex = Executor(cfg, d)
+    ex.start(run_loop=False)
+    for _ in range(100):
+        clock.t += 0.001
+        ex.tick(clock.t)
+    assert ex.mode == "running" and ex.commands_sent == 100
+    d.world.inject_fault("joint_limit: left_joint4 (test)")
+    clock.t += 0.001
+    ex.tick(clock.t)
+    assert ex.mode == "faulted" and "joint_limit" in ex.fault_message
+    sent = ex.commands_sent
+    for _ in range(20):
+        clock.t += 0.001
+        ex.tick(clock.t)
+    assert ex.commands_sent == sent
+    assert ex.reset_fault()
+    clock.t += 0.001
+    ex.tick(clock.t)
+    assert ex.mode == "holding"
+    ex.shutdown(0.0)
