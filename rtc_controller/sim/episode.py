@@ -124,36 +124,22 @@ class EpisodeRunner:
     def run(self, seed: int, chunk_fn: ChunkFn, *, on_tick: Callable[[float], None] | None = None) -> EpisodeResult:
         """One episode from ``seed``; ``chunk_fn(observation, d, previous)`` returns a chunk ``[H, 14]``."""
         cfg, w = self.config, self.world
-        instance = w.reset(seed)
-        monitor = TaskMonitor(w.scene, w.task, instance)
+        monitor = TaskMonitor(w.scene, w.task, w.reset(seed))
         timeline, safety = ChunkTimeline(self.timeline_cfg), SafetyFilter(self.safety_cfg)
         state = w.state()
         timeline.reset(state)
         safety.reset(state)
         target, cmd = np.zeros_like(state), np.zeros_like(state)
         res = EpisodeResult(seed=seed, success=False, reason="", time_s=0.0, completion_time_s=math.nan)
-        pending: tuple[float, Chunk] | None = None
-        previous: PreviousChunkLike | None = None
+        self._pending: tuple[float, Chunk] | None = None  # (arrival time [s], chunk) of the chunk "in inference"
+        self._previous: PreviousChunkLike | None = None
         cmd_log, rec = [], {"state": [], "action": [], "t": []}
-        n_ticks = int(math.ceil(w.task.time_limit_s / self.servo_dt)) + 1
         per_action = max(1, round(self.dt / self.servo_dt))
         per_monitor = max(1, round(MONITOR_EVERY_S / self.servo_dt))
-        for tick in range(n_ticks):
+        for tick in range(int(math.ceil(w.task.time_limit_s / self.servo_dt)) + 1):
             t = tick * self.servo_dt
-            if pending is None and (previous is None or t >= previous.t_obs_s + cfg.execution_horizon * self.dt - 1e-9):
-                obs = self.observe(t, w.task.prompt)
-                actions = chunk_fn(obs, cfg.delay, previous)
-                chunk = Chunk(names=self.names, t_obs_s=t, dt_s=self.dt, actions=np.asarray(actions, float),
-                              guided_d=cfg.delay)  # fmt: skip
-                pending = (t + cfg.delay * self.dt, chunk)
-                previous = PreviousChunkLike(chunk.actions, t)
-                res.chunks += 1
-            if pending is not None and t >= pending[0] - 1e-9:
-                prepared = timeline.check(pending[1], pending[0])
-                if isinstance(prepared, PreparedChunk):
-                    timeline.accept(prepared)
-                pending = None
-            captured = timeline.capture(t, target)
+            self._infer_and_deliver(t, chunk_fn, timeline, res)
+            captured = timeline.capture(t, target)  # the executor's tick: switch at k*, filter, command
             if captured is not None and captured.replaced is not None:
                 ev = switch_event(captured, kind="cartesian", num_arms=2)
                 res.jumps.append(float(np.linalg.norm(ev.jump)))
@@ -167,10 +153,8 @@ class EpisodeRunner:
                     rec["state"].append(w.state())
                     rec["action"].append(target.copy())
                     rec["t"].append(t)
-            if tick % per_monitor == 0:
-                placed = monitor.update(w.time_s, w.item_positions(), w.item_speeds(), w.held())
-                if placed.done:
-                    break
+            if tick % per_monitor == 0 and monitor.update(w.time_s, w.item_positions(), w.item_speeds(), w.held()).done:
+                break
             if on_tick is not None:
                 on_tick(t)
         st = monitor.state
@@ -182,3 +166,20 @@ class EpisodeRunner:
         if cfg.record:
             res.record = {k: np.array(v) for k, v in rec.items()}
         return res
+
+    def _infer_and_deliver(self, t: float, chunk_fn: ChunkFn, timeline: ChunkTimeline, res: EpisodeResult) -> None:
+        """As the inference node: sample when the state is s·Δt past the previous t_obs (none in flight); as the
+        executor's chunk callback: hand a chunk to the timeline when it arrives, d·Δt after its t_obs."""
+        cfg, prev = self.config, self._previous
+        if self._pending is None and (prev is None or t >= prev.t_obs_s + cfg.execution_horizon * self.dt - 1e-9):
+            actions = chunk_fn(self.observe(t, self.world.task.prompt), cfg.delay, prev)
+            chunk = Chunk(names=self.names, t_obs_s=t, dt_s=self.dt, actions=np.asarray(actions, float),
+                          guided_d=cfg.delay)  # fmt: skip
+            self._pending = (t + cfg.delay * self.dt, chunk)
+            self._previous = PreviousChunkLike(chunk.actions, t)
+            res.chunks += 1
+        if self._pending is not None and t >= self._pending[0] - 1e-9:
+            prepared = timeline.check(self._pending[1], self._pending[0])
+            if isinstance(prepared, PreparedChunk):
+                timeline.accept(prepared)
+            self._pending = None

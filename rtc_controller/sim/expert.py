@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtc_controller.sim.scene import ARMS, SceneConfig
+from rtc_controller.sim.scene import ARMS, GRASP_OPEN_MARGIN_M, SceneConfig
 from rtc_controller.sim.task import TaskConfig, TaskInstance, bin_positions, in_bin
 
 NUM_SLOTS = 2
@@ -109,9 +109,43 @@ def bin_slots(scene: SceneConfig, task: TaskConfig, ex: ExpertConfig, arm: int, 
     return feasible[:NUM_SLOTS] if len(feasible) >= NUM_SLOTS else [b for _, b, _ in sorted(exit_in)][:NUM_SLOTS]
 
 
+def _grasp_step(ex: ExpertConfig, p: list, g: float, ip: list) -> tuple[tuple, float]:
+    """Item free: (target, gripper target) — over the item, descend with the gripper open, close at the bottom."""
+    over = math.hypot(p[0] - ip[0], p[1] - ip[1]) < ex.arrive_tol_m
+    grasp_z = ip[2] + ex.grasp_height_m
+    if over and abs(p[2] - grasp_z) < ex.arrive_tol_m:
+        return (ip[0], ip[1], grasp_z), ex.gripper_closed_m
+    if over and g >= ex.gripper_open_m - GRIP_TOL_M:
+        return (ip[0], ip[1], grasp_z), ex.gripper_open_m  # descend with the gripper open
+    if over:
+        return (ip[0], ip[1], p[2]), ex.gripper_open_m  # open before descending
+    return (ip[0], ip[1], max(grasp_z + ex.approach_height_m, min(p[2], ex.carry_height_m))), ex.gripper_open_m
+
+
+def _carry_step(scene: SceneConfig, ex: ExpertConfig, *, p: list, g: float, pick, bin_y: float,
+                window: tuple[float, float]) -> tuple[tuple, float, tuple]:  # fmt: skip
+    """Item held: (target, gripper target, target velocity) — close, lift at the pick spot, carry to the bin's
+    hover point (y clamped to the window), descend with the bin once over it, open at the release height."""
+    lo, hi = window
+    hy = min(max(bin_y, lo + ex.window_margin_m), hi - ex.window_margin_m)
+    tracking = hy == bin_y
+    near_pick = math.hypot(p[0] - pick[0], p[1] - pick[1]) < LIFT_RADIUS_M
+    still = (0.0, 0.0, 0.0)
+    if near_pick and g > scene.item_size_m + GRIP_TOL_M:
+        return (p[0], p[1], p[2]), ex.gripper_closed_m, still  # close on the item before lifting
+    if near_pick and p[2] < ex.carry_height_m - ex.arrive_tol_m:
+        return (p[0], p[1], ex.carry_height_m), ex.gripper_closed_m, still  # lift straight up from the pick spot
+    over = tracking and math.hypot(p[0] - scene.conveyor_x_m, p[1] - bin_y) < ex.release_tol_m
+    z = ex.release_height_m if over or p[2] < ex.carry_height_m - ex.arrive_tol_m else ex.carry_height_m
+    release = over and abs(p[2] - ex.release_height_m) < ex.arrive_tol_m
+    ff = (0.0, scene.conveyor_speed_m_s, 0.0) if tracking else still
+    return (scene.conveyor_x_m, hy, z), ex.gripper_open_m if release else ex.gripper_closed_m, ff
+
+
 def plan_arm(scene: SceneConfig, task: TaskConfig, ex: ExpertConfig, *, arm: int, pos: np.ndarray, width: float,
              priv: Privileged, bin_index: int, horizon: int, dt_s: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """One arm's plan: TCP positions ``[H, 3]`` and gripper widths ``[H]``, step 0 = the observed state."""
+    """One arm's plan: TCP positions ``[H, 3]`` and gripper widths ``[H]``; step 0 = the current command
+    (``priv.cmd_pos``/``cmd_width``; the observed ``pos``/``width`` where the command is unknown)."""
     p = [float(x) for x in (pos if priv.cmd_pos is None else priv.cmd_pos[arm])]
     v = [float(x) for x in priv.tcp_vel[arm]]
     g = float(width if priv.cmd_width is None else priv.cmd_width[arm])
@@ -120,51 +154,23 @@ def plan_arm(scene: SceneConfig, task: TaskConfig, ex: ExpertConfig, *, arm: int
     done = bool(priv.placed[item]) or (priv.held[item] < 0 and priv.item_pos[item][2] > scene.item_size_m)
     ip = [float(x) for x in priv.item_pos[item]]
     pick = priv.instance.item_start_m[item]
-    lo, hi = task.windows_m[arm]
     length = scene.conveyor_y_max_m - scene.conveyor_y_min_m
     b0 = priv.instance.conveyor_phase_m + bin_index * scene.bin_spacing_m
     ps, gs = np.zeros((horizon, 3)), np.zeros(horizon)
     gstep = ex.gripper_speed_m_s * dt_s
     for k in range(horizon):
         ps[k], gs[k] = p, g
-        t = priv.t_s + (k + 1) * dt_s
         ff = (0.0, 0.0, 0.0)
         if done:
             target, g_target = ex.ready_tcp_m[arm], ex.gripper_open_m
         elif not held:
-            over = math.hypot(p[0] - ip[0], p[1] - ip[1]) < ex.arrive_tol_m
-            grasp_z = ip[2] + ex.grasp_height_m
-            g_target = ex.gripper_open_m
-            at_grasp = over and abs(p[2] - grasp_z) < ex.arrive_tol_m
-            if at_grasp:
-                target, g_target = (ip[0], ip[1], grasp_z), ex.gripper_closed_m
-            elif over and g >= ex.gripper_open_m - GRIP_TOL_M:
-                target = (ip[0], ip[1], grasp_z)  # descend with the gripper open
-            elif over:
-                target = (ip[0], ip[1], p[2])  # open before descending
-            else:
-                target = (ip[0], ip[1], max(grasp_z + ex.approach_height_m, min(p[2], ex.carry_height_m)))
+            target, g_target = _grasp_step(ex, p, g, ip)
         else:
-            by = scene.conveyor_y_min_m + (b0 + scene.conveyor_speed_m_s * t) % length
-            hy = min(max(by, lo + ex.window_margin_m), hi - ex.window_margin_m)
-            tracking = hy == by
-            g_target = ex.gripper_closed_m
-            near_pick = math.hypot(p[0] - pick[0], p[1] - pick[1]) < LIFT_RADIUS_M
-            if near_pick and g > scene.item_size_m + GRIP_TOL_M:
-                target = (p[0], p[1], p[2])  # close on the item before lifting
-            elif near_pick and p[2] < ex.carry_height_m - ex.arrive_tol_m:
-                target = (p[0], p[1], ex.carry_height_m)  # lift straight up from the pick spot
-            else:
-                over = tracking and math.hypot(p[0] - scene.conveyor_x_m, p[1] - by) < ex.release_tol_m
-                z = ex.release_height_m if over or p[2] < ex.carry_height_m - ex.arrive_tol_m else ex.carry_height_m
-                target = (scene.conveyor_x_m, hy, z)
-                if tracking:
-                    ff = (0.0, scene.conveyor_speed_m_s, 0.0)
-                if over and abs(p[2] - ex.release_height_m) < ex.arrive_tol_m:
-                    g_target = ex.gripper_open_m
+            bin_y = scene.conveyor_y_min_m + (b0 + scene.conveyor_speed_m_s * (priv.t_s + (k + 1) * dt_s)) % length
+            target, g_target, ff = _carry_step(scene, ex, p=p, g=g, pick=pick, bin_y=bin_y, window=task.windows_m[arm])
         g += min(max(g_target - g, -gstep), gstep)
-        if held and g > scene.item_size_m + 0.004:
-            held, done = False, True  # released
+        if held and g > scene.item_size_m + GRASP_OPEN_MARGIN_M:
+            held, done = False, True  # released (the world's grasp assist lets go here too)
         elif not held and not done and g_target == ex.gripper_closed_m and g <= scene.item_size_m:
             held = True
         if held:

@@ -38,6 +38,9 @@ FINGER_LEN_M = 0.06  # finger length along the tool axis [m]
 FINGER_THICK_M = 0.012
 PALM_LEN_M = 0.06
 BIN_WALL_M = 0.01
+# Grasp assist rule shared by the world (weld off) and the expert's plans (item released): a commanded gripper
+# width above the item size plus this is "open".
+GRASP_OPEN_MARGIN_M = 0.004
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,12 @@ import numpy as np
 from rtc_controller.control import so3
 from rtc_controller.sim import rizon4
 from rtc_controller.sim.controller import ArmIndex, CartesianController, ControllerConfig
-from rtc_controller.sim.scene import ARMS, SceneConfig, build_mjcf
+from rtc_controller.sim.scene import ARMS, GRASP_OPEN_MARGIN_M, SceneConfig, build_mjcf
 from rtc_controller.sim.task import TaskConfig, TaskInstance, bin_positions
 
 FAULT_MARGIN_RAD = 0.01
 GRASP_CHECK_EVERY = 5  # physics steps between grasp-assist contact checks
 LIMIT_CHECK_EVERY = 5  # physics steps between joint-limit checks
-OPEN_MARGIN_M = 0.004  # commanded width above item size + this = open (weld off)
 READY_TCP_M = ((0.45, 0.19, 0.22), (0.45, -0.19, 0.22))  # ready pose per arm: above the item row
 DOWN_ROTVEC = (0.0, math.pi, 0.0)  # TCP z axis pointing down (π about the world y axis)
 IK_SOLVE_STEPS = 400
@@ -206,7 +205,7 @@ class TwinWorld:
             for item in range(len(ARMS)):
                 eq = self.weld[arm][item]
                 if d.eq_active[eq]:
-                    if width_cmd > closing_below + OPEN_MARGIN_M:
+                    if width_cmd > closing_below + GRASP_OPEN_MARGIN_M:
                         d.eq_active[eq] = 0
                 elif width_cmd < closing_below and self.held_by(item) < 0 and self._touching(arm, item):
                     self._attach(eq, self.palm_body[arm], self.item_body[item])
