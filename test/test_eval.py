@@ -87,3 +87,12 @@ def test_chunk_sampler_hard_mode_keeps_the_executed_actions():
                          key=jax.random.key(1))  # fmt: skip
     np.testing.assert_allclose(res.actions[:d], first.actions[10 : 10 + d], atol=1e-4)
     assert res.guided and np.all(res.weights[:d] == 1) and np.all(res.weights[d:] == 0)
+
+
+def test_rtc_eval_refuses_bad_grids(capsys):
+    for args, msg in ((["--modes", "none,soft"], "unknown mode"), (["--delays", "0,30"], "delays must be in"),
+                      (["--policy", "sim", "--seeds", "1"], "does not run on the twin"),
+                      (["--servo-rate", "300"], "--servo-rate")):  # fmt: skip
+        with pytest.raises(SystemExit) as e:
+            main(["--out", "/tmp/rtc_eval_refused", "--quiet", *args])
+        assert e.value.code == 2 and msg in capsys.readouterr().err
