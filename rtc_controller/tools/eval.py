@@ -4,7 +4,8 @@ Grid: delays d ∈ ``--delays`` (action steps at Δt = 1/``--action-rate``; inje
 after its observation) × modes (``none``, ``stop``, ``full``, ``hard``) × the same seeds in every cell. Each episode
 runs in-process (``sim.episode``): the twin world and Cartesian controller, the executor's timeline and safety
 filter at the servo rate, and the inference node's chunk sampler and guidance, in simulated time (faster than real
-time, deterministic from the seed). The DDS path (the real processes) is ``rtc-bringup --config config/twin.yaml``.
+time, deterministic from the seed). ``--dds`` runs each episode through the real processes instead
+(``tools/eval_dds.py``: a fresh ``rtc-bringup --config config/twin.yaml`` per episode; slow, for spot checks).
 
 Output (``--out``): ``cells/<mode>_d<d>.json`` (each episode's metrics; a finished cell is not re-run: the run
 is resumable), ``summary.json`` (per-cell metrics), ``report.md`` (table) and ``success_vs_delay.png``.
@@ -44,6 +45,7 @@ class EvalConfig:
     camera_slots: tuple[str, ...] = ()
     checkpoint: str = ""
     tokenizer_path: str = ""
+    dds: bool = False
 
 
 class Progress:
@@ -132,11 +134,19 @@ def run_grid(cfg: EvalConfig, *, modes, delays, out: Path, progress: bool = True
                 continue
             todo.append((mode, d))
     bar = Progress(len(todo) * len(cfg.seeds), sys.stderr if progress else open("/dev/null", "w"))  # noqa: SIM115
-    ev = Evaluator(cfg) if todo else None
+    ev = Evaluator(cfg) if todo and not cfg.dds else None
     for mode, d in todo:
         episodes = []
         for seed in cfg.seeds:
-            episodes.append(ev.run_episode(seed, mode=mode, delay=d).summary())  # type: ignore[union-attr]
+            if cfg.dds:
+                from rtc_controller.tools.eval_dds import run_dds_episode
+
+                episodes.append(run_dds_episode(seed=seed, mode=mode, delay=d, beta=cfg.max_guidance_weight,
+                                                policy=cfg.policy, out=out, dt_s=1.0 / cfg.action_rate_hz,
+                                                horizon=cfg.horizon, execution_horizon=cfg.execution_horizon,
+                                                time_limit_s=cfg.time_limit_s))  # fmt: skip
+            else:
+                episodes.append(ev.run_episode(seed, mode=mode, delay=d).summary())  # type: ignore[union-attr]
             bar.step(f"{mode} d={d} seed {seed}")
         p = cell_path(out, mode, d)
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -181,6 +191,7 @@ def main(args: list[str] | None = None) -> int:
     p.add_argument("--cameras", default="", help="camera slots rendered into observations (pi05), comma-separated")
     p.add_argument("--checkpoint", default="")
     p.add_argument("--tokenizer", default="")
+    p.add_argument("--dds", action="store_true", help="each episode through the real processes over DDS (slow)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     o = p.parse_args(args)
     modes = tuple(m for m in o.modes.split(",") if m)
@@ -196,10 +207,10 @@ def main(args: list[str] | None = None) -> int:
                      servo_rate_hz=o.servo_rate,
                      max_guidance_weight=o.beta, seeds=tuple(range(o.seed_start, o.seed_start + o.seeds)),
                      time_limit_s=o.time_limit, camera_slots=tuple(c for c in o.cameras.split(",") if c),
-                     checkpoint=o.checkpoint, tokenizer_path=o.tokenizer)  # fmt: skip
+                     checkpoint=o.checkpoint, tokenizer_path=o.tokenizer, dds=o.dds)  # fmt: skip
     try:
         summary = run_grid(cfg, modes=modes, delays=delays, out=Path(o.out), progress=not o.quiet)
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:
         p.error(str(exc))
     from rtc_controller.tools.eval_report import table
 

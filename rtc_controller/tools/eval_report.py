@@ -56,5 +56,6 @@ def write_report(summary: dict, out: Path) -> None:
             f"{len(cfg['seeds'])} episodes per cell (seeds {cfg['seeds'][0]}…{cfg['seeds'][-1]}, the same in every "
             f"cell), H = {cfg['horizon']}, s = {cfg['execution_horizon']}, Δt = {1 / cfg['action_rate_hz'] * 1e3:.0f} ms, "
             f"n = {cfg['num_steps']}, β = {cfg['max_guidance_weight']:g}, time limit {cfg['time_limit_s']:g} s. "
-            "In-process fast path (simulated time).", "", "![success vs d](success_vs_delay.png)", "", table(summary), ""]  # fmt: skip
+            + ("Real processes over DDS (`--dds`; jerk of the measured TCP, d is a lower bound of k*)."
+               if cfg.get("dds") else "In-process fast path (simulated time)."), "", "![success vs d](success_vs_delay.png)", "", table(summary), ""]  # fmt: skip
     (out / "report.md").write_text("\n".join(text))
