@@ -54,8 +54,8 @@ class SceneConfig:
     conveyor_width_m: float = 0.20
     conveyor_y_min_m: float = -0.75
     conveyor_y_max_m: float = 0.75
-    conveyor_speed_m_s: float = 0.06
-    num_bins: int = 4
+    conveyor_speed_m_s: float = 0.08
+    num_bins: int = 5
     bin_inner_m: float = 0.13  # inner side of a square bin
     bin_height_m: float = 0.06
     item_size_m: float = 0.04  # cube side
