@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 from typing import Any
@@ -137,8 +138,10 @@ class TwinNode(Node):
         self.diag_pub.publish(arr)
         if st.done and not self.written and self.p["status_file"]:
             self.written = True
-            with open(self.p["status_file"], "w") as f:
+            path = self.p["status_file"]
+            with open(path + ".tmp", "w") as f:  # written whole, then renamed: a reader never sees half a file
                 json.dump({**st.as_dict(), "start_s": start, "seed": self.monitor.instance.seed}, f)
+            os.replace(path + ".tmp", path)
 
     def shutdown(self) -> None:
         self._stop.set()
