@@ -108,3 +108,22 @@ def test_rtc_eval_dds_runs_an_episode_through_the_real_processes(tmp_path):
     assert ep["success"] and ep["items"] == ["placed", "placed"], ep
     assert ep["jumps"] and ep["k_star_median"] >= 8  # switches recorded in the bag; δ ≥ d·Δt
     assert "Real processes over DDS" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_rtc_eval_runs_a_pi05_checkpoint_on_rendered_cameras(tmp_path):
+    """The image path: a tiny π0.5 (random weights) gets the twin's three rendered cameras in every observation;
+    the episode runs to its time limit (random actions do not solve the task) and the report is written."""
+    from rtc_controller.policy.pi05.testing import write_tiny_pi05
+
+    tiny = write_tiny_pi05(tmp_path / "pi05", state_dim=14, action_dim=14, max_token_len=96)  # the task prompt + state
+    args = ["--out", str(tmp_path / "eval"), "--policy", "pi05", "--checkpoint", str(tiny.checkpoint_dir),
+            "--tokenizer", str(tiny.tokenizer_path), "--policy-param", "dtype=float32",
+            "--policy-param", f"max_token_len={tiny.config.max_token_len}", "--horizon", "10",
+            "--execution-horizon", "5", "--delays", "2", "--modes", "stop", "--seeds", "1", "--time-limit", "0.5",
+            "--num-steps", "2", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    cell = json.loads((tmp_path / "eval" / "cells" / "stop_d2.json").read_text())
+    assert cell["config"]["camera_slots"] == ["base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"]
+    ep = cell["episodes"][0]
+    assert ep["chunks"] >= 4 and not ep["success"] and ep["reason"] == "timeout"

@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from rtc_controller.rtc import GUIDANCE_MODES
 from rtc_controller.tools.eval_stats import summarize_cell
@@ -45,6 +46,8 @@ class EvalConfig:
     camera_slots: tuple[str, ...] = ()
     checkpoint: str = ""
     tokenizer_path: str = ""
+    policy_config: str = ""
+    policy_params: tuple[tuple[str, Any], ...] = ()  # extra make_policy parameters (pi05), e.g. dtype=float32
     dds: bool = False
 
 
@@ -66,15 +69,19 @@ class Progress:
 
 
 def _make_policy(cfg: EvalConfig, world):
+    from rtc_controller.action_space import action_names
     from rtc_controller.policy.registry import make_policy
 
     if cfg.policy in ("twin", "twin_expert"):
         from rtc_controller.sim.twin_policy import WorldSource
 
         return make_policy(cfg.policy, horizon=cfg.horizon, dt_s=1.0 / cfg.action_rate_hz, source=WorldSource(world))
+    extra = dict(cfg.policy_params)
+    if cfg.policy == "pi05" and cfg.policy_config:  # the policy section (issue 9), as the inference node loads it
+        return make_policy("pi05", policy_config=cfg.policy_config, action_names=action_names("cartesian"), **extra)
     if cfg.policy == "pi05":
         return make_policy("pi05", checkpoint_dir=cfg.checkpoint, tokenizer_path=cfg.tokenizer_path,
-                           action_horizon=cfg.horizon)  # fmt: skip
+                           action_horizon=cfg.horizon, action_names=action_names("cartesian"), **extra)  # fmt: skip
     raise ValueError(f"rtc-eval: policy {cfg.policy!r} does not run on the twin (twin, twin_expert, pi05)")
 
 
@@ -91,6 +98,8 @@ class Evaluator:
         self.cfg, self.jax = cfg, jax
         self.world = TwinWorld(task=TaskConfig(time_limit_s=cfg.time_limit_s))
         self.policy = _make_policy(cfg, self.world)
+        if self.policy.horizon != cfg.horizon:
+            raise ValueError(f"the policy's horizon is {self.policy.horizon}, rtc-eval runs --horizon {cfg.horizon}")
         self.sampler = ChunkSampler(self.policy, dt_s=1.0 / cfg.action_rate_hz, num_steps=cfg.num_steps)
         renderer = None
         if cfg.camera_slots:
@@ -168,6 +177,15 @@ def _jsonable(cfg: EvalConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
 
 
+def _policy_param(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x.strip())
 
@@ -189,6 +207,9 @@ def main(args: list[str] | None = None) -> int:
                         "command between ticks (500: about 1.5x faster episodes)")
     p.add_argument("--time-limit", type=float, default=15.0, help="episode time limit [s]")
     p.add_argument("--cameras", default="", help="camera slots rendered into observations (pi05), comma-separated")
+    p.add_argument("--policy-config", default="", help="pi05: a policy section (file or config/policy name)")
+    p.add_argument("--policy-param", type=_policy_param, action="append", default=[], metavar="KEY=VALUE",
+                   help="extra pi05 make_policy parameter (repeatable; YAML value), e.g. dtype=float32")
     p.add_argument("--checkpoint", default="")
     p.add_argument("--tokenizer", default="")
     p.add_argument("--dds", action="store_true", help="each episode through the real processes over DDS (slow)")
@@ -203,11 +224,17 @@ def main(args: list[str] | None = None) -> int:
         p.error(f"delays must be in [0, execution horizon {o.execution_horizon}], got {list(delays)}")
     if o.servo_rate not in (1000.0, 500.0, 250.0):
         p.error(f"--servo-rate must divide the 1 kHz physics: 1000, 500 or 250, got {o.servo_rate}")
+    cameras = tuple(c for c in o.cameras.split(",") if c)
+    if not cameras and o.policy == "pi05":  # π0.5 sees the twin's three cameras unless told otherwise
+        from rtc_controller.sim.scene import CAMERAS
+
+        cameras = CAMERAS
     cfg = EvalConfig(policy=o.policy, horizon=o.horizon, execution_horizon=o.execution_horizon, num_steps=o.num_steps,
                      servo_rate_hz=o.servo_rate,
                      max_guidance_weight=o.beta, seeds=tuple(range(o.seed_start, o.seed_start + o.seeds)),
-                     time_limit_s=o.time_limit, camera_slots=tuple(c for c in o.cameras.split(",") if c),
-                     checkpoint=o.checkpoint, tokenizer_path=o.tokenizer, dds=o.dds)  # fmt: skip
+                     time_limit_s=o.time_limit, camera_slots=cameras, policy_params=tuple(o.policy_param),
+                     checkpoint=o.checkpoint, tokenizer_path=o.tokenizer, policy_config=o.policy_config,
+                     dds=o.dds)  # fmt: skip
     try:
         summary = run_grid(cfg, modes=modes, delays=delays, out=Path(o.out), progress=not o.quiet)
     except (ValueError, RuntimeError) as exc:
