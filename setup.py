@@ -79,7 +79,7 @@ setup(
             "rtc-policy-check = rtc_controller.tools.policy_check:main",
             "rtc-train = rtc_controller.train.cli:main",
             "rtc-eval = rtc_controller.tools.eval:main",
-            "twin_node = rtc_controller.ros.twin_node:main",
+            "twin_node = rtc_controller.ros.entry:twin_node",
         ],
     },
 )

@@ -45,6 +45,7 @@ NODE_ENTRIES: dict[str, str] = {  # node -> its function in rtc_controller.ros.e
     topics.EXECUTOR_NODE: "executor_node",
     topics.INFERENCE_NODE: "inference_node",
     topics.LIVE_VIEW_NODE: "live_view_node",
+    topics.TWIN_NODE: "twin_node",
 }
 NODE_MODULES: dict[str, str] = {
     topics.EXECUTOR_NODE: "rtc_controller.ros.executor_node",

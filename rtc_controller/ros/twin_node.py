@@ -15,20 +15,21 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import threading
 import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from rtc_controller import topics
 from rtc_controller.ros.conversions import s_to_stamp
+from rtc_controller.ros.param_files import check_node_overrides
+from rtc_controller.ros.spin import EXIT_BAD_INPUT, NodeExit, run_node
 from rtc_controller.sim.scene import CAMERAS
 
 START_MOTION_M = 0.01  # the episode clock starts when a commanded TCP moved this far from its start
@@ -57,6 +58,7 @@ class TwinNode(Node):
     def __init__(self) -> None:
         super().__init__(topics.TWIN_NODE)
         self.p = {k: self.declare_parameter(k, v).value for k, v in PARAMS.items()}
+        check_node_overrides(self.get_name(), self._parameters, self._parameter_overrides, sys.argv)
         bad = [s for s in self.p["camera_slots"] if s not in CAMERAS]
         if bad:
             raise ValueError(f"camera_slots: unknown slots {bad}; the twin has {list(CAMERAS)}")
@@ -149,24 +151,17 @@ class TwinNode(Node):
         self.reader.close()
 
 
-def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
+def _make(signals) -> TwinNode:
     try:
-        node = TwinNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as exc:  # noqa: BLE001 — a bad parameter or no snapshot: say why, exit non-zero
-        print(f"twin_node: {type(exc).__name__}: {exc}", flush=True)
-        return 1
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+        return TwinNode()
+    except (ValueError, FileNotFoundError) as exc:  # a refused parameter, or no world to show
+        raise NodeExit(EXIT_BAD_INPUT, str(exc)) from None
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run until SIGINT/SIGTERM/SIGHUP or the parent's exit; exit 0 (2: refused parameters or no world snapshot)."""
+    return run_node(_make, name=topics.TWIN_NODE, args=args, cleanup=TwinNode.shutdown)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())
