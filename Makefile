@@ -15,7 +15,7 @@ PYTHON312 := $(shell for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python
 STAMP := $(VENV)/.setup-stamp-$(ROS_DISTRO)
 DISTRO_FILE := $(VENV)/.ros-distro
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup render-deps demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -26,9 +26,25 @@ $(STAMP): setup.py package.xml Makefile
 	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	@echo $(ROS_DISTRO) > $(DISTRO_FILE)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[ros-$(ROS_DISTRO),flexiv,pi05,train,test]'
+	$(PY) -m pip install -q -e '.[ros-$(ROS_DISTRO),flexiv,pi05,train,sim,test]'
+	@$(MAKE) --no-print-directory render-deps
 	$(PY) -m pip install -q --no-deps --upgrade --target $(RDK19_DIR) 'flexivrdk==$(RDK19_VERSION)'
 	@touch $(STAMP)
+
+# MuJoCo's headless rendering (MUJOCO_GL=egl) needs EGL with Mesa's software driver: libEGL.so.1 (libegl1),
+# libEGL_mesa.so.0 (libegl-mesa0), swrast_dri.so (libgl1-mesa-dri), libOpenGL.so.0 (libopengl0). Installed with apt
+# where missing (root, Debian/Ubuntu); says what it did.
+RENDER_LIBS := libEGL.so.1 libEGL_mesa.so.0 libOpenGL.so.0
+RENDER_PKGS := libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0
+render-deps:
+	@missing=""; for l in $(RENDER_LIBS); do ldconfig -p | grep -q "$$l" || missing="$$missing $$l"; done; \
+	ls /usr/lib/*/dri/swrast_dri.so >/dev/null 2>&1 || missing="$$missing swrast_dri.so"; \
+	if [ -z "$$missing" ]; then echo "render-deps: EGL rendering libraries present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "render-deps: missing$$missing: apt-get install $(RENDER_PKGS)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(RENDER_PKGS) >/dev/null && \
+	  echo "render-deps: installed $(RENDER_PKGS)"; \
+	else echo "render-deps: WARNING: missing$$missing; install $(RENDER_PKGS) (the twin's cameras need them)" >&2; fi
 
 demo: setup
 	$(PY) -m rtc_controller.tools.demo --out out/demo

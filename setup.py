@@ -56,6 +56,8 @@ setup(
         "flexiv": ["flexivrdk>=2.1"],
         "pi05": ["orbax-checkpoint>=0.6", "sentencepiece>=0.2", "pillow>=10"],
         "train": ["optax>=0.2", "tqdm>=4.66"],  # rtc-train (with the pi05 extra)
+        # the MuJoCo twin (driver: mujoco, twin_node, rtc-eval); 3.x: 4.0 split the package into mujoco-core/-studio
+        "sim": ["mujoco>=3.2,<4"],
         "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
     },
     zip_safe=True,
@@ -76,6 +78,8 @@ setup(
             "rtc-replay = rtc_controller.tools.replay:main",
             "rtc-policy-check = rtc_controller.tools.policy_check:main",
             "rtc-train = rtc_controller.train.cli:main",
+            "rtc-eval = rtc_controller.tools.eval:main",
+            "twin_node = rtc_controller.ros.entry:twin_node",
         ],
     },
 )

@@ -9,11 +9,13 @@ ROBOT_STATE = "rtc/robot_state"  # sensor_msgs/JointState in the action space, s
 PROMPT = "rtc/prompt"  # std_msgs/String
 CAMERA_PREFIX = "rtc/camera/"  # + slot name (e.g. base_0_rgb) -> sensor_msgs/Image; + "/compressed" -> CompressedImage
 DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
+TWIN_TASK = "rtc/twin/task"  # diagnostic_msgs/DiagnosticStatus: the MuJoCo twin's task status (twin_node)
 
 EXECUTOR_NODE = "executor_node"
 INFERENCE_NODE = "inference_node"
 RECORDER_NODE = "rtc_recorder"
 LIVE_VIEW_NODE = "rtc_live_view"
+TWIN_NODE = "twin_node"
 
 # Published by the executor (node-private names, i.e. ~/inference_delay).
 INFERENCE_DELAY = EXECUTOR_NODE + "/inference_delay"  # std_msgs/Int32: d [action steps] for the next inference

@@ -85,7 +85,7 @@ def _parse_cpus(v: str) -> tuple[int, ...]:
 
 PARAMS: dict[str, Param] = {
     # driver
-    "driver": Param("sim", "robot backend: sim | flexiv", _one_of("sim", "flexiv")),
+    "driver": Param("sim", "robot backend: sim | flexiv | mujoco (the MuJoCo twin)", _one_of("sim", "flexiv", "mujoco")),
     "flexiv_rdk": Param(1, "flexivrdk generation: 1 (1.9.x, Rizon 4/4s) or 2 (2.x, Enlight/MICO)", _one_of(1, 2)),
     "serial_numbers": Param(["Rizon4s-000000", "Rizon4s-000001"], "robot serial numbers (RDK 1.9: one per arm; "
                             "RDK 2 dual-arm: one)",
@@ -189,6 +189,10 @@ PARAMS: dict[str, Param] = {
                                  "Gripper.Move, in a gripper channel [s]", _non_negative),
     "sim_gripper_channel": Param("process", "sim: where those gripper commands run: process (as the Flexiv drivers) "
                                  "| thread (in the servo process: comparison only)", _one_of("process", "thread")),
+    # the MuJoCo twin (driver: mujoco); sim_fault_at_s / sim_disconnect_at_s apply to it too
+    "twin_config": Param("", "mujoco: YAML file with the twin's scene: and task: sections ('' = defaults)"),
+    "twin_seed": Param(0, "mujoco: episode seed (item positions, conveyor phase)", _in_range(0, 2**31 - 1)),
+    "twin_snapshot": Param("", "mujoco: shared-memory name of the world snapshot ('' = rtc_twin_<ROS_DOMAIN_ID>)"),
 }
 
 
@@ -333,6 +337,11 @@ def driver_factory(v: dict[str, Any]) -> Callable[[], ArmDriver]:
     """Parameters -> a picklable zero-argument factory of the configured ArmDriver (driver class + its frozen
     config), so that the servo process can build the driver itself."""
     kind, n = v["action_space"], v["num_arms"]
+    if v["driver"] == "mujoco":
+        from rtc_controller.robots.mujoco_driver import MujocoDriver
+        from rtc_controller.sim.twin_config import driver_config
+
+        return functools.partial(MujocoDriver, driver_config(v))
     if v["driver"] == "sim":
         from rtc_controller.robots.sim import SimConfig, SimDriver
 

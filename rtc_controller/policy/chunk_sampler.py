@@ -42,7 +42,7 @@ from rtc_controller.rtc import (
 
 from .base import FlowPolicy, Observation
 
-GUIDED_MODES: tuple[GuidanceMode, ...] = ("stop", "full")  # the modes that need their own compilation
+GUIDED_MODES: tuple[GuidanceMode, ...] = ("stop", "full", "hard")  # the modes that need their own compilation
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,9 @@ def build_guidance(
     if previous.actions.shape[0] != horizon:
         raise ValueError(f"previous chunk has {previous.actions.shape[0]} actions, the policy's horizon is {horizon}")
     pre = build_prefix(previous.actions, t_obs_prev_s=previous.t_obs_s, t_obs_s=t_obs_s, dt_s=dt_s)
-    w = prefix_weights(settings.inference_delay, horizon - settings.execution_horizon, horizon, settings.schedule)
+    # The hard-mask baseline replaces exactly the frozen actions (i < d): its mask is the "zeros" schedule.
+    schedule = "zeros" if settings.mode == "hard" else settings.schedule
+    w = prefix_weights(settings.inference_delay, horizon - settings.execution_horizon, horizon, schedule)
     return Guidance(pre.actions, np.asarray(w, np.float32) * pre.valid, pre.shift_steps)
 
 

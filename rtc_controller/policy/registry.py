@@ -1,4 +1,5 @@
-"""Build a FlowPolicy by name: ``sim`` (the built-in simulation scene) or ``pi05`` (π0.5, openpi checkpoint).
+"""Build a FlowPolicy by name: ``sim`` (the built-in simulation scene), ``pi05`` (π0.5, openpi checkpoint), or the
+MuJoCo twin's ``twin`` (mixture over the expert's bin choices) and ``twin_expert`` (the scripted expert).
 
 The π0.5 module is imported lazily, so the simulated rig never pulls in its dependencies.
 """
@@ -9,7 +10,7 @@ from typing import Any, Literal, get_args
 
 from .base import FlowPolicy
 
-PolicyName = Literal["sim", "pi05"]
+PolicyName = Literal["sim", "pi05", "twin", "twin_expert"]
 POLICY_NAMES: tuple[str, ...] = get_args(PolicyName)
 
 
@@ -17,6 +18,8 @@ def make_policy(name: PolicyName, **params: Any) -> FlowPolicy:
     """A policy by name.
 
     sim: ``params`` are ``SimPolicyConfig`` fields (e.g. ``horizon=100, dt_s=0.02``).
+    twin, twin_expert: ``horizon``, ``dt_s``, ``names`` and optionally ``source`` (privileged state; default: the
+    world snapshot of the ``mujoco`` driver on this machine).
     pi05: ``params`` are ``Pi05PolicyConfig`` fields (``checkpoint_dir``, ``tokenizer_path`` required;
     e.g. ``action_horizon=50``, ``action_names=…``, ``delta_action_mask=…``), or ``policy_config=<policy section
     file or config/policy name>`` with other fields overriding the file's.
@@ -25,6 +28,10 @@ def make_policy(name: PolicyName, **params: Any) -> FlowPolicy:
         from .sim_policy import sim_policy_from_params
 
         return sim_policy_from_params(params)
+    if name in ("twin", "twin_expert"):
+        from rtc_controller.sim.twin_policy import twin_policy_from_params
+
+        return twin_policy_from_params(params, expert_only=name == "twin_expert")
     if name == "pi05":
         try:
             from .pi05 import Pi05Policy, Pi05PolicyConfig

@@ -45,11 +45,13 @@ NODE_ENTRIES: dict[str, str] = {  # node -> its function in rtc_controller.ros.e
     topics.EXECUTOR_NODE: "executor_node",
     topics.INFERENCE_NODE: "inference_node",
     topics.LIVE_VIEW_NODE: "live_view_node",
+    topics.TWIN_NODE: "twin_node",
 }
 NODE_MODULES: dict[str, str] = {
     topics.EXECUTOR_NODE: "rtc_controller.ros.executor_node",
     topics.INFERENCE_NODE: "rtc_controller.ros.inference_node",
     topics.LIVE_VIEW_NODE: "rtc_controller.ros.live_view_node",
+    topics.TWIN_NODE: "rtc_controller.ros.twin_node",  # the MuJoCo twin's cameras and task status
 }
 RECORDER = "recorder"
 RECORDER_MODULE = "rtc_controller.ros.recorder"
@@ -107,6 +109,12 @@ def check_consistency(sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
         if name in ex and name in inf and float(ex[name]) != float(inf[name]):
             out.append(f"executor_node.{name} {ex[name]} != inference_node.{name} {inf[name]}")
     return out
+
+
+def default_nodes(config: str | Path) -> list[str]:
+    """The executor and inference nodes, plus the twin node when the config has a ``twin_node`` section."""
+    nodes = [topics.EXECUTOR_NODE, topics.INFERENCE_NODE]
+    return nodes + ([topics.TWIN_NODE] if topics.TWIN_NODE in load_config(config) else [])
 
 
 def node_command(node: str, config: str | Path, overrides: Mapping[str, Any] | None = None) -> list[str]:
@@ -259,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="ROS parameter file (default: the package's config/sim.yaml; or rig.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
                         help="parameter override, repeatable (e.g. inference_node.max_guidance_weight=5)")
-    parser.add_argument("--nodes", nargs="+", default=[topics.EXECUTOR_NODE, topics.INFERENCE_NODE],
-                        choices=sorted(NODE_MODULES), help="nodes to start")
+    parser.add_argument("--nodes", nargs="+", default=None, choices=sorted(NODE_MODULES),
+                        help="nodes to start (default: executor and inference, and twin_node where the config has it)")
     parser.add_argument("--record", metavar="BAG_DIR", help="also start the recorder writing a bag to BAG_DIR")
     parser.add_argument("--storage", choices=STORAGES, default="mcap", help="bag storage of --record")
     parser.add_argument("--topics", nargs="+", default=[], help="topics for --record (default: the recorder's)")
@@ -278,10 +286,11 @@ def main(args: list[str] | None = None) -> int:
     signals = ShutdownSignals.for_process("rtc-bringup")  # before any child exists: no signal can orphan one
     try:
         overrides = parse_overrides(opts.overrides)
+        config = opts.config or config_path("sim.yaml")
         rig = start_rig(
-            opts.config or config_path("sim.yaml"),
+            config,
             overrides=overrides,
-            nodes=opts.nodes,
+            nodes=opts.nodes or default_nodes(config),
             record_dir=opts.record,
             record_storage=opts.storage,
             record_topics=opts.topics,

@@ -26,6 +26,10 @@ def live_view_node() -> int:
     return _run("rtc_controller.ros.live_view_node", "rtc_live_view")
 
 
+def twin_node() -> int:
+    return _run("rtc_controller.ros.twin_node", "twin_node")
+
+
 def rtc_record() -> int:
     return _run("rtc_controller.ros.recorder", "rtc-record")
 

@@ -49,10 +49,17 @@ def _live_view_parameters() -> Iterable[str]:
     return PARAMETERS
 
 
+def _twin_parameters() -> Iterable[str]:
+    from rtc_controller.ros.twin_node import PARAMS
+
+    return PARAMS
+
+
 NODE_PARAMETERS: dict[str, Callable[[], Iterable[str]]] = {
     topics.EXECUTOR_NODE: _executor_parameters,
     topics.INFERENCE_NODE: _inference_parameters,
     topics.LIVE_VIEW_NODE: _live_view_parameters,
+    topics.TWIN_NODE: _twin_parameters,
     topics.RECORDER_NODE: lambda: (),
 }
 

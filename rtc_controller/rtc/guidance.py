@@ -6,7 +6,9 @@ x̂₀ = x_t − t·v(x_t, t). Axes: b = batch, H = horizon, D = action dim.
 Corrected velocity: v' = v − g(t)·J with e = W ⊙ (Y − x̂₀) and
 - ``stop``: J = e — the seed's stop-gradient workaround (eq. 6–7): ∂x̂₀/∂x_t taken as I, no backward pass;
 - ``full``: J = eᵀ ∂x̂₀/∂x_t = eᵀ (I − t·∂v/∂x_t), a VJP through the velocity field (original RTC, eq. 5);
-- ``none``: v' = v (naive asynchronous chunking).
+- ``none``: v' = v (naive asynchronous chunking);
+- ``hard``: v' = v, and the sampler replaces the frozen actions by the noised prefix at every step (hard-mask
+  inpainting baseline, no soft guidance: see ``sampler``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Literal, NamedTuple, get_args
 import jax
 import jax.numpy as jnp
 
-GuidanceMode = Literal["stop", "full", "none"]
+GuidanceMode = Literal["stop", "full", "none", "hard"]
 GUIDANCE_MODES: tuple[str, ...] = get_args(GuidanceMode)
 VelocityFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x_t [b H D], t []) -> v [b H D]
 
@@ -75,7 +77,7 @@ def guided_step(
     else:
         v = velocity_fn(x_t, t)
         x0 = x_t - t * v
-    if prefix is None or mode == "none":
+    if prefix is None or mode in ("none", "hard"):
         return GuidedStep(v, v, x0, jnp.zeros_like(x_t))
     error = _broadcast_weights(weights) * (prefix - x0)  # e = W ⊙ (Y − x̂₀)
     direction = vjp_fn(error.astype(x0.dtype))[0] if mode == "full" else error

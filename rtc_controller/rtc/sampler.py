@@ -1,7 +1,10 @@
 """The guided flow sampler: Euler integration from noise (t = 1) to data (t = 0), as openpi does.
 
 x_{t+dt} = x_t + dt·v'(x_t, t) with dt = −1/n, n = ``num_steps``; v' is the RTC-corrected velocity
-(``guidance.guided_step``). Axes: b = batch, H = horizon, D = action dim, n = denoising steps.
+(``guidance.guided_step``). Mode ``hard`` (the hard-mask inpainting baseline) instead replaces the masked actions
+before every step by the prefix noised to the step's flow time, x_t ← M⊙((1 − t)·Y + t·ε) + (1 − M)⊙x_t, with ε the
+sampler's initial noise and M = W (pass the hard mask, ``prefix_weights(..., schedule="zeros")``), and sets them to Y
+at the end (t = 0): the frozen actions are exactly the prefix, the rest gets no guidance. Axes: b = batch, H = horizon, D = action dim, n = denoising steps.
 
 Jit: one compilation per (shapes, dtypes, ``velocity_fn``, ``num_steps``, ``mode``, prefix present or not,
 ``return_trace``). The context, the prefix Y, the weights W (hence the delay d) and β are traced
@@ -39,14 +42,22 @@ def _sample_jit(
     vf = (lambda x, t: velocity_fn(context, x, t)) if with_context else velocity_fn
     dt = -1.0 / num_steps
 
+    def replace(x, t):  # hard mask: frozen actions := the prefix noised to flow time t (same noise ε)
+        m = jnp.asarray(weights, x.dtype).reshape((-1, x.shape[1], 1))
+        return (m * ((1.0 - t) * prefix + t * noise) + (1.0 - m) * x).astype(x.dtype)
+
     def step(carry, _):
         x_t, t = carry
+        if mode == "hard" and prefix is not None:
+            x_t = replace(x_t, t)
         out = guided_step(vf, x_t, t, prefix, weights, max_guidance_weight, mode)
         x_next = (x_t + dt * out.velocity).astype(x_t.dtype)
         record = (t, x_t, out.raw_velocity, out.denoised, out.correction) if return_trace else None
         return (x_next, t + dt), record
 
     (x_0, _), record = jax.lax.scan(step, (noise, jnp.asarray(1.0, jnp.float32)), None, length=num_steps)
+    if mode == "hard" and prefix is not None:
+        x_0 = replace(x_0, jnp.asarray(0.0, jnp.float32))
     if return_trace:
         return x_0, SampleTrace(*record)
     return x_0
@@ -91,7 +102,8 @@ def sample(
     velocity_fn: ``(x_t, t) -> v``, or ``(context, x_t, t) -> v`` when ``context`` is given; it is a static
     jit argument (keep the same object to avoid recompiles), ``context`` is a traced pytree.
     prefix: Y ``[b, H, D]`` in model space, or None for plain (unguided) sampling; weights: W ``[H]`` or
-    ``[b, H]`` (``prefix_weights``); max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none``.
+    ``[b, H]`` (``prefix_weights``); max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none`` | ``hard``
+(the weights are then the hard mask).
     return_trace: also return a ``SampleTrace`` of every step.
     """
     _check_inputs(noise, prefix, weights, max_guidance_weight, num_steps, mode)

@@ -85,6 +85,7 @@ TOPIC_TYPES: Mapping[str, str] = {
     topics.MEASURED_DELAY: FLOAT64,
     topics.ACTIVE_CHUNK: HEADER,
     topics.SWITCH_EVENTS: DIAGNOSTIC_STATUS,
+    topics.TWIN_TASK: DIAGNOSTIC_STATUS,  # the MuJoCo twin's task status (twin_node)
 }
 
 # Default QoS offered by a publisher (reliable, volatile, keep last 10), stored like ros2 bag record does.

@@ -1,0 +1,250 @@
+"""``rtc-eval``: closed-loop evaluation on the MuJoCo twin: task success vs inference delay, per guidance mode.
+
+Grid: delays d ∈ ``--delays`` (action steps at Δt = 1/``--action-rate``; injected exactly: each chunk arrives d·Δt
+after its observation) × modes (``none``, ``stop``, ``full``, ``hard``) × the same seeds in every cell. Each episode
+runs in-process (``sim.episode``): the twin world and Cartesian controller, the executor's timeline and safety
+filter at the servo rate, and the inference node's chunk sampler and guidance, in simulated time (faster than real
+time, deterministic from the seed). ``--dds`` runs each episode through the real processes instead
+(``tools/eval_dds.py``: a fresh ``rtc-bringup --config config/twin.yaml`` per episode; slow, for spot checks).
+
+Output (``--out``): ``cells/<mode>_d<d>.json`` (each episode's metrics; a finished cell is not re-run: the run
+is resumable), ``summary.json`` (per-cell metrics), ``report.md`` (table) and ``success_vs_delay.png``.
+
+    rtc-eval --out out/eval --delays 0,4,8,16,24 --modes none,stop,full,hard --seeds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rtc_controller.rtc import GUIDANCE_MODES
+from rtc_controller.tools.eval_stats import summarize_cell
+
+DEFAULT_DELAYS = (0, 4, 8, 16, 24)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What defines a cell's results (a cell file made with another config is re-run)."""
+
+    policy: str = "twin"
+    horizon: int = 50
+    execution_horizon: int = 25
+    action_rate_hz: float = 50.0
+    servo_rate_hz: float = 1000.0
+    num_steps: int = 10
+    max_guidance_weight: float = 10.0
+    schedule: str = "exp"
+    seeds: tuple[int, ...] = tuple(range(10))
+    time_limit_s: float = 15.0
+    camera_slots: tuple[str, ...] = ()
+    checkpoint: str = ""
+    tokenizer_path: str = ""
+    policy_config: str = ""
+    policy_params: tuple[tuple[str, Any], ...] = ()  # extra make_policy parameters (pi05), e.g. dtype=float32
+    dds: bool = False
+
+
+class Progress:
+    """One-line progress bar on stderr: cells and episodes done, elapsed and estimated remaining time."""
+
+    def __init__(self, total: int, stream=sys.stderr) -> None:
+        self.total, self.done, self.stream, self.t0 = total, 0, stream, time.monotonic()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        el = time.monotonic() - self.t0
+        eta = el / self.done * (self.total - self.done)
+        bar = "#" * int(30 * self.done / max(self.total, 1))
+        self.stream.write(f"\r[{bar:<30}] {self.done}/{self.total} {label} {el:.0f} s, ~{eta:.0f} s left   ")
+        self.stream.flush()
+        if self.done == self.total:
+            self.stream.write("\n")
+
+
+def _make_policy(cfg: EvalConfig, world):
+    from rtc_controller.action_space import action_names
+    from rtc_controller.policy.registry import make_policy
+
+    if cfg.policy in ("twin", "twin_expert"):
+        from rtc_controller.sim.twin_policy import WorldSource
+
+        return make_policy(cfg.policy, horizon=cfg.horizon, dt_s=1.0 / cfg.action_rate_hz, source=WorldSource(world))
+    extra = dict(cfg.policy_params)
+    if cfg.policy == "pi05" and cfg.policy_config:  # the policy section (issue 9), as the inference node loads it
+        return make_policy("pi05", policy_config=cfg.policy_config, action_names=action_names("cartesian"), **extra)
+    if cfg.policy == "pi05":
+        return make_policy("pi05", checkpoint_dir=cfg.checkpoint, tokenizer_path=cfg.tokenizer_path,
+                           action_horizon=cfg.horizon, action_names=action_names("cartesian"), **extra)  # fmt: skip
+    raise ValueError(f"rtc-eval: policy {cfg.policy!r} does not run on the twin (twin, twin_expert, pi05)")
+
+
+class Evaluator:
+    """Builds the world, the policy and the sampler once, then runs cells (see the module docstring)."""
+
+    def __init__(self, cfg: EvalConfig) -> None:
+        import jax
+
+        from rtc_controller.policy.chunk_sampler import ChunkSampler
+        from rtc_controller.sim.task import TaskConfig
+        from rtc_controller.sim.world import TwinWorld
+
+        self.cfg, self.jax = cfg, jax
+        self.world = TwinWorld(task=TaskConfig(time_limit_s=cfg.time_limit_s))
+        self.policy = _make_policy(cfg, self.world)
+        if self.policy.horizon != cfg.horizon:
+            raise ValueError(f"the policy's horizon is {self.policy.horizon}, rtc-eval runs --horizon {cfg.horizon}")
+        self.sampler = ChunkSampler(self.policy, dt_s=1.0 / cfg.action_rate_hz, num_steps=cfg.num_steps)
+        renderer = None
+        if cfg.camera_slots:
+            from rtc_controller.sim.render import CameraRenderer
+
+            renderer = CameraRenderer(self.world.model, self.world.scene)
+        self.renderer = renderer
+
+    def run_episode(self, seed: int, *, mode: str, delay: int):
+        from rtc_controller.policy.chunk_sampler import GuidanceSettings, PreviousChunk
+        from rtc_controller.sim.episode import EpisodeConfig, EpisodeRunner
+
+        c = self.cfg
+        runner = EpisodeRunner(self.world, EpisodeConfig(horizon=c.horizon, execution_horizon=c.execution_horizon,
+                                                         delay=delay, action_rate_hz=c.action_rate_hz,
+                                                         servo_rate_hz=c.servo_rate_hz, camera_slots=c.camera_slots),
+                               renderer=self.renderer)  # fmt: skip
+        key = [self.jax.random.key(seed)]
+        settings = GuidanceSettings(delay, c.execution_horizon, c.max_guidance_weight, mode, c.schedule)  # type: ignore[arg-type]
+
+        def chunk_fn(obs, d, prev):
+            key[0], sub = self.jax.random.split(key[0])
+            p = None if prev is None else PreviousChunk(prev.actions, prev.t_obs_s)
+            return self.sampler.sample(obs, previous=p, settings=settings, key=sub).actions
+
+        return runner.run(seed, chunk_fn)
+
+
+def cell_path(out: Path, mode: str, delay: int) -> Path:
+    return out / "cells" / f"{mode}_d{delay}.json"
+
+
+def run_grid(cfg: EvalConfig, *, modes, delays, out: Path, progress: bool = True) -> dict:
+    """Run (or resume) every cell; returns ``{"config", "cells": {mode: {d: metrics}}}`` and writes the outputs."""
+    out.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for mode in modes:
+        for d in delays:
+            p = cell_path(out, mode, d)
+            if p.exists() and json.loads(p.read_text()).get("config") == _jsonable(cfg):
+                continue
+            todo.append((mode, d))
+    bar = Progress(len(todo) * len(cfg.seeds), sys.stderr if progress else open("/dev/null", "w"))  # noqa: SIM115
+    ev = Evaluator(cfg) if todo and not cfg.dds else None
+    for mode, d in todo:
+        episodes = []
+        for seed in cfg.seeds:
+            if cfg.dds:
+                from rtc_controller.tools.eval_dds import run_dds_episode
+
+                episodes.append(run_dds_episode(seed=seed, mode=mode, delay=d, beta=cfg.max_guidance_weight,
+                                                policy=cfg.policy, out=out, dt_s=1.0 / cfg.action_rate_hz,
+                                                horizon=cfg.horizon, execution_horizon=cfg.execution_horizon,
+                                                time_limit_s=cfg.time_limit_s))  # fmt: skip
+            else:
+                episodes.append(ev.run_episode(seed, mode=mode, delay=d).summary())  # type: ignore[union-attr]
+            bar.step(f"{mode} d={d} seed {seed}")
+        p = cell_path(out, mode, d)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"config": _jsonable(cfg), "mode": mode, "delay": d, "episodes": episodes}))
+    cells: dict = {}
+    for mode in modes:
+        for d in delays:
+            data = json.loads(cell_path(out, mode, d).read_text())
+            cells.setdefault(mode, {})[str(d)] = summarize_cell(data["episodes"])
+    summary = {"config": _jsonable(cfg), "delays": list(delays), "modes": list(modes), "cells": cells}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    from rtc_controller.tools.eval_report import write_report
+
+    write_report(summary, out)
+    return summary
+
+
+def _jsonable(cfg: EvalConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def _policy_param(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def main(args: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="rtc-eval", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="out/eval", help="output folder (resumes the cells already there)")
+    p.add_argument("--policy", default="twin", help="twin | twin_expert | pi05")
+    p.add_argument("--delays", default=",".join(map(str, DEFAULT_DELAYS)), help="d values [action steps]")
+    p.add_argument("--modes", default="none,stop,full,hard", help=f"subset of {GUIDANCE_MODES}")
+    p.add_argument("--seeds", type=int, default=10, help="episodes per cell (seeds 0 … N−1, the same in every cell)")
+    p.add_argument("--seed-start", type=int, default=0)
+    p.add_argument("--beta", type=float, default=10.0, help="β, max guidance weight")
+    p.add_argument("--horizon", type=int, default=50)
+    p.add_argument("--execution-horizon", type=int, default=25)
+    p.add_argument("--num-steps", type=int, default=10)
+    p.add_argument("--servo-rate", type=float, default=1000.0,
+                   help="executor core rate [Hz] (timeline + safety filter); the physics stays at 1 kHz, holding the "
+                        "command between ticks (500: about 1.5x faster episodes)")
+    p.add_argument("--time-limit", type=float, default=15.0, help="episode time limit [s]")
+    p.add_argument("--cameras", default="", help="camera slots rendered into observations (pi05), comma-separated")
+    p.add_argument("--policy-config", default="", help="pi05: a policy section (file or config/policy name)")
+    p.add_argument("--policy-param", type=_policy_param, action="append", default=[], metavar="KEY=VALUE",
+                   help="extra pi05 make_policy parameter (repeatable; YAML value), e.g. dtype=float32")
+    p.add_argument("--checkpoint", default="")
+    p.add_argument("--tokenizer", default="")
+    p.add_argument("--dds", action="store_true", help="each episode through the real processes over DDS (slow)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    o = p.parse_args(args)
+    modes = tuple(m for m in o.modes.split(",") if m)
+    bad = [m for m in modes if m not in GUIDANCE_MODES]
+    if bad:
+        p.error(f"unknown mode(s) {bad}; expected a subset of {GUIDANCE_MODES}")
+    delays = _ints(o.delays)
+    if any(d < 0 or d > o.execution_horizon for d in delays):
+        p.error(f"delays must be in [0, execution horizon {o.execution_horizon}], got {list(delays)}")
+    if o.servo_rate not in (1000.0, 500.0, 250.0):
+        p.error(f"--servo-rate must divide the 1 kHz physics: 1000, 500 or 250, got {o.servo_rate}")
+    cameras = tuple(c for c in o.cameras.split(",") if c)
+    if not cameras and o.policy == "pi05":  # π0.5 sees the twin's three cameras unless told otherwise
+        from rtc_controller.sim.scene import CAMERAS
+
+        cameras = CAMERAS
+    cfg = EvalConfig(policy=o.policy, horizon=o.horizon, execution_horizon=o.execution_horizon, num_steps=o.num_steps,
+                     servo_rate_hz=o.servo_rate,
+                     max_guidance_weight=o.beta, seeds=tuple(range(o.seed_start, o.seed_start + o.seeds)),
+                     time_limit_s=o.time_limit, camera_slots=cameras, policy_params=tuple(o.policy_param),
+                     checkpoint=o.checkpoint, tokenizer_path=o.tokenizer, policy_config=o.policy_config,
+                     dds=o.dds)  # fmt: skip
+    try:
+        summary = run_grid(cfg, modes=modes, delays=delays, out=Path(o.out), progress=not o.quiet)
+    except (ValueError, RuntimeError) as exc:
+        p.error(str(exc))
+    from rtc_controller.tools.eval_report import table
+
+    print(table(summary))
+    print(f"rtc-eval: report in {Path(o.out) / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

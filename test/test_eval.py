@@ -1,0 +1,129 @@
+"""rtc-eval end to end on a 2 × 2 grid (short episodes), resumable; Wilson intervals; the hard-mask mode."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rtc_controller.policy.mixture import make_mixture, mixture_velocity
+from rtc_controller.rtc import prefix_weights, sample
+from rtc_controller.tools.eval import main
+from rtc_controller.tools.eval_stats import summarize_cell, wilson_interval
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(9, 10)
+    assert lo == pytest.approx(0.596, abs=1e-3) and hi == pytest.approx(0.982, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
+    c = summarize_cell([{"success": True, "reason": "", "completion_time_s": 5.0, "jumps": [0.1, 0.3],
+                         "jumps_linear_m": [0.01], "jerk_rms_m_s3": 2.0, "interventions": 4},
+                        {"success": False, "reason": "timeout", "completion_time_s": float("nan"), "jumps": [],
+                         "jumps_linear_m": [], "jerk_rms_m_s3": 4.0, "interventions": 6}])  # fmt: skip
+    assert c["success_rate"] == 0.5 and c["completion_time_s"] == 5.0 and c["failures"] == {"timeout": 1}
+    assert c["jump_mean"] == pytest.approx(0.2) and c["safety_interventions"] == 5
+
+
+class CountingMixture:
+    """The exact mixture field, counting Python-side traces (one per compilation)."""
+
+    def __init__(self):
+        self.traces = 0
+
+    def __call__(self, mix, x, t):
+        self.traces += 1
+        return mixture_velocity(mix, x, t)
+
+
+def test_hard_mode_freezes_the_prefix_exactly_and_compiles_once():
+    h = 20
+    mix = make_mixture(np.stack([np.zeros((h, 2)), np.ones((h, 2))]), scales=0.05)
+    prefix = jnp.asarray(np.full((1, h, 2), 0.3), jnp.float32)
+    field = CountingMixture()
+    traces = None
+    for seed, d in enumerate((5, 2, 9)):
+        w = prefix_weights(d, h - 8, h, "zeros")  # the hard mask: 1 for i < d
+        x = np.asarray(sample(field, jax.random.normal(jax.random.key(seed), (1, h, 2)), context=mix, prefix=prefix,
+                              weights=w, mode="hard"))  # fmt: skip
+        np.testing.assert_allclose(x[0, :d], 0.3, atol=1e-6)  # the frozen actions are exactly the prefix
+        assert np.abs(x[0, d:] - 0.3).min() > 0.05  # the rest is sampled from the field (near 0 or 1), not copied
+        traces = field.traces if traces is None else traces
+    assert field.traces == traces, "a new d must not recompile"
+
+
+@pytest.mark.slow
+def test_rtc_eval_two_by_two_grid_end_to_end_and_resumes(tmp_path, capsys):
+    args = ["--out", str(tmp_path), "--delays", "0,8", "--modes", "none,stop", "--seeds", "1", "--time-limit", "3",
+            "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for mode in ("none", "stop"):
+        for d in ("0", "8"):
+            cell = summary["cells"][mode][d]
+            assert cell["episodes"] == 1 and 0 <= cell["success_ci95"][0] <= cell["success_ci95"][1] <= 1
+    assert (tmp_path / "success_vs_delay.png").stat().st_size > 1000
+    assert "| stop | 8 |" in (tmp_path / "report.md").read_text()
+    stamp = (tmp_path / "cells" / "stop_d8.json").stat().st_mtime_ns
+    assert main(args) == 0  # resumed: finished cells are not re-run
+    assert (tmp_path / "cells" / "stop_d8.json").stat().st_mtime_ns == stamp
+    out = capsys.readouterr().out
+    assert "| none | 0 |" in out
+
+
+def test_chunk_sampler_hard_mode_keeps_the_executed_actions():
+    """Through the inference core: with mode hard, a_0 … a_{d−1} equal the previous chunk re-indexed (Y) exactly."""
+    from rtc_controller.policy.chunk_sampler import ChunkSampler, GuidanceSettings, PreviousChunk
+    from rtc_controller.policy.sim_policy import SimPolicy, SimPolicyConfig
+
+    policy = SimPolicy(SimPolicyConfig(horizon=30))
+    sampler = ChunkSampler(policy, dt_s=0.02, num_steps=5)
+    obs = policy.fake_observation(stamp_s=1.0)
+    first = sampler.sample(obs, previous=None, settings=GuidanceSettings(0, 10), key=jax.random.key(0))
+    later = type(obs)(state=obs.state, stamp_s=1.0 + 10 * 0.02)
+    d = 6
+    res = sampler.sample(later, previous=PreviousChunk(first.actions, 1.0), settings=GuidanceSettings(d, 10, mode="hard"),
+                         key=jax.random.key(1))  # fmt: skip
+    np.testing.assert_allclose(res.actions[:d], first.actions[10 : 10 + d], atol=1e-4)
+    assert res.guided and np.all(res.weights[:d] == 1) and np.all(res.weights[d:] == 0)
+
+
+def test_rtc_eval_refuses_bad_grids(capsys):
+    for args, msg in ((["--modes", "none,soft"], "unknown mode"), (["--delays", "0,30"], "delays must be in"),
+                      (["--policy", "sim", "--seeds", "1"], "does not run on the twin"),
+                      (["--servo-rate", "300"], "--servo-rate")):  # fmt: skip
+        with pytest.raises(SystemExit) as e:
+            main(["--out", "/tmp/rtc_eval_refused", "--quiet", *args])
+        assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+def test_rtc_eval_dds_runs_an_episode_through_the_real_processes(tmp_path):
+    args = ["--out", str(tmp_path), "--dds", "--policy", "twin_expert", "--delays", "8", "--modes", "stop",
+            "--seeds", "1", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    ep = json.loads((tmp_path / "cells" / "stop_d8.json").read_text())["episodes"][0]
+    assert ep["success"] and ep["items"] == ["placed", "placed"], ep
+    assert ep["jumps"] and ep["k_star_median"] >= 8  # switches recorded in the bag; δ ≥ d·Δt
+    assert "Real processes over DDS" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_rtc_eval_runs_a_pi05_checkpoint_on_rendered_cameras(tmp_path):
+    """The image path: a tiny π0.5 (random weights) gets the twin's three rendered cameras in every observation;
+    the episode runs to its time limit (random actions do not solve the task) and the report is written."""
+    from rtc_controller.policy.pi05.testing import write_tiny_pi05
+
+    tiny = write_tiny_pi05(tmp_path / "pi05", state_dim=14, action_dim=14, max_token_len=96)  # the task prompt + state
+    args = ["--out", str(tmp_path / "eval"), "--policy", "pi05", "--checkpoint", str(tiny.checkpoint_dir),
+            "--tokenizer", str(tiny.tokenizer_path), "--policy-param", "dtype=float32",
+            "--policy-param", f"max_token_len={tiny.config.max_token_len}", "--horizon", "10",
+            "--execution-horizon", "5", "--delays", "2", "--modes", "stop", "--seeds", "1", "--time-limit", "0.5",
+            "--num-steps", "2", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    cell = json.loads((tmp_path / "eval" / "cells" / "stop_d2.json").read_text())
+    assert cell["config"]["camera_slots"] == ["base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"]
+    ep = cell["episodes"][0]
+    assert ep["chunks"] >= 4 and not ep["success"] and ep["reason"] == "timeout"

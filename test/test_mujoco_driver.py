@@ -1,0 +1,111 @@
+"""driver: mujoco behind the ArmDriver protocol: elapsed-time stepping, the world snapshot, faults, parameters."""
+
+import numpy as np
+import pytest
+
+from rtc_controller.control.executor_params import PARAMS, check_param, driver_factory
+from rtc_controller.robots.base import ArmDriver, DriverError
+from rtc_controller.robots.mujoco_driver import MujocoDriver, MujocoDriverConfig
+from rtc_controller.sim.snapshot import SnapshotReader
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def make(**kw):
+    clock = FakeClock()
+    return MujocoDriver(MujocoDriverConfig(snapshot_name=f"rtc_twin_test_{id(clock)}", **kw), clock=clock), clock
+
+
+def test_world_advances_by_elapsed_time_and_tracks_commands():
+    d, clock = make()
+    assert isinstance(d, ArmDriver)
+    d.connect()
+    out = np.zeros(14)
+    assert d.read_state(out)
+    start = out.copy()
+    target = start.copy()
+    target[2] -= 0.05
+    for _ in range(500):  # 0.5 s of 1 ms ticks, target 5 cm lower (rate-limited by nobody: a step command)
+        clock.t += 0.001
+        d.command(target)
+    assert d.world.time_s == pytest.approx(0.5, abs=0.002)
+    d.read_state(out)
+    assert out[2] == pytest.approx(start[2] - 0.05, abs=0.004)
+    clock.t += 1.0  # a long stall: the world slips instead of bursting
+    d.command(target)
+    assert d.slipped_steps > 900 and d.world.time_s == pytest.approx(0.55, abs=0.01)
+    r = SnapshotReader(d.config.snapshot_name)
+    s = r.read()
+    assert s.t_episode_s == pytest.approx(d.world.time_s, abs=0.01) and s.cmd_pos.shape == (2, 3)
+    r.close()
+    d.close()
+
+
+def test_faults_and_lost_connection():
+    d, clock = make(fault_at_s=0.1, disconnect_at_s=0.3)
+    d.connect()
+    out = np.zeros(14)
+    clock.t += 0.05
+    assert d.read_state(out)
+    clock.t += 0.1
+    assert not d.read_state(out) and d.status().fault
+    assert d.clear_fault() and d.read_state(out)
+    clock.t += 0.2
+    with pytest.raises(DriverError, match="connection lost"):
+        d.read_state(out)
+    d.close()
+
+
+def test_executor_parameters_select_the_twin(tmp_path):
+    assert check_param("driver", "mujoco") is None
+    v = {k: p.default for k, p in PARAMS.items()} | {"driver": "mujoco", "twin_seed": 3}
+    cfg = tmp_path / "twin_world.yaml"
+    cfg.write_text("scene:\n  conveyor_speed_m_s: 0.05\ntask:\n  time_limit_s: 9\n")
+    v["twin_config"] = str(cfg)
+    factory = driver_factory(v)
+    assert factory.keywords == {} and factory.args[0].seed == 3
+    assert factory.args[0].scene.conveyor_speed_m_s == 0.05 and factory.args[0].task.time_limit_s == 9
+    cfg.write_text("scene:\n  conveyor_sped_m_s: 0.05\n")
+    with pytest.raises(ValueError, match="did you mean 'conveyor_speed_m_s'"):
+        driver_factory(v)
+
+
+def test_the_executor_runs_the_twin_and_stops_on_its_fault():
+    """The executor core, unchanged, with driver mujoco: holds the ready pose, then a joint-limit fault stops
+    streaming (mode faulted, no commands reach the world) until reset_fault."""
+    from executor_setup import config
+
+    from rtc_controller.control.executor import Executor
+    from rtc_controller.control.safety import ArmLimits, SafetyConfig
+
+    limits = (ArmLimits(workspace_min_m=(0.2, -0.05, 0.0), workspace_max_m=(0.8, 0.65, 0.6)),
+              ArmLimits(workspace_min_m=(0.2, -0.65, 0.0), workspace_max_m=(0.8, 0.05, 0.6)))  # fmt: skip
+    cfg = config()
+    cfg = type(cfg)(timeline=cfg.timeline, delay=cfg.delay, safety=SafetyConfig(servo_dt_s=0.001, arms=limits), loop=cfg.loop)
+    d, clock = make()
+    ex = Executor(cfg, d)
+    ex.start(run_loop=False)
+    for _ in range(100):
+        clock.t += 0.001
+        ex.tick(clock.t)
+    assert ex.mode == "running" and ex.commands_sent == 100
+    d.world.inject_fault("joint_limit: left_joint4 (test)")
+    clock.t += 0.001
+    ex.tick(clock.t)
+    assert ex.mode == "faulted" and "joint_limit" in ex.fault_message
+    sent = ex.commands_sent
+    for _ in range(20):
+        clock.t += 0.001
+        ex.tick(clock.t)
+    assert ex.commands_sent == sent
+    assert ex.reset_fault()
+    clock.t += 0.001
+    ex.tick(clock.t)
+    assert ex.mode == "holding"
+    ex.shutdown(0.0)
