@@ -15,7 +15,7 @@ PYTHON312 := $(shell for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python
 STAMP := $(VENV)/.setup-stamp-$(ROS_DISTRO)
 DISTRO_FILE := $(VENV)/.ros-distro
 
-.PHONY: setup render-deps demo test test-fast lint bench clean
+.PHONY: setup render-deps demo demo-sim test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -46,8 +46,13 @@ render-deps:
 	  echo "render-deps: installed $(RENDER_PKGS)"; \
 	else echo "render-deps: WARNING: missing$$missing; install $(RENDER_PKGS) (the twin's cameras need them)" >&2; fi
 
+# The main job: the π0.5 trained on the twin (models/twin_pi05) on the MuJoCo twin over DDS, once per guidance mode.
 demo: setup
 	$(PY) -m rtc_controller.tools.demo --out out/demo
+
+# The fast option: the sim arms and the sim policy (no rendering, no network), once per guidance mode.
+demo-sim: setup
+	$(PY) -m rtc_controller.tools.demo --scene sim --out out/demo_sim
 
 # Static checks that catch real bugs (undefined names, unused imports, syntax); then the suite.
 lint: setup

@@ -153,7 +153,8 @@ def run_grid(cfg: EvalConfig, *, modes, delays, out: Path, progress: bool = True
                 episodes.append(run_dds_episode(seed=seed, mode=mode, delay=d, beta=cfg.max_guidance_weight,
                                                 policy=cfg.policy, out=out, dt_s=1.0 / cfg.action_rate_hz,
                                                 horizon=cfg.horizon, execution_horizon=cfg.execution_horizon,
-                                                time_limit_s=cfg.time_limit_s))  # fmt: skip
+                                                time_limit_s=cfg.time_limit_s,
+                                                policy_config=cfg.policy_config))  # fmt: skip
             else:
                 episodes.append(ev.run_episode(seed, mode=mode, delay=d).summary())  # type: ignore[union-attr]
             bar.step(f"{mode} d={d} seed {seed}")
@@ -193,7 +194,8 @@ def _ints(text: str) -> tuple[int, ...]:
 def main(args: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rtc-eval", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="out/eval", help="output folder (resumes the cells already there)")
-    p.add_argument("--policy", default="twin", help="twin | twin_expert | pi05")
+    p.add_argument("--policy", default="", help="twin | twin_expert | pi05 (default: pi05 with --policy-config or "
+                                                "--checkpoint, else twin)")
     p.add_argument("--delays", default=",".join(map(str, DEFAULT_DELAYS)), help="d values [action steps]")
     p.add_argument("--modes", default="none,stop,full,hard", help=f"subset of {GUIDANCE_MODES}")
     p.add_argument("--seeds", type=int, default=10, help="episodes per cell (seeds 0 … N−1, the same in every cell)")
@@ -224,6 +226,9 @@ def main(args: list[str] | None = None) -> int:
         p.error(f"delays must be in [0, execution horizon {o.execution_horizon}], got {list(delays)}")
     if o.servo_rate not in (1000.0, 500.0, 250.0):
         p.error(f"--servo-rate must divide the 1 kHz physics: 1000, 500 or 250, got {o.servo_rate}")
+    o.policy = o.policy or ("pi05" if o.policy_config or o.checkpoint else "twin")
+    if o.policy_config and o.policy != "pi05":
+        p.error(f"--policy-config is a π0.5 policy section: it needs --policy pi05, got --policy {o.policy}")
     cameras = tuple(c for c in o.cameras.split(",") if c)
     if not cameras and o.policy == "pi05":  # π0.5 sees the twin's three cameras unless told otherwise
         from rtc_controller.sim.scene import CAMERAS
