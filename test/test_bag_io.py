@@ -137,7 +137,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split(".")[0].startswith(ROS):
             raise ImportError("ROS is not installed: " + name)
 sys.meta_path.insert(0, Block())
-from rtc_controller.tools import bag_io, replay, plots, metrics
+from rtc_controller.tools import bag_io, replay, replay_cli, plots, metrics
 with bag_io.BagReader({str(bag)!r}) as r:
     chunks = bag_io.read_chunks(r)
 assert len(chunks) == 2, chunks
