@@ -24,7 +24,8 @@ from rtc_controller.policy.chunk_sampler import GuidanceSettings, PreviousChunk,
 from rtc_controller.rtc.prefix import Prefix
 
 from . import metrics as M
-from .bag_io import BagReader, ImageSample, StateSeries, read_chunks, read_images, read_prompts, read_states
+from .bag_messages import ImageSample, StateSeries, read_chunks, read_images, read_prompts, read_states
+from .bag_reader import BagReader
 from .replay_config import ReplayConfig, ReplayError
 
 __all__ = ["HISTORY_STEPS", "SwitchInput", "load_switches"]
