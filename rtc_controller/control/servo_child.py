@@ -75,7 +75,7 @@ class _SharedStateExecutor(Executor):
         self._slack_wanted = False
 
     def publish_shared(self) -> None:
-        self._shared.write(self._state_stamp_s, self._state_pub, self.active_t_obs_s, self.mode, self._switch_seq)
+        self._shared.write(self._state_stamp_s, self._state_pub, self.active_t_obs_s, self.mode, self.switches.seq)
 
     def release_shared(self) -> None:
         """Release the views before the mapping is closed."""
