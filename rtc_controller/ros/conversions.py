@@ -36,6 +36,7 @@ __all__ = [
     "duration_to_s",
     "s_to_duration",
     "chunk_to_msg",
+    "max_chunk_bytes",
     "msg_to_chunk",
     "state_to_msg",
     "msg_to_state",
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 NS_PER_S = 1_000_000_000
+CHUNK_BYTES_FIXED = 4096  # header, names, CDR overhead [bytes]
+CHUNK_BYTES_PER_VALUE = 4 * 8  # positions, and room for velocities, accelerations, efforts [bytes per value]
+CHUNK_BYTES_PER_POINT = 64  # time_from_start, sequence lengths, alignment [bytes]
 
 
 def stamp_to_s(stamp: Time) -> float:
@@ -96,6 +100,12 @@ def chunk_to_msg(
         points.append(p)
     msg.points = points
     return msg
+
+
+def max_chunk_bytes(horizon: int, action_dim: int) -> int:
+    """The most bytes a serialised chunk of ``horizon`` points of ``action_dim`` values may take (with room for
+    velocities, accelerations and efforts): a larger one is refused before it is deserialised."""
+    return CHUNK_BYTES_FIXED + horizon * (CHUNK_BYTES_PER_POINT + CHUNK_BYTES_PER_VALUE * action_dim)
 
 
 def msg_to_chunk(msg: JointTrajectory) -> Chunk:

@@ -79,7 +79,7 @@ class InferenceNode(Node):
         self.failed = False  # the worker died: main() exits non-zero
         self.add_on_set_parameters_callback(self._validate)
         self.add_post_set_parameters_callback(self._apply)
-        self._declare_parameters()
+        self._declare_param_table()
         check_node_overrides(self.get_name(), self._parameters, self._parameter_overrides, sys.argv)
         self._inputs.prompt = str(self._params["prompt"])
         p = self._params
@@ -106,7 +106,7 @@ class InferenceNode(Node):
         self._worker = threading.Thread(target=self._run_worker, name="inference_worker", daemon=True)
         self._worker.start()
 
-    def _declare_parameters(self) -> None:
+    def _declare_param_table(self) -> None:
         for name, spec in PARAMETERS.items():  # horizon is declared before the parameters checked against it
             # Float parameters accept ints too (`ros2 param set /inference_node max_guidance_weight 5`).
             dynamic = spec.dynamic_typing or isinstance(spec.default, float)
