@@ -76,7 +76,7 @@ setup(
             "live_view_node = rtc_controller.ros.entry:live_view_node",
             "rtc-bringup = rtc_controller.ros.entry:rtc_bringup",
             "rtc-demo = rtc_controller.tools.demo:main",
-            "rtc-replay = rtc_controller.tools.replay:main",
+            "rtc-replay = rtc_controller.tools.replay_cli:main",
             "rtc-policy-check = rtc_controller.tools.policy_check:main",
             "rtc-train = rtc_controller.train.cli:main",
             "rtc-eval = rtc_controller.tools.eval:main",

@@ -15,7 +15,8 @@ import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
 from rtc_controller import topics
-from rtc_controller.ros.inference_node import PARAMETERS, image_to_array, validate_parameter
+from rtc_controller.ros.conversions import image_to_array
+from rtc_controller.ros.inference_params import PARAMETERS, validate_parameter
 
 H = 100
 

@@ -18,7 +18,7 @@ import yaml
 
 from rtc_controller import topics
 from rtc_controller.control.executor_params import PARAMS as EXECUTOR_PARAMS
-from rtc_controller.ros.inference_node import PARAMETERS as INFERENCE_PARAMS
+from rtc_controller.ros.inference_params import PARAMETERS as INFERENCE_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))

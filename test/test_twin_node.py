@@ -19,7 +19,7 @@ def test_bringup_starts_the_twin_node_from_the_twin_config():
 
 
 def test_image_message_layout():
-    from rtc_controller.ros.inference_node import image_to_array
+    from rtc_controller.ros.conversions import image_to_array
     from rtc_controller.ros.twin_node import image_msg
 
     frame = np.random.default_rng(0).integers(0, 255, (4, 6, 3), dtype=np.uint8)

@@ -39,7 +39,8 @@ from rosbags.typesys.store import Typestore
 
 from rtc_controller import topics
 from rtc_controller.ros.spin import run_node
-from rtc_controller.tools.bag_io import STORAGES, BagWriter, default_typestore, topic_types
+from rtc_controller.tools.bag_types import STORAGES, default_typestore, topic_types
+from rtc_controller.tools.bag_writer import BagWriter
 from rtc_controller.tools.sequence_gaps import SequenceGaps
 
 __all__ = ["Recorder", "default_topics", "main", "message_class", "typestore_with"]

@@ -36,7 +36,7 @@ from launch_ros.substitutions import FindPackageShare
 
 from rtc_controller import topics
 from rtc_controller.ros.param_files import check_params_file
-from rtc_controller.tools.bag_io import topic_types
+from rtc_controller.tools.bag_types import topic_types
 
 PACKAGE = "rtc_controller"
 # Launch arguments forwarded to inference_node parameters when not empty (argument -> (parameter, type)).

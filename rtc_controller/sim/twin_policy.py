@@ -20,14 +20,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from rtc_controller.action_space import action_names, arm_slices
 from rtc_controller.control import so3
 from rtc_controller.policy.base import Observation
-from rtc_controller.policy.mixture import GaussianMixture, make_mixture, mixture_velocity
+from rtc_controller.policy.mixture import GaussianMixture, MixtureFlowPolicy, make_mixture
 from rtc_controller.sim.expert import NUM_SLOTS, ExpertConfig, plan_chunk, privileged_from_sample
 from rtc_controller.sim.scene import ARMS, SceneConfig
 from rtc_controller.sim.task import TaskConfig, TaskInstance
@@ -105,7 +104,7 @@ class TwinPolicyConfig:
 
 
 @dataclass(eq=False)  # hashed by identity: the sampler holds ``velocity`` as a static jit argument
-class TwinMixturePolicy:
+class TwinMixturePolicy(MixtureFlowPolicy):
     """FlowPolicy of the twin (see the module docstring)."""
 
     config: TwinPolicyConfig = field(default_factory=TwinPolicyConfig)
@@ -144,14 +143,7 @@ class TwinMixturePolicy:
         t = self._template
         return GaussianMixture(jnp.asarray(means, jnp.float32), t.log_weights, t.scales, t.basis, t.eigenvalues)
 
-    def velocity(self, context: GaussianMixture, x_t: jax.Array, t) -> jax.Array:
-        return mixture_velocity(context, x_t, t)
-
-    def to_model(self, actions_physical: np.ndarray, observation: Observation | None = None) -> np.ndarray:
-        return (np.asarray(actions_physical, np.float64) - self._offset) / self._scale
-
-    def to_physical(self, actions_model: np.ndarray, observation: Observation | None = None) -> np.ndarray:
-        return np.asarray(actions_model, np.float64) * self._scale + self._offset
+    # velocity, to_model, to_physical: MixtureFlowPolicy
 
 
 def twin_policy_from_params(params: dict[str, Any], *, expert_only: bool = False) -> TwinMixturePolicy:
