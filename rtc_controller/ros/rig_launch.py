@@ -166,7 +166,7 @@ def rig_launch_description(
         ),
         DeclareLaunchArgument("max_guidance_weight", default_value="", description="β >= 0 ('' = from the config)"),
         DeclareLaunchArgument("guidance_mode", default_value="", choices=["", *GUIDANCE_MODES],
-                              description="stop | full | none ('' = from the config)"),
+                              description=f"{' | '.join(GUIDANCE_MODES)} ('' = from the config)"),
         DeclareLaunchArgument("record", default_value="false", choices=BOOLEAN_CHOICES,
                               description="record the rig's topics; a recorder that fails stops the launch"),
         DeclareLaunchArgument("bag", default_value=bag_default, description="output directory of the recording"),
