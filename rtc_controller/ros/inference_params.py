@@ -22,7 +22,9 @@ __all__ = [
     "MAX_NUM_STEPS",
     "PARAMETERS",
     "ParamSpec",
+    "SHARED_WITH_EXECUTOR",
     "camera_topics",
+    "executor_mismatches",
     "policy_params",
     "policy_section",
     "validate_parameter",
@@ -68,6 +70,26 @@ PARAMETERS: dict[str, ParamSpec] = {
     "extra_latency_s": ParamSpec(0.0, "injected latency before publishing [s] (>= 0; sim demo: d ≈ 16)"),
     "publish_unguided": ParamSpec(False, "debug: also publish the unguided chunk from the same noise"),
 }
+
+
+# The settings the inference node and the executor must agree on (H, s, Δt).
+SHARED_WITH_EXECUTOR = ("horizon", "execution_horizon", "action_rate_hz")
+
+
+def executor_mismatches(ours: dict[str, Any], executor: dict[str, Any] | None) -> list[str]:
+    """Why our H, s, Δt cannot work with the executor's (empty: they fit, or the executor's are unknown). The one
+    rule behind the inference node's pause and ``rtc-bringup``'s warnings."""
+    if not executor:
+        return []
+    out = []
+    if int(ours["execution_horizon"]) != int(executor["execution_horizon"]):
+        out.append(f"execution_horizon {ours['execution_horizon']} != executor_node's {executor['execution_horizon']} "
+                   "(the executor clamps d to its H - s)")  # fmt: skip
+    if int(ours["horizon"]) > int(executor["horizon"]):
+        out.append(f"horizon {ours['horizon']} > executor_node's {executor['horizon']}: it would reject every chunk")
+    if abs(float(ours["action_rate_hz"]) - float(executor["action_rate_hz"])) > 1e-9:
+        out.append(f"action_rate_hz {ours['action_rate_hz']} != executor_node's {executor['action_rate_hz']}")
+    return out
 
 
 def _is_int(v: Any) -> bool:
