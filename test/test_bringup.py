@@ -84,6 +84,11 @@ def _child(code):
     return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
 
 
+def test_stop_order_keeps_the_recorder_last():
+    started = ["recorder", "executor_node", "inference_node", "twin_node", "rtc_live_view"]
+    assert bringup.stop_order(started) == ["inference_node", "executor_node", "twin_node", "rtc_live_view", "recorder"]
+
+
 def test_stop_escalates_sigint_sigterm_sigkill():
     polite = _child("import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    raise SystemExit(0)")
     stubborn = _child("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)")

@@ -169,8 +169,7 @@ class Rig:
         """SIGINT every child (inference, executor, then the recorder), then SIGTERM, then SIGKILL; return codes."""
         if self._stopped is not None:
             return self._stopped
-        order = [n for n in (topics.INFERENCE_NODE, topics.EXECUTOR_NODE, RECORDER) if n in self.processes]
-        order += [n for n in self.processes if n not in order]
+        order = stop_order(self.processes)
         for sig, timeout in ((signal.SIGINT, sigint_timeout_s), (signal.SIGTERM, sigterm_timeout_s), (signal.SIGKILL, 5.0)):
             for name in order:
                 proc = self.processes[name]
@@ -196,6 +195,13 @@ class Rig:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stop_order(names: Sequence[str]) -> list[str]:
+    """The inference node first (no new chunks), then the executor (ramp-down), then every other node (twin, live
+    view), the recorder last: it records until the end."""
+    first = [n for n in (topics.INFERENCE_NODE, topics.EXECUTOR_NODE) if n in names]
+    return first + [n for n in names if n not in first and n != RECORDER] + ([RECORDER] if RECORDER in names else [])
 
 
 def _wait(proc: subprocess.Popen, timeout_s: float) -> None:
