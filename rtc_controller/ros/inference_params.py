@@ -24,6 +24,7 @@ __all__ = [
     "ParamSpec",
     "SHARED_WITH_EXECUTOR",
     "camera_topics",
+    "configured_camera_topics",
     "executor_mismatches",
     "policy_params",
     "policy_section",
@@ -165,7 +166,22 @@ def camera_topics(p: dict[str, Any], section) -> tuple[tuple[str, ...], dict[str
     if slots and set(slots) != set(section.camera_slots):
         raise ValueError(f"camera_slots {list(slots)} differ from the policy section's cameras "
                          f"{list(section.camera_slots)}")
-    return section.camera_slots, {s: c.topic or topics.camera_topic(s) for s, c in section.cameras.items()}
+    return section.camera_slots, section.camera_topics
+
+
+def configured_camera_topics(p: dict[str, Any], *, compressed: bool = False) -> tuple[str, ...]:
+    """The camera topics an inference node with parameters ``p`` subscribes (a parameter file's section: keys it
+    leaves out have their defaults): its ``camera_slots`` on rtc/camera/<slot>, or its π0.5 policy section's
+    cameras; ``…/compressed`` with ``use_compressed_images`` (or ``compressed``). What a recording must hold."""
+    values = {k: p.get(k, spec.default) for k, spec in PARAMETERS.items()}
+    section = None
+    if values["policy_config"] and values["policy"] == "pi05":
+        from rtc_controller.policy.pi05.policy_section import load_policy_section
+
+        section = load_policy_section(values["policy_config"], action_names=tuple(values["action_names"]))
+    slots, slot_topics = camera_topics(values, section)
+    suffix = "/compressed" if compressed or values["use_compressed_images"] else ""
+    return tuple(slot_topics[s] + suffix for s in slots)
 
 
 
