@@ -47,6 +47,30 @@ def test_world_advances_by_elapsed_time_and_tracks_commands():
     d.close()
 
 
+def test_a_reader_never_parses_half_a_header():
+    """The writer creates the segment, then writes the header and its length last: a reader attaching in between
+    waits for the length (and gives up with FileNotFoundError when no writer finishes)."""
+    import threading
+    from multiprocessing.shared_memory import SharedMemory
+
+    name = f"rtc_twin_test_header_{id(object())}"
+    bare = SharedMemory(name=name, create=True, size=1 << 16)  # created, nothing written yet
+    try:
+        with pytest.raises(FileNotFoundError, match="has no header"):
+            SnapshotReader(name, wait_s=0.2)
+    finally:
+        bare.close()
+        bare.unlink()
+    d, _ = make()
+    d.config = MujocoDriverConfig(snapshot_name=name)
+    threading.Timer(0.3, d.connect).start()  # the writer appears while the reader waits
+    r = SnapshotReader(name, wait_s=30.0)
+    scene, task, instance = r.world()
+    assert scene == d.config.scene and task == d.config.task and instance.seed == d.config.seed
+    r.close()
+    d.close()
+
+
 def test_faults_and_lost_connection():
     d, clock = make(fault_at_s=0.1, disconnect_at_s=0.3)
     d.connect()
