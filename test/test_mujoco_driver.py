@@ -98,6 +98,10 @@ def test_executor_parameters_select_the_twin(tmp_path):
     cfg.write_text("scene:\n  conveyor_sped_m_s: 0.05\n")
     with pytest.raises(ValueError, match="did you mean 'conveyor_speed_m_s'"):
         driver_factory(v)
+    v["twin_config"] = ""
+    for other in ({"num_arms": 1}, {"action_space": "joint"}):  # the twin has two Cartesian arms: refused at start
+        with pytest.raises(ValueError, match="two arms in the Cartesian action space"):
+            driver_factory(v | other)
 
 
 def test_the_executor_runs_the_twin_and_stops_on_its_fault():

@@ -55,4 +55,6 @@ def driver_config(v: dict[str, Any]):
         snapshot_name=str(v.get("twin_snapshot", "")),
         fault_at_s=v["sim_fault_at_s"] if v.get("sim_fault_at_s", -1.0) >= 0 else None,
         disconnect_at_s=v["sim_disconnect_at_s"] if v.get("sim_disconnect_at_s", -1.0) >= 0 else None,
+        kind=v.get("action_space", "cartesian"),
+        num_arms=int(v.get("num_arms", 2)),
     )
