@@ -24,6 +24,7 @@ __all__ = [
     "ParamSpec",
     "SHARED_WITH_EXECUTOR",
     "camera_topics",
+    "changes_refusal",
     "configured_camera_topics",
     "executor_mismatches",
     "policy_params",
@@ -138,6 +139,24 @@ def validate_parameter(
         return f"extra_latency_s must be <= H·Δt = {horizon * dt_s:g} s (every chunk would be stale), got {value!r}"
     if name == "chunk_history" and not (_is_int(value) and value >= 1):
         return f"chunk_history must be an int >= 1, got {value!r}"
+    return None
+
+
+def changes_refusal(changes: dict[str, Any], current: dict[str, Any], *, horizon: int) -> str | None:
+    """Why a set of parameter changes is refused (None: accepted), each value checked against the parameters as they
+    would be after it: ``extra_latency_s`` against H·Δt, a fixed ``inference_delay`` against H − s, and a new
+    ``execution_horizon`` against the fixed ``inference_delay`` in force (else d would end up beyond H − s)."""
+    after = {**current, **changes}
+    rate = after.get("action_rate_hz")
+    for name, value in changes.items():
+        reason = validate_parameter(name, value, horizon=horizon, dt_s=1.0 / rate if rate else None,
+                                    execution_horizon=after.get("execution_horizon"))  # fmt: skip
+        if reason is None and name == "execution_horizon" and "inference_delay" in after:
+            why = validate_parameter("inference_delay", after["inference_delay"], horizon=horizon,
+                                     execution_horizon=value)  # fmt: skip
+            reason = f"execution_horizon {value}: {why}" if why else None
+        if reason is not None:
+            return reason
     return None
 
 
