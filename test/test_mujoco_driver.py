@@ -71,6 +71,24 @@ def test_a_reader_never_parses_half_a_header():
     d.close()
 
 
+def test_the_twin_policy_reads_the_snapshot_the_executor_names():
+    """executor_node.twin_snapshot names the world; the inference node's twin_snapshot hands that name to the twin
+    policies (before, they always read the default name and could not find a renamed world)."""
+    from rtc_controller.policy.registry import make_policy
+    from rtc_controller.ros.inference_params import PARAMETERS, policy_params
+
+    d, _ = make()
+    d.config = MujocoDriverConfig(snapshot_name=f"rtc_twin_test_named_{id(d)}", seed=5)
+    d.connect()
+    p = {k: s.default for k, s in PARAMETERS.items()} | {"policy": "twin", "twin_snapshot": d.config.snapshot_name}
+    params = policy_params(p, section=None, horizon=50, dt_s=0.02, names=tuple(p["action_names"]))
+    assert params["snapshot"] == d.config.snapshot_name
+    policy = make_policy("twin", **params)
+    assert policy.source.instance.seed == 5 and policy.scene == d.config.scene
+    policy.source.reader.close()
+    d.close()
+
+
 def test_faults_and_lost_connection():
     d, clock = make(fault_at_s=0.1, disconnect_at_s=0.3)
     d.connect()

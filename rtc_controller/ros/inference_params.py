@@ -71,6 +71,8 @@ PARAMETERS: dict[str, ParamSpec] = {
     "max_observation_age_s": ParamSpec(0.5, "wait instead of sampling from inputs received longer ago [s] (> 0)"),
     "extra_latency_s": ParamSpec(0.0, "injected latency before publishing [s] (>= 0; sim demo: d ≈ 16)"),
     "publish_unguided": ParamSpec(False, "debug: also publish the unguided chunk from the same noise"),
+    "twin_snapshot": ParamSpec("", "policy twin | twin_expert: the world snapshot their privileged state comes from "
+                               "(executor_node's twin_snapshot; '' = rtc_twin_<ROS_DOMAIN_ID>)", read_only=True),
 }
 
 
@@ -206,7 +208,7 @@ def configured_camera_topics(p: dict[str, Any], *, compressed: bool = False) -> 
 
 def policy_params(p: dict[str, Any], *, section, horizon: int, dt_s: float, names: tuple[str, ...]) -> dict[str, Any]:
     """``make_policy``'s parameters for ``p["policy"]``: the policy section's, π0.5's checkpoint and tokenizer, or
-    the sim policy's shape."""
+    the sim and twin policies' shape (and the twin's world snapshot)."""
     if section is not None:
         return {"policy_config": p["policy_config"], "action_names": names}
     if p["policy"] == "pi05":
@@ -216,4 +218,7 @@ def policy_params(p: dict[str, Any], *, section, horizon: int, dt_s: float, name
             "action_horizon": horizon,
             "action_names": names,
         }
-    return {"horizon": horizon, "dt_s": dt_s, "names": names}
+    params = {"horizon": horizon, "dt_s": dt_s, "names": names}
+    if p["policy"] in ("twin", "twin_expert"):
+        params["snapshot"] = p["twin_snapshot"]
+    return params

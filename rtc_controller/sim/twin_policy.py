@@ -139,13 +139,17 @@ class TwinMixturePolicy(MixtureFlowPolicy):
 
 
 def twin_policy_from_params(params: dict[str, Any], *, expert_only: bool = False) -> TwinMixturePolicy:
-    """A twin policy from ``horizon``, ``dt_s``, ``names`` (+ ``source``; other keys -> ValueError)."""
+    """A twin policy from ``horizon``, ``dt_s``, ``names`` (+ ``source``, or ``snapshot``: the name of the world
+    snapshot to read, '' = the default; other keys -> ValueError)."""
     params = dict(params)
     source = params.pop("source", None)
+    snapshot = params.pop("snapshot", "")
     known = {"horizon", "dt_s", "names", "position_std_m", "slot_weights"}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(f"unknown twin policy parameters {unknown}; known: {sorted(known | {'source'})}")
+        raise ValueError(f"unknown twin policy parameters {unknown}; known: {sorted(known | {'source', 'snapshot'})}")
+    if source is None and snapshot:
+        source = SnapshotSource(snapshot)
     if "names" in params:
         params["names"] = tuple(params["names"])
     return TwinMixturePolicy(TwinPolicyConfig(expert_only=expert_only, **params), source=source)
