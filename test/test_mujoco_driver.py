@@ -8,13 +8,7 @@ from rtc_controller.robots.base import ArmDriver, DriverError
 from rtc_controller.robots.mujoco_driver import MujocoDriver, MujocoDriverConfig
 from rtc_controller.sim.snapshot import SnapshotReader
 
-
-class FakeClock:
-    def __init__(self):
-        self.t = 100.0
-
-    def __call__(self):
-        return self.t
+from executor_setup import FakeClock
 
 
 def make(**kw):
