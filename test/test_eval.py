@@ -98,6 +98,25 @@ def test_rtc_eval_refuses_bad_grids(capsys):
         assert e.value.code == 2 and msg in capsys.readouterr().err
 
 
+def test_the_dds_path_runs_the_cell_the_config_describes(tmp_path, capsys):
+    """--dds hands the nodes the cell's whole config: a π0.5 policy section (and its cameras), n, the schedule, Δt."""
+    from rtc_controller.tools.eval import EvalConfig
+    from rtc_controller.tools.eval_dds import dds_overrides
+
+    cfg = EvalConfig(policy="pi05", policy_config="pi05_no_state_delta", horizon=10, execution_horizon=5, num_steps=4,
+                     schedule="linear", camera_slots=("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"))
+    o = dds_overrides(cfg, seed=3, mode="full", delay=2, world_file=tmp_path / "w.yaml", status_file=tmp_path / "s")
+    inference = o["inference_node"]
+    assert inference["policy_config"] == "pi05_no_state_delta" and "checkpoint" not in inference
+    assert inference["camera_slots"] == ["base_0_rgb", "left_wrist_0_rgb"]  # the section's (the node refuses others)
+    assert (inference["num_steps"], inference["prefix_schedule"], inference["guidance_mode"]) == (4, "linear", "full")
+    assert inference["inference_delay"] == 2 and inference["extra_latency_s"] == pytest.approx(0.03)
+    assert o["executor_node"]["twin_seed"] == 3 and o["executor_node"]["execution_horizon"] == 5
+    with pytest.raises(SystemExit) as e:  # no node parameter could carry it: refused, not dropped
+        main(["--out", str(tmp_path), "--dds", "--policy", "pi05", "--policy-param", "dtype=float32", "--quiet"])
+    assert e.value.code == 2 and "--policy-param" in capsys.readouterr().err
+
+
 @pytest.mark.dds
 @pytest.mark.slow
 def test_rtc_eval_dds_runs_an_episode_through_the_real_processes(tmp_path):

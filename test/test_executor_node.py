@@ -458,6 +458,10 @@ def test_diagnostics_levels_tick_error_sustained_interventions_and_interlock():
     failed = by_name(snapshot_to_diagnostics(dataclasses.replace(snap, tick_error="servo tick failed: OverflowError"),
                                              "executor_node", "sim", health))  # fmt: skip
     assert failed["servo loop"].level == DiagnosticStatus.ERROR and "OverflowError" in failed["servo loop"].message
+    late = dataclasses.replace(snap, loop=dataclasses.replace(snap.loop, worst_window_late_fraction=0.015))
+    assert by_name(snapshot_to_diagnostics(late, "executor_node", "sim", health))["servo loop"].level == DiagnosticStatus.OK
+    strict = by_name(snapshot_to_diagnostics(late, "executor_node", "sim", health, timeliness_limit_pct=1.0))
+    assert strict["servo loop"].level == DiagnosticStatus.WARN, "1.5 % late against a robot that faults at 1 %"
     levels = []
     for k in range(SUSTAINED_PERIODS + 1):  # interventions grow every period: WARN once sustained
         s = dataclasses.replace(snap, safety_interventions={"workspace": 100 * (k + 1)})

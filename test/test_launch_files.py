@@ -57,6 +57,19 @@ def config_sections(config_file):
     return {node: section["ros__parameters"] for node, section in data.items()}
 
 
+def test_every_parameter_is_documented_in_the_config_files():
+    """Each node's parameters appear in config/sim.yaml, rig.yaml or twin.yaml (the README points there)."""
+    from rtc_controller.ros.param_files import NODE_PARAMETERS, valid_keys
+
+    documented: dict[str, set[str]] = {}
+    for config_file in ("sim.yaml", "rig.yaml", "twin.yaml"):
+        for node, params in config_sections(config_file).items():
+            documented.setdefault(node, set()).update(params)
+    for node in NODE_PARAMETERS:
+        missing = valid_keys(node) - documented.get(node, set())
+        assert not missing, f"{node}: parameters no config file documents: {sorted(missing)}"
+
+
 def test_there_are_sim_and_rig_launch_files():
     assert {p.name for p in LAUNCH_FILES} == {"sim.launch.py", "rig.launch.py"}
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,8 +152,15 @@ def test_default_topics_and_config_cameras(tmp_path, monkeypatch):
 
     cfg = tmp_path / "p.yaml"
     cfg.write_text(yaml.safe_dump({"inference_node": {"ros__parameters": {"camera_slots": ["base_0_rgb", "left_wrist_0_rgb"]}}}))
-    slots, compressed = recorder.cameras_from_config(cfg)
-    assert slots == ("base_0_rgb", "left_wrist_0_rgb") and not compressed
+    assert recorder.camera_topics_from_config(cfg) == ("rtc/camera/base_0_rgb", "rtc/camera/left_wrist_0_rgb")
+    # a π0.5 node configured by a policy section subscribes the section's camera topics: those are recorded
+    section = yaml.safe_load(Path("config/policy/pi05_no_state_delta.yaml").read_text())
+    section["cameras"] = {"base_0_rgb": {"topic": "cams/front"}, "left_wrist_0_rgb": {}}
+    (tmp_path / "section.yaml").write_text(yaml.safe_dump(section))
+    cfg.write_text(yaml.safe_dump({"inference_node": {"ros__parameters": {
+        "policy": "pi05", "policy_config": str(tmp_path / "section.yaml"), "use_compressed_images": True}}}))
+    assert recorder.camera_topics_from_config(cfg) == ("cams/front/compressed", "rtc/camera/left_wrist_0_rgb/compressed")
+    slots = ("base_0_rgb", "left_wrist_0_rgb")
     table = recorder.default_topics(slots)
     assert table[topics.CHUNK] == "trajectory_msgs/msg/JointTrajectory"
     assert table[topics.DIAGNOSTICS] == "diagnostic_msgs/msg/DiagnosticArray"

@@ -51,7 +51,8 @@ class GuidanceSettings:
 
     inference_delay: d [action steps], actions 0 … d−1 of the new chunk are frozen (executed from the previous
     chunk while inference runs); execution_horizon: s [action steps] between chunks, the weights end at H − s;
-    max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none``; schedule: the soft mask's decay.
+    max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none`` | ``hard``; schedule: the soft mask's decay (mode
+    ``hard`` always uses the hard mask, ``zeros``).
     """
 
     inference_delay: int
@@ -213,7 +214,7 @@ class ChunkSampler:
         return self._num_steps in self._warm_steps
 
     def warmup(self, observation: Observation | None = None) -> float:
-        """Compile every variant (unguided; stop and full with a prefix; every schedule's weights) [s spent].
+        """Compile every variant (unguided; every guided mode with a prefix; every schedule's weights) [s spent].
 
         ``observation`` defaults to the policy's ``fake_observation()`` where it has one.
         """

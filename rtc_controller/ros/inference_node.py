@@ -41,7 +41,7 @@ from rtc_controller.policy.inference_loop import stamp_key, trigger_due
 from rtc_controller.ros.conversions import chunk_to_msg, image_to_array, msg_to_state, stamp_to_s
 from rtc_controller.ros.inference_diagnostics import InferenceDiagnostics
 from rtc_controller.ros.inference_guards import InferenceGuards
-from rtc_controller.ros.inference_params import PARAMETERS, camera_topics, policy_section, validate_parameter
+from rtc_controller.ros.inference_params import PARAMETERS, camera_topics, changes_refusal, policy_section
 from rtc_controller.ros.inference_worker import InferenceWorker, Snapshot
 from rtc_controller.ros.param_files import check_node_overrides
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, NodeExit, run_node
@@ -130,18 +130,12 @@ class InferenceNode(Node):
     # --- parameters -------------------------------------------------------------------------------------
 
     def _validate(self, params: list[Parameter]) -> SetParametersResult:
-        p = self._params
-        rate = p.get("action_rate_hz")
-        for prm in params:
-            s = p.get("execution_horizon") if prm.name != "execution_horizon" else None
-            reason = validate_parameter(prm.name, prm.value, horizon=self._horizon, dt_s=1.0 / rate if rate else None,
-                                        execution_horizon=s)  # fmt: skip
-            if reason is None and prm.name == "execution_horizon" and "horizon" in self._params:
-                reason = validate_parameter(prm.name, prm.value, horizon=int(self._params["horizon"]))
-            if reason is None and prm.name == "execution_horizon" and hasattr(self, "inference_guards"):
-                reason = self.inference_guards.refusal(prm.name, prm.value, dict(p))
-            if reason is not None:
-                return SetParametersResult(successful=False, reason=reason)
+        changes = {prm.name: prm.value for prm in params}
+        reason = changes_refusal(changes, self._params, horizon=self._horizon)
+        if reason is None and "execution_horizon" in changes and hasattr(self, "inference_guards"):
+            reason = self.inference_guards.refusal("execution_horizon", changes["execution_horizon"], dict(self._params))
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
     def _apply(self, params: list[Parameter]) -> None:

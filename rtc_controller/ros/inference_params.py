@@ -22,7 +22,11 @@ __all__ = [
     "MAX_NUM_STEPS",
     "PARAMETERS",
     "ParamSpec",
+    "SHARED_WITH_EXECUTOR",
     "camera_topics",
+    "changes_refusal",
+    "configured_camera_topics",
+    "executor_mismatches",
     "policy_params",
     "policy_section",
     "validate_parameter",
@@ -67,7 +71,29 @@ PARAMETERS: dict[str, ParamSpec] = {
     "max_observation_age_s": ParamSpec(0.5, "wait instead of sampling from inputs received longer ago [s] (> 0)"),
     "extra_latency_s": ParamSpec(0.0, "injected latency before publishing [s] (>= 0; sim demo: d ≈ 16)"),
     "publish_unguided": ParamSpec(False, "debug: also publish the unguided chunk from the same noise"),
+    "twin_snapshot": ParamSpec("", "policy twin | twin_expert: the world snapshot their privileged state comes from "
+                               "(executor_node's twin_snapshot; '' = rtc_twin_<ROS_DOMAIN_ID>)", read_only=True),
 }
+
+
+# The settings the inference node and the executor must agree on (H, s, Δt).
+SHARED_WITH_EXECUTOR = ("horizon", "execution_horizon", "action_rate_hz")
+
+
+def executor_mismatches(ours: dict[str, Any], executor: dict[str, Any] | None) -> list[str]:
+    """Why our H, s, Δt cannot work with the executor's (empty: they fit, or the executor's are unknown). The one
+    rule behind the inference node's pause and ``rtc-bringup``'s warnings."""
+    if not executor:
+        return []
+    out = []
+    if int(ours["execution_horizon"]) != int(executor["execution_horizon"]):
+        out.append(f"execution_horizon {ours['execution_horizon']} != executor_node's {executor['execution_horizon']} "
+                   "(the executor clamps d to its H - s)")  # fmt: skip
+    if int(ours["horizon"]) > int(executor["horizon"]):
+        out.append(f"horizon {ours['horizon']} > executor_node's {executor['horizon']}: it would reject every chunk")
+    if abs(float(ours["action_rate_hz"]) - float(executor["action_rate_hz"])) > 1e-9:
+        out.append(f"action_rate_hz {ours['action_rate_hz']} != executor_node's {executor['action_rate_hz']}")
+    return out
 
 
 def _is_int(v: Any) -> bool:
@@ -118,6 +144,24 @@ def validate_parameter(
     return None
 
 
+def changes_refusal(changes: dict[str, Any], current: dict[str, Any], *, horizon: int) -> str | None:
+    """Why a set of parameter changes is refused (None: accepted), each value checked against the parameters as they
+    would be after it: ``extra_latency_s`` against H·Δt, a fixed ``inference_delay`` against H − s, and a new
+    ``execution_horizon`` against the fixed ``inference_delay`` in force (else d would end up beyond H − s)."""
+    after = {**current, **changes}
+    rate = after.get("action_rate_hz")
+    for name, value in changes.items():
+        reason = validate_parameter(name, value, horizon=horizon, dt_s=1.0 / rate if rate else None,
+                                    execution_horizon=after.get("execution_horizon"))  # fmt: skip
+        if reason is None and name == "execution_horizon" and "inference_delay" in after:
+            why = validate_parameter("inference_delay", after["inference_delay"], horizon=horizon,
+                                     execution_horizon=value)  # fmt: skip
+            reason = f"execution_horizon {value}: {why}" if why else None
+        if reason is not None:
+            return reason
+    return None
+
+
 def policy_section(p: dict[str, Any], horizon: int):
     """The π0.5 policy section named by ``policy_config`` (None when unset), cross-checked against the node's
     own parameters: a contradiction raises ValueError naming both values."""
@@ -143,13 +187,28 @@ def camera_topics(p: dict[str, Any], section) -> tuple[tuple[str, ...], dict[str
     if slots and set(slots) != set(section.camera_slots):
         raise ValueError(f"camera_slots {list(slots)} differ from the policy section's cameras "
                          f"{list(section.camera_slots)}")
-    return section.camera_slots, {s: c.topic or topics.camera_topic(s) for s, c in section.cameras.items()}
+    return section.camera_slots, section.camera_topics
+
+
+def configured_camera_topics(p: dict[str, Any], *, compressed: bool = False) -> tuple[str, ...]:
+    """The camera topics an inference node with parameters ``p`` subscribes (a parameter file's section: keys it
+    leaves out have their defaults): its ``camera_slots`` on rtc/camera/<slot>, or its π0.5 policy section's
+    cameras; ``…/compressed`` with ``use_compressed_images`` (or ``compressed``). What a recording must hold."""
+    values = {k: p.get(k, spec.default) for k, spec in PARAMETERS.items()}
+    section = None
+    if values["policy_config"] and values["policy"] == "pi05":
+        from rtc_controller.policy.pi05.policy_section import load_policy_section
+
+        section = load_policy_section(values["policy_config"], action_names=tuple(values["action_names"]))
+    slots, slot_topics = camera_topics(values, section)
+    suffix = "/compressed" if compressed or values["use_compressed_images"] else ""
+    return tuple(slot_topics[s] + suffix for s in slots)
 
 
 
 def policy_params(p: dict[str, Any], *, section, horizon: int, dt_s: float, names: tuple[str, ...]) -> dict[str, Any]:
     """``make_policy``'s parameters for ``p["policy"]``: the policy section's, π0.5's checkpoint and tokenizer, or
-    the sim policy's shape."""
+    the sim and twin policies' shape (and the twin's world snapshot)."""
     if section is not None:
         return {"policy_config": p["policy_config"], "action_names": names}
     if p["policy"] == "pi05":
@@ -159,4 +218,7 @@ def policy_params(p: dict[str, Any], *, section, horizon: int, dt_s: float, name
             "action_horizon": horizon,
             "action_names": names,
         }
-    return {"horizon": horizon, "dt_s": dt_s, "names": names}
+    params = {"horizon": horizon, "dt_s": dt_s, "names": names}
+    if p["policy"] in ("twin", "twin_expert"):
+        params["snapshot"] = p["twin_snapshot"]
+    return params

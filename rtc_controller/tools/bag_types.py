@@ -37,6 +37,7 @@ __all__ = [
 Storage = Literal["mcap", "sqlite3"]
 STORAGES: tuple[str, ...] = get_args(Storage)
 NS_PER_S = 1_000_000_000
+COMPRESSED_SUFFIX = "/compressed"  # a camera topic's compressed variant (image_transport)
 
 # Standard ROS 2 message type names (as ros2 bag record stores them).
 JOINT_TRAJECTORY = "trajectory_msgs/msg/JointTrajectory"
@@ -72,13 +73,10 @@ def default_typestore() -> Typestore:
     return get_typestore(Stores.ROS2_JAZZY)
 
 
-def topic_types(camera_slots: Sequence[str] = (), *, compressed: bool = False) -> dict[str, str]:
-    """Our topics (relative names) -> standard type names, plus one camera topic per slot."""
+def topic_types(camera_topics: Sequence[str] = ()) -> dict[str, str]:
+    """Our topics (relative names) -> standard type names, plus the camera topics: ``sensor_msgs/Image``, or
+    ``CompressedImage`` for a topic ending in ``/compressed`` (image_transport's convention)."""
     out = dict(TOPIC_TYPES)
-    for slot in camera_slots:
-        if compressed:
-            out[topics.camera_topic(slot) + "/compressed"] = COMPRESSED_IMAGE
-        else:
-            out[topics.camera_topic(slot)] = IMAGE
+    for topic in camera_topics:
+        out[topic] = COMPRESSED_IMAGE if topic.endswith(COMPRESSED_SUFFIX) else IMAGE
     return out
-

@@ -150,10 +150,7 @@ def run_grid(cfg: EvalConfig, *, modes, delays, out: Path, progress: bool = True
             if cfg.dds:
                 from rtc_controller.tools.eval_dds import run_dds_episode
 
-                episodes.append(run_dds_episode(seed=seed, mode=mode, delay=d, beta=cfg.max_guidance_weight,
-                                                policy=cfg.policy, out=out, dt_s=1.0 / cfg.action_rate_hz,
-                                                horizon=cfg.horizon, execution_horizon=cfg.execution_horizon,
-                                                time_limit_s=cfg.time_limit_s))  # fmt: skip
+                episodes.append(run_dds_episode(cfg, seed=seed, mode=mode, delay=d, out=out))
             else:
                 episodes.append(ev.run_episode(seed, mode=mode, delay=d).summary())  # type: ignore[union-attr]
             bar.step(f"{mode} d={d} seed {seed}")
@@ -224,6 +221,9 @@ def main(args: list[str] | None = None) -> int:
         p.error(f"delays must be in [0, execution horizon {o.execution_horizon}], got {list(delays)}")
     if o.servo_rate not in (1000.0, 500.0, 250.0):
         p.error(f"--servo-rate must divide the 1 kHz physics: 1000, 500 or 250, got {o.servo_rate}")
+    if o.dds and o.policy_param:
+        p.error("--policy-param sets the in-process policy only (the inference node has no such parameter): put the "
+                "setting in a policy section (--policy-config) for --dds")
     cameras = tuple(c for c in o.cameras.split(",") if c)
     if not cameras and o.policy == "pi05":  # π0.5 sees the twin's three cameras unless told otherwise
         from rtc_controller.sim.scene import CAMERAS

@@ -14,6 +14,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,31 +24,54 @@ from rtc_controller.ros.bringup import default_nodes, start_rig
 from rtc_controller.tools.demo import analyse_bag
 from rtc_controller.sim.episode import jerk_rms
 
+if TYPE_CHECKING:
+    from rtc_controller.tools.eval import EvalConfig
+
 EPISODE_TIMEOUT_S = 300.0  # start-up (JIT) + the episode's time limit, generously
 TCP_COLUMNS = [0, 1, 2, 7, 8, 9]
 
 
-def run_dds_episode(*, seed: int, mode: str, delay: int, beta: float, policy: str, out: Path, horizon: int = 50,
-                    execution_horizon: int = 25,
-                    config: str | Path | None = None, dt_s: float = 0.02, time_limit_s: float = 15.0,
+def dds_overrides(cfg: EvalConfig, *, seed: int, mode: str, delay: int, world_file: Path,
+                  status_file: Path) -> dict[str, dict]:  # fmt: skip
+    """The per-node parameter overrides of one episode: everything of the cell's config that the nodes take (the
+    policy and its section or checkpoint, its cameras, H, s, Δt, n, β, the schedule, the servo rate), so the DDS
+    path runs the same cell as the in-process one."""
+    inference = {"policy": cfg.policy, "guidance_mode": mode, "max_guidance_weight": cfg.max_guidance_weight,
+                 "prefix_schedule": cfg.schedule, "num_steps": cfg.num_steps, "inference_delay": delay,
+                 "extra_latency_s": max(0.0, (delay - 0.5) / cfg.action_rate_hz), "horizon": cfg.horizon,
+                 "execution_horizon": cfg.execution_horizon, "action_rate_hz": cfg.action_rate_hz}  # fmt: skip
+    if cfg.policy == "pi05":
+        inference |= {k: v for k, v in (("policy_config", cfg.policy_config), ("checkpoint", cfg.checkpoint),
+                                        ("tokenizer_path", cfg.tokenizer_path)) if v}  # fmt: skip
+        slots = cfg.camera_slots
+        if cfg.policy_config:  # the node takes the section's cameras (and refuses other camera_slots)
+            from rtc_controller.policy.pi05.policy_section import load_policy_section
+
+            slots = load_policy_section(cfg.policy_config).camera_slots
+        if slots:
+            inference["camera_slots"] = list(slots)
+    return {
+        topics.EXECUTOR_NODE: {"twin_seed": seed, "twin_config": str(world_file), "horizon": cfg.horizon,
+                               "execution_horizon": cfg.execution_horizon, "action_rate_hz": cfg.action_rate_hz,
+                               "servo_rate_hz": cfg.servo_rate_hz},
+        topics.INFERENCE_NODE: inference,
+        topics.TWIN_NODE: {"status_file": str(status_file)},
+    }  # fmt: skip
+
+
+def run_dds_episode(cfg: EvalConfig, *, seed: int, mode: str, delay: int, out: Path, config: str | Path | None = None,
                     timeout_s: float = EPISODE_TIMEOUT_S) -> dict:  # fmt: skip
-    """One episode (see the module docstring) -> the same summary as ``EpisodeResult.summary()`` plus
-    ``k_star_median`` (the switch index the executor measured)."""
+    """One episode of cell (``cfg``, ``mode``, ``delay``) (see the module docstring) -> the same summary as
+    ``EpisodeResult.summary()`` plus ``k_star_median`` (the switch index the executor measured)."""
     config = config or config_path("twin.yaml")
+    dt_s = 1.0 / cfg.action_rate_hz
     run = out / "dds" / f"{mode}_d{delay}_seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
     status_file = run / "status.json"
     status_file.unlink(missing_ok=True)
     world = run / "twin_world.yaml"  # the task's time limit for this episode (the rest: the defaults)
-    world.write_text(f"task:\n  time_limit_s: {time_limit_s}\n")
-    overrides = {
-        topics.EXECUTOR_NODE: {"twin_seed": seed, "twin_config": str(world), "horizon": horizon,
-                               "execution_horizon": execution_horizon},
-        topics.INFERENCE_NODE: {"policy": policy, "guidance_mode": mode, "max_guidance_weight": beta,
-                                "inference_delay": delay, "extra_latency_s": max(0.0, (delay - 0.5) * dt_s),
-                                "horizon": horizon, "execution_horizon": execution_horizon},
-        topics.TWIN_NODE: {"status_file": str(status_file)},
-    }  # fmt: skip
+    world.write_text(f"task:\n  time_limit_s: {cfg.time_limit_s}\n")
+    overrides = dds_overrides(cfg, seed=seed, mode=mode, delay=delay, world_file=world, status_file=status_file)
     with start_rig(config, overrides=overrides, nodes=default_nodes(config), record_dir=run / "bag",
                    log_dir=run / "logs") as rig:  # fmt: skip
         end = time.monotonic() + timeout_s

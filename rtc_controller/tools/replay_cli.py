@@ -67,10 +67,7 @@ def section_cameras(policy_config: str) -> dict[str, str] | None:
     """slot -> topic of a π0.5 policy section's cameras (None: the section lists none)."""
     from rtc_controller.policy.pi05.policy_section import load_policy_section
 
-    section = load_policy_section(policy_config)
-    if not section.cameras:
-        return None
-    return {slot: c.topic or topics.camera_topic(slot) for slot, c in section.cameras.items()}
+    return load_policy_section(policy_config).camera_topics or None
 
 
 def build_parser() -> argparse.ArgumentParser:
