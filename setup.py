@@ -56,8 +56,9 @@ setup(
         "flexiv": ["flexivrdk>=2.1"],
         "pi05": ["orbax-checkpoint>=0.6", "sentencepiece>=0.2", "pillow>=10"],
         "train": ["optax>=0.2", "tqdm>=4.66"],  # rtc-train (with the pi05 extra)
-        # the MuJoCo twin (driver: mujoco, twin_node, rtc-eval); 3.x: 4.0 split the package into mujoco-core/-studio
-        "sim": ["mujoco>=3.2,<4"],
+        # the MuJoCo twin (driver: mujoco, twin_node, rtc-eval): 4.0 (mujoco + mujoco-core + mujoco-studio wheels)
+        # is what the bootstrap installs and what the README's twin figures come from; the twin's tests also pass on 3.17
+        "sim": ["mujoco>=3.2,<5"],
         "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
     },
     zip_safe=True,
@@ -75,7 +76,7 @@ setup(
             "live_view_node = rtc_controller.ros.entry:live_view_node",
             "rtc-bringup = rtc_controller.ros.entry:rtc_bringup",
             "rtc-demo = rtc_controller.tools.demo:main",
-            "rtc-replay = rtc_controller.tools.replay:main",
+            "rtc-replay = rtc_controller.tools.replay_cli:main",
             "rtc-policy-check = rtc_controller.tools.policy_check:main",
             "rtc-train = rtc_controller.train.cli:main",
             "rtc-eval = rtc_controller.tools.eval:main",

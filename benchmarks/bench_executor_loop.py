@@ -195,6 +195,35 @@ def naive_stats(wakes: np.ndarray) -> dict[str, float]:
 
 
 # ---- main ------------------------------------------------------------------------------------------------------
+def _node_args(seconds: float, fifo_priority: int, overrides: list[str], *, servo_thread: bool,
+               gripper_block_s: float, gripper_thread: bool) -> list[str]:  # fmt: skip
+    """executor_node's ROS arguments: config/sim.yaml, the benchmark's settings, then ``overrides``."""
+    return (["--ros-args", "--params-file", str(ROOT / "config" / "sim.yaml"),
+             "-p", f"stats_window_s:={seconds + 5.0}",
+             "-p", f"sched_fifo_priority:={fifo_priority}",
+             "-p", f"process_fifo_priority:={fifo_priority // 2}",
+             "-p", f"servo_process:={'false' if servo_thread else 'true'}",
+             "-p", f"sim_gripper_block_s:={gripper_block_s}",
+             "-p", f"sim_gripper_channel:={'thread' if gripper_thread else 'process'}",
+             "-p", f"max_gripper_speed_m_s:={GRIPPER_SPEED_M_S}",
+             "-p", "chunk_source_node:=bench_chunk_publisher"]
+            + [x for o in overrides for x in ("-p", o)])  # fmt: skip
+
+
+def _executor_figures(core, gripper_block_s: float) -> dict[str, float]:
+    """The executor's timing since its last stats reset, with its chunk and gripper counts."""
+    st, lat, per = core.loop_records()
+    snap = core.snapshot()
+    executor = summarize(per, lat, st.late_ticks, st.worst_window_late_fraction)
+    executor["skipped"] = st.skipped
+    executor["chunks_accepted"] = snap.accepted
+    executor["gc_max_us"] = st.gc_max_us
+    executor["tick_p99_us"] = st.tick_p99_us
+    executor["gripper_commands"] = int(dict(snap.driver.details).get("gripper_commands_sent", 0))
+    executor["gripper_block_ms"] = 1e3 * gripper_block_s
+    return executor
+
+
 def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: bool = False,
         gripper_block_s: float = 0.02, gripper_thread: bool = False,
         live_view: bool = False) -> dict[str, dict[str, float]]:  # fmt: skip
@@ -212,16 +241,8 @@ def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: 
         procs.append(subprocess.Popen(me + ["--role", "publisher"], env=env))
         if live_view:  # the live view as on the rig: its own process, subscribed to chunks, states and switches
             procs.append(subprocess.Popen([sys.executable, "-m", "rtc_controller.ros.live_view_node"], env=env))
-        rclpy.init(args=["--ros-args", "--params-file", str(ROOT / "config" / "sim.yaml"),
-                         "-p", f"stats_window_s:={seconds + 5.0}",
-                         "-p", f"sched_fifo_priority:={fifo_priority}",
-                         "-p", f"process_fifo_priority:={fifo_priority // 2}",
-                         "-p", f"servo_process:={'false' if servo_thread else 'true'}",
-                         "-p", f"sim_gripper_block_s:={gripper_block_s}",
-                         "-p", f"sim_gripper_channel:={'thread' if gripper_thread else 'process'}",
-                         "-p", f"max_gripper_speed_m_s:={GRIPPER_SPEED_M_S}",
-                         "-p", "chunk_source_node:=bench_chunk_publisher"]
-                   + [x for o in overrides for x in ("-p", o)])  # fmt: skip
+        rclpy.init(args=_node_args(seconds, fifo_priority, overrides, servo_thread=servo_thread,
+                                   gripper_block_s=gripper_block_s, gripper_thread=gripper_thread))  # fmt: skip
         node = ExecutorNode()
         spinner = make_ros_executor()  # as in executor_node.main
         spinner.add_node(node)
@@ -234,15 +255,7 @@ def run(seconds: float, fifo_priority: int, overrides: list[str], servo_thread: 
         core = node.executor_core  # Executor (thread) or ServoProcess (process): same interface
         core.reset_loop_stats()
         time.sleep(seconds)
-        st, lat, per = core.loop_records()
-        snap = core.snapshot()
-        executor = summarize(per, lat, st.late_ticks, st.worst_window_late_fraction)
-        executor["skipped"] = st.skipped
-        executor["chunks_accepted"] = snap.accepted
-        executor["gc_max_us"] = st.gc_max_us
-        executor["tick_p99_us"] = st.tick_p99_us
-        executor["gripper_commands"] = int(dict(snap.driver.details).get("gripper_commands_sent", 0))
-        executor["gripper_block_ms"] = 1e3 * gripper_block_s
+        executor = _executor_figures(core, gripper_block_s)
         naive_info = naive.communicate(timeout=seconds + 60)[0]
         spinner.shutdown()
         spin_thread.join(5.0)

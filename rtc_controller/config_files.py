@@ -44,3 +44,11 @@ def config_path(name: str) -> Path:
 def model_path(name: str) -> Path:
     """The policy section of a trained model shipped with the package: ``models/<name>/policy.yaml``."""
     return package_file(f"models/{name}/policy.yaml")
+
+
+def world_file(name: str) -> str:
+    """A twin world file given as a path or as a ``config/`` name (``twin_world_learned.yaml``); '' stays '' (the
+    world's defaults). FileNotFoundError when it is neither."""
+    if not name or Path(name).is_file():
+        return name
+    return str(config_path(name))

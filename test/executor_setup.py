@@ -1,4 +1,5 @@
-"""Shared setup of the executor tests (not collected): a small executor config with the simulated arms."""
+"""Shared setup of the executor and driver tests (not collected): a small executor config with the simulated arms,
+a wait that polls instead of sleeping, and a clock the test advances."""
 
 from rtc_controller.action_space import action_names
 from rtc_controller.control.delay_estimator import DelayEstimatorConfig
@@ -36,3 +37,13 @@ def wait_until(condition, timeout_s: float = 10.0, poll_s: float = 0.01) -> bool
             return True
         time.sleep(poll_s)
     return bool(condition())
+
+
+class FakeClock:
+    """A driver clock the test advances by hand (``clock.t += dt``) [s]."""
+
+    def __init__(self, t0_s: float = 100.0) -> None:
+        self.t = t0_s
+
+    def __call__(self) -> float:
+        return self.t

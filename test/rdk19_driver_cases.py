@@ -7,6 +7,7 @@ import time
 import flexivrdk
 import numpy as np
 import pytest
+from executor_setup import FakeClock
 from flexiv_standins import make_standin
 
 from rtc_controller.robots.base import DriverError
@@ -14,14 +15,6 @@ from rtc_controller.robots.flexiv_rdk1 import FlexivRdk1Config, FlexivRdk1Driver
 
 SNS = ("Rizon4s-123456", "Rizon4s-123457")
 SERVO_DT = 0.001
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 1000.0
-
-    def __call__(self):
-        return self.t
 
 
 def make(rdk_options=None, **kw):
@@ -82,7 +75,7 @@ def drive(d, clock, x0, speed, seconds):
 
 
 def test_nrt_at_100_hz_with_the_commands_velocity_and_the_limit_caps():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     d, rdk = make({"clock": clock}, command_rate_hz=100.0, max_linear_speed_m_s=0.4, max_linear_acc_m_s2=1.5)
     d.connect()
     left = rdk.sides[SNS[0]]
@@ -96,7 +89,7 @@ def test_nrt_at_100_hz_with_the_commands_velocity_and_the_limit_caps():
 
 
 def test_zero_target_velocity_makes_every_waypoint_a_planned_stop():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     d, rdk = make({"clock": clock}, command_rate_hz=100.0, target_velocity=False, max_linear_acc_m_s2=1.5)
     d.connect()
     lag, _ = drive(d, clock, 0.45, 0.3, 1.0)

@@ -56,9 +56,14 @@ def test_consistency_warnings():
     sections = {"executor_node": {"horizon": 50, "execution_horizon": 25, "action_rate_hz": 50.0},
                 "inference_node": {"horizon": 100, "execution_horizon": 50, "action_rate_hz": 50}}
     warnings = check_consistency(sections)
-    assert len(warnings) == 2 and "rejects longer chunks" in warnings[0] and "execution_horizon" in warnings[1]
+    assert len(warnings) == 2 and "execution_horizon 50 != executor_node's 25" in warnings[0]
+    assert "horizon 100 > executor_node's 50: it would reject every chunk" in warnings[1]
     sections["executor_node"].update(EXECUTOR_SEED)
     assert check_consistency(sections) == []
+    # a key left out counts with the node's default (the executor's s is 25 unless set)
+    del sections["executor_node"]["execution_horizon"]
+    assert check_consistency(sections) == ["inference_node.execution_horizon 50 != executor_node's 25 (the executor "
+                                           "clamps d to its H - s)"]
 
 
 def test_config_files_have_both_sections():
@@ -77,6 +82,11 @@ def test_start_rig_refuses_bad_requests_before_starting_anything():
 
 def _child(code):
     return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+
+def test_stop_order_keeps_the_recorder_last():
+    started = ["recorder", "executor_node", "inference_node", "twin_node", "rtc_live_view"]
+    assert bringup.stop_order(started) == ["inference_node", "executor_node", "twin_node", "rtc_live_view", "recorder"]
 
 
 def test_stop_escalates_sigint_sigterm_sigkill():

@@ -154,7 +154,7 @@ def test_switch_events_deferred_match_the_timeline_and_drain_once():
     events = ex.drain_switch_events()
     assert len(events) == 3 and ex.drain_switch_events() == []
     assert [e.from_hold for e in events] == [True, False, False]
-    assert not ex._deferred  # replaced chunks released
+    assert ex.switches.pending == 0  # replaced chunks released
     assert len(ref_events) == 3
     for ev, ref in zip(events, ref_events):
         np.testing.assert_allclose(ev.jump, ref.jump, atol=1e-9)

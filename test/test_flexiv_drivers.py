@@ -13,6 +13,7 @@ import pytest
 
 flexivrdk = pytest.importorskip("flexivrdk")  # installed by `make setup` (the [flexiv] extra)
 
+from executor_setup import wait_until  # noqa: E402
 from flexiv_standins import make_standin  # noqa: E402
 
 from rtc_controller.robots.base import ArmDriver, DriverError  # noqa: E402
@@ -30,13 +31,6 @@ def make(rdk_options=None, **kw):
     cfg = dict(serial_numbers=(SN,), connect_timeout_s=1.0)
     cfg.update(kw)
     return FlexivRdk2Driver(FlexivRdk2Config(**cfg), rdk=rdk), rdk
-
-
-def wait_for(cond, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not cond():
-        time.sleep(0.01)
-    return cond()
 
 
 def test_is_an_arm_driver_and_config_validation():
@@ -138,7 +132,7 @@ def test_grippers_move_from_the_gripper_process_with_their_own_connection():
             cmd[13] = 0.5  # beyond the gripper's max_width (0.1): clamped, not refused
             d.command(cmd)
         assert time.monotonic() - t0 < 0.4  # 200 commands, while each of the two Moves blocks 0.5 s: never waited on
-        assert wait_for(lambda: d.read_state(state) and abs(state[13] - 0.1) < 1e-9 and abs(state[6] - 0.06) < 1e-3)
+        assert wait_until(lambda: d.read_state(state) and abs(state[13] - 0.1) < 1e-9 and abs(state[6] - 0.06) < 1e-3)
         details = dict(d.status().details)
         assert details["gripper_process"] == "ready" and details["gripper_errors"] == "0"
         assert details["gripper_commands_sent"] == "2" and details["left_gripper_width_range_m"] == "0.0000..0.1000"
@@ -156,6 +150,8 @@ def test_fault_lost_connection_and_estop_are_recovered_by_clear_fault():
     assert d.read_state(state) is False
     assert d.clear_fault() and d.read_state(state)
     side.press_estop()
+    with pytest.raises(DriverError, match=f"stream to {SN}: .*not operational.*ESTOP_NOT_RELEASED: E-stop pressed"):
+        d.command(state)  # a tick that streams before it reads the E-stop still says why the robot refused
     assert d.read_state(state) is False
     msg = d.status().message
     assert "ESTOP_NOT_RELEASED" in msg and "E-stop pressed" in msg

@@ -15,16 +15,9 @@ from rtc_controller.control.chunk import Chunk  # noqa: E402
 from rtc_controller.control.executor import Executor  # noqa: E402
 from rtc_controller.robots.flexiv_rdk2 import FlexivRdk2Config, FlexivRdk2Driver  # noqa: E402
 
-from executor_setup import DT, H, NAMES, config  # noqa: E402
+from executor_setup import DT, H, NAMES, config, wait_until  # noqa: E402
 
 SN = "Enlight-LL-123456"
-
-
-def wait_for(cond, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not cond():
-        time.sleep(0.01)
-    return cond()
 
 
 @pytest.fixture
@@ -69,11 +62,11 @@ def test_streams_every_tick_without_blocking_calls_while_streaming(rig):
 def test_contact_holds_then_estop_faults_and_reset_fault_brings_it_back(rig):
     ex, rdk, side = rig
     side.arms[flexivrdk.JointGroup.ARM_1].external = [30.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-    assert wait_for(lambda: ex.mode == "holding")
+    assert wait_until(lambda: ex.mode == "holding")
     assert ex.snapshot().hold_reason == "left arm: external force 30.0 N > contact_force_limit_n 25 N"
     side.arms[flexivrdk.JointGroup.ARM_1].external = [0.0] * 6
     side.press_estop()
-    assert wait_for(lambda: ex.mode == "faulted")
+    assert wait_until(lambda: ex.mode == "faulted")
     assert "ESTOP_NOT_RELEASED" in ex.fault_message and "E-stop pressed" in ex.fault_message
     n = side.stream_count
     time.sleep(0.05)
@@ -81,5 +74,5 @@ def test_contact_holds_then_estop_faults_and_reset_fault_brings_it_back(rig):
     assert ex.reset_fault() is False and "release it" in ex.snapshot().driver.message
     side.release_estop()
     assert ex.reset_fault() is True
-    assert wait_for(lambda: ex.mode == "holding")
-    assert wait_for(lambda: side.stream_count > n + 50)  # streaming again, holding the measured pose
+    assert wait_until(lambda: ex.mode == "holding")
+    assert wait_until(lambda: side.stream_count > n + 50)  # streaming again, holding the measured pose

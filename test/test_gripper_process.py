@@ -14,21 +14,12 @@ from rtc_controller.robots.gripper_process import GripperProcess
 from rtc_controller.robots.sim import SimConfig, SimDriver, home_state
 from rtc_controller.robots.sim_gripper import SimGripperBackend
 
-from executor_setup import DT, H, NAMES, config
+from executor_setup import DT, H, NAMES, config, wait_until
 
 
 class FailingBackend(SimGripperBackend):
     def connect(self):
         raise RuntimeError("gripper 'Flexiv-GN01' does not exist")
-
-
-def wait_for(cond, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def test_requests_reach_the_child_only_on_meaningful_change_and_widths_come_back():
@@ -40,16 +31,16 @@ def test_requests_reach_the_child_only_on_meaningful_change_and_widths_come_back
         for k in range(50):
             gp.request(0, 0.07 + 1e-4 * (k % 3))  # jitter below min_change_m (2 mm)
             gp.request(1, 0.04 + 1e-4 * (k % 3))  # the current width: nothing to send
-        assert wait_for(lambda: abs(gp.width(0) - 0.07) < 1e-3)
+        assert wait_until(lambda: abs(gp.width(0) - 0.07) < 1e-3)
         st = gp.status()
         assert st.state == "ready" and st.sent == 1 and st.errors == 0  # jitter is never "settled": one send
         for w in np.linspace(0.07, 0.03, 41):  # a ramp in 1 mm steps: every other one is sent, and its end
             gp.request(0, float(w))
         gp.request(0, 0.03)
-        assert wait_for(lambda: abs(gp.width(0) - 0.03) < 1e-9)
+        assert wait_until(lambda: abs(gp.width(0) - 0.03) < 1e-9)
         assert gp.width(1) == pytest.approx(0.04)
         gp.request(0, 0.5)  # beyond the gripper's range: clamped by the backend, not an error
-        assert wait_for(lambda: abs(gp.width(0) - 0.1) < 1e-3)
+        assert wait_until(lambda: abs(gp.width(0) - 0.1) < 1e-3)
     finally:
         gp.close()
     assert gp.status().state == "not started"
@@ -111,7 +102,7 @@ def test_the_gripper_process_starts_from_inside_the_servo_process():
         a = np.repeat(home_state()[None], H, 0)
         a[:, 6] = 0.08
         sp.submit(Chunk(NAMES, a, sp.latest_state()[0], DT))
-        assert wait_for(lambda: abs(sp.latest_state()[1][6] - 0.08) < 1e-3, timeout=10.0)
+        assert wait_until(lambda: abs(sp.latest_state()[1][6] - 0.08) < 1e-3, timeout_s=10.0)
         assert dict(sp.snapshot().driver.details)["gripper_channel"] == "process"
     finally:
         sp.shutdown(ramp_down_s=0.0)

@@ -15,7 +15,8 @@ import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
 from rtc_controller import topics
-from rtc_controller.ros.inference_node import PARAMETERS, image_to_array, validate_parameter
+from rtc_controller.ros.conversions import image_to_array
+from rtc_controller.ros.inference_params import PARAMETERS, validate_parameter
 
 H = 100
 
@@ -50,6 +51,21 @@ def test_validation_refuses_bad_values_with_a_reason():
         for v in values:
             reason = validate_parameter(name, v, horizon=H)
             assert reason and name in reason, (name, v, reason)
+
+
+def test_a_change_is_checked_against_the_values_it_leaves():
+    from rtc_controller.ros.inference_params import changes_refusal
+
+    current = {"horizon": H, "action_rate_hz": 50.0, "execution_horizon": 50, "inference_delay": 40}
+    assert changes_refusal({"max_guidance_weight": 5.0}, current, horizon=H) is None
+    # a fixed d of 40 fits H - s = 50; s = 70 would leave H - s = 30 < 40: refused, not clamped later
+    reason = changes_refusal({"execution_horizon": 70}, current, horizon=H)
+    assert reason == ("execution_horizon 70: inference_delay 40 must be <= H - s = 30 (RTC needs the frozen prefix "
+                      "inside the overlap; it would be clamped)")
+    assert changes_refusal({"execution_horizon": 70, "inference_delay": "auto"}, current, horizon=H) is None
+    assert "must be <= H - s = 30" in changes_refusal({"inference_delay": 31}, {**current, "execution_horizon": 70},
+                                                      horizon=H)  # fmt: skip
+    assert "H·Δt = 2 s" in changes_refusal({"extra_latency_s": 2.5}, current, horizon=H)
 
 
 def test_every_default_is_valid():

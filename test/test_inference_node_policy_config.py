@@ -4,7 +4,7 @@
 import pytest
 
 from rtc_controller.config_check import ConfigError
-from rtc_controller.ros.inference_node import PARAMETERS, _camera_topics, _policy_section
+from rtc_controller.ros.inference_params import PARAMETERS, camera_topics, policy_section
 
 
 def _params(**kw):
@@ -15,24 +15,24 @@ def _params(**kw):
 
 
 def test_section_loaded_and_cameras_from_it():
-    section = _policy_section(_params(), horizon=10)
+    section = policy_section(_params(), horizon=10)
     assert section.action_horizon == 10 and section.checkpoint_dir.endswith("pi05_flexiv_delta/29999")
-    slots, cams = _camera_topics(_params(), section)
+    slots, cams = camera_topics(_params(), section)
     assert slots == ("base_0_rgb", "left_wrist_0_rgb") and cams["left_wrist_0_rgb"] == "rtc/camera/left_wrist_0_rgb"
-    assert _policy_section(_params(policy_config=""), horizon=10) is None
-    assert _camera_topics(_params(camera_slots=["base_0_rgb"]), None) == (("base_0_rgb",), {"base_0_rgb": "rtc/camera/base_0_rgb"})
+    assert policy_section(_params(policy_config=""), horizon=10) is None
+    assert camera_topics(_params(camera_slots=["base_0_rgb"]), None) == (("base_0_rgb",), {"base_0_rgb": "rtc/camera/base_0_rgb"})
 
 
 def test_contradictions_are_refused_naming_both_values():
     with pytest.raises(ValueError, match="horizon 50 differs from the policy section's action_horizon 10"):
-        _policy_section(_params(horizon=50), horizon=50)
+        policy_section(_params(horizon=50), horizon=50)
     with pytest.raises(ValueError, match="checkpoint '/other' differs from .*pi05_flexiv_delta"):
-        _policy_section(_params(checkpoint="/other"), horizon=10)
+        policy_section(_params(checkpoint="/other"), horizon=10)
     with pytest.raises(ValueError, match="num_steps 5 differs from the policy section's num_steps 10"):
-        _policy_section(_params(num_steps=5), horizon=10)
+        policy_section(_params(num_steps=5), horizon=10)
     with pytest.raises(ValueError, match="set policy: pi05"):
-        _policy_section(_params(policy="sim"), horizon=10)
+        policy_section(_params(policy="sim"), horizon=10)
     with pytest.raises(ConfigError, match="no_such_section"):
-        _policy_section(_params(policy_config="no_such_section"), horizon=10)
+        policy_section(_params(policy_config="no_such_section"), horizon=10)
     with pytest.raises(ValueError, match="camera_slots .* differ from the policy section's cameras"):
-        _camera_topics(_params(camera_slots=["right_wrist_0_rgb"]), _policy_section(_params(), horizon=10))
+        camera_topics(_params(camera_slots=["right_wrist_0_rgb"]), policy_section(_params(), horizon=10))

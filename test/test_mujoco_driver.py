@@ -8,13 +8,7 @@ from rtc_controller.robots.base import ArmDriver, DriverError
 from rtc_controller.robots.mujoco_driver import MujocoDriver, MujocoDriverConfig
 from rtc_controller.sim.snapshot import SnapshotReader
 
-
-class FakeClock:
-    def __init__(self):
-        self.t = 100.0
-
-    def __call__(self):
-        return self.t
+from executor_setup import FakeClock
 
 
 def make(**kw):
@@ -47,6 +41,48 @@ def test_world_advances_by_elapsed_time_and_tracks_commands():
     d.close()
 
 
+def test_a_reader_never_parses_half_a_header():
+    """The writer creates the segment, then writes the header and its length last: a reader attaching in between
+    waits for the length (and gives up with FileNotFoundError when no writer finishes)."""
+    import threading
+    from multiprocessing.shared_memory import SharedMemory
+
+    name = f"rtc_twin_test_header_{id(object())}"
+    bare = SharedMemory(name=name, create=True, size=1 << 16)  # created, nothing written yet
+    try:
+        with pytest.raises(FileNotFoundError, match="has no header"):
+            SnapshotReader(name, wait_s=0.2)
+    finally:
+        bare.close()
+        bare.unlink()
+    d, _ = make()
+    d.config = MujocoDriverConfig(snapshot_name=name)
+    threading.Timer(0.3, d.connect).start()  # the writer appears while the reader waits
+    r = SnapshotReader(name, wait_s=30.0)
+    scene, task, instance = r.world()
+    assert scene == d.config.scene and task == d.config.task and instance.seed == d.config.seed
+    r.close()
+    d.close()
+
+
+def test_the_twin_policy_reads_the_snapshot_the_executor_names():
+    """executor_node.twin_snapshot names the world; the inference node's twin_snapshot hands that name to the twin
+    policies (before, they always read the default name and could not find a renamed world)."""
+    from rtc_controller.policy.registry import make_policy
+    from rtc_controller.ros.inference_params import PARAMETERS, policy_params
+
+    d, _ = make()
+    d.config = MujocoDriverConfig(snapshot_name=f"rtc_twin_test_named_{id(d)}", seed=5)
+    d.connect()
+    p = {k: s.default for k, s in PARAMETERS.items()} | {"policy": "twin", "twin_snapshot": d.config.snapshot_name}
+    params = policy_params(p, section=None, horizon=50, dt_s=0.02, names=tuple(p["action_names"]))
+    assert params["snapshot"] == d.config.snapshot_name
+    policy = make_policy("twin", **params)
+    assert policy.source.instance.seed == 5 and policy.scene == d.config.scene
+    policy.source.reader.close()
+    d.close()
+
+
 def test_faults_and_lost_connection():
     d, clock = make(fault_at_s=0.1, disconnect_at_s=0.3)
     d.connect()
@@ -74,6 +110,10 @@ def test_executor_parameters_select_the_twin(tmp_path):
     cfg.write_text("scene:\n  conveyor_sped_m_s: 0.05\n")
     with pytest.raises(ValueError, match="did you mean 'conveyor_speed_m_s'"):
         driver_factory(v)
+    v["twin_config"] = ""
+    for other in ({"num_arms": 1}, {"action_space": "joint"}):  # the twin has two Cartesian arms: refused at start
+        with pytest.raises(ValueError, match="two arms in the Cartesian action space"):
+            driver_factory(v | other)
 
 
 def test_the_executor_runs_the_twin_and_stops_on_its_fault():

@@ -21,7 +21,7 @@ from rtc_controller.policy.pi05 import IMAGE_KEYS, NormStats, load_policy_sectio
 from rtc_controller.policy.pi05.model import load_pi05
 from rtc_controller.policy.pi05.testing import tiny_config, write_checkpoint, write_tokenizer
 from rtc_controller.tools import policy_check
-from rtc_controller.tools.bag_io import BagWriter
+from rtc_controller.tools.bag_writer import BagWriter
 from rtc_controller.tools.parity_io import load_record, save_record
 
 NAMES = action_names("cartesian")

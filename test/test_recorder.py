@@ -7,13 +7,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
 from rtc_controller import topics
-from rtc_controller.tools import bag_io
+from rtc_controller.tools import bag_messages, bag_reader, bag_types
 
 N_CHUNKS, N_STATES = 5, 20
 H, DT_S, D = 4, 0.02, 3
@@ -116,7 +117,7 @@ def test_records_publisher_and_closes_cleanly(tmp_path, storage, stop_signal):
 
     meta = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert meta["storage_identifier"] == storage
-    with bag_io.BagReader(out) as bag:
+    with bag_reader.BagReader(out) as bag:
         assert bag.topics == {
             "/rtc/chunk": "trajectory_msgs/msg/JointTrajectory",
             "/rtc/robot_state": "sensor_msgs/msg/JointState",
@@ -124,10 +125,10 @@ def test_records_publisher_and_closes_cleanly(tmp_path, storage, stop_signal):
             "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
             "/extra/cmd": "geometry_msgs/msg/Twist",  # type discovered from the graph, best-effort QoS matched
         }
-        chunks = bag_io.read_chunks(bag)
-        states = bag_io.read_states(bag)
-        prompts = bag_io.read_prompts(bag)
-        (diag,) = [d for d in bag_io.read_diagnostics(bag) if not d.name.startswith("rtc_recorder")]  # not its own
+        chunks = bag_messages.read_chunks(bag)
+        states = bag_messages.read_states(bag)
+        prompts = bag_messages.read_prompts(bag)
+        (diag,) = [d for d in bag_messages.read_diagnostics(bag) if not d.name.startswith("rtc_recorder")]  # not its own
         assert bag.message_count("/extra/cmd") >= 1
         conns = {c.topic: c for c in bag._reader.connections}
     assert len(chunks) == N_CHUNKS and len(states) == N_STATES
@@ -141,7 +142,7 @@ def test_records_publisher_and_closes_cleanly(tmp_path, storage, stop_signal):
     # log time = receive time (wall clock now), not the header stamp
     assert all(log_ns > 1e18 for log_ns, _ in chunks)
     # definitions and hashes as ros2 bag stores them
-    store = bag_io.default_typestore()
+    store = bag_types.default_typestore()
     assert conns["/rtc/chunk"].digest == store.hash_rihs01("trajectory_msgs/msg/JointTrajectory")
     assert "JointTrajectoryPoint" in conns["/rtc/chunk"].msgdef.data
 
@@ -151,8 +152,15 @@ def test_default_topics_and_config_cameras(tmp_path, monkeypatch):
 
     cfg = tmp_path / "p.yaml"
     cfg.write_text(yaml.safe_dump({"inference_node": {"ros__parameters": {"camera_slots": ["base_0_rgb", "left_wrist_0_rgb"]}}}))
-    slots, compressed = recorder.cameras_from_config(cfg)
-    assert slots == ("base_0_rgb", "left_wrist_0_rgb") and not compressed
+    assert recorder.camera_topics_from_config(cfg) == ("rtc/camera/base_0_rgb", "rtc/camera/left_wrist_0_rgb")
+    # a π0.5 node configured by a policy section subscribes the section's camera topics: those are recorded
+    section = yaml.safe_load(Path("config/policy/pi05_no_state_delta.yaml").read_text())
+    section["cameras"] = {"base_0_rgb": {"topic": "cams/front"}, "left_wrist_0_rgb": {}}
+    (tmp_path / "section.yaml").write_text(yaml.safe_dump(section))
+    cfg.write_text(yaml.safe_dump({"inference_node": {"ros__parameters": {
+        "policy": "pi05", "policy_config": str(tmp_path / "section.yaml"), "use_compressed_images": True}}}))
+    assert recorder.camera_topics_from_config(cfg) == ("cams/front/compressed", "rtc/camera/left_wrist_0_rgb/compressed")
+    slots = ("base_0_rgb", "left_wrist_0_rgb")
     table = recorder.default_topics(slots)
     assert table[topics.CHUNK] == "trajectory_msgs/msg/JointTrajectory"
     assert table[topics.DIAGNOSTICS] == "diagnostic_msgs/msg/DiagnosticArray"
@@ -169,7 +177,7 @@ def test_default_topics_and_config_cameras(tmp_path, monkeypatch):
     store = recorder.typestore_with("my_msgs/msg/Foo")
     assert {"my_msgs/msg/Foo", "my_msgs/msg/Bar", "geometry_msgs/msg/Vector3"} <= set(store.fielddefs)
     assert store.generate_msgdef("my_msgs/msg/Foo", ros_version=2)[0].count("MSG: ") == 2
-    assert recorder.typestore_with("geometry_msgs/msg/Twist") is bag_io.default_typestore()
+    assert recorder.typestore_with("geometry_msgs/msg/Twist") is bag_types.default_typestore()
     with pytest.raises(LookupError, match="no message definition"):
         recorder.typestore_with("nonexistent_msgs/msg/Foo")
 
@@ -271,7 +279,7 @@ def test_double_sigint_and_sighup_still_finalise_the_bag(tmp_path):
     # the later signals either arrive during the close ("ignored, still shutting down cleanly") or after it (ignored)
     meta = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert meta["message_count"] > 10
-    with bag_io.BagReader(out) as bag:
+    with bag_reader.BagReader(out) as bag:
         assert bag.message_count("/" + topics.ROBOT_STATE) == meta["message_count"]
 
 

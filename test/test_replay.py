@@ -22,8 +22,10 @@ from rtc_controller.policy.base import Observation
 from rtc_controller.policy.chunk_sampler import ChunkSampler, GuidanceSettings, PreviousChunk
 from rtc_controller.policy.registry import make_policy
 from rtc_controller.rtc import build_prefix, prefix_weights, sample
-from rtc_controller.tools import replay
-from rtc_controller.tools.bag_io import STORAGES, BagReader, BagWriter
+from rtc_controller.tools import replay, replay_cli, replay_config, replay_resample, replay_switches
+from rtc_controller.tools.bag_reader import BagReader
+from rtc_controller.tools.bag_types import STORAGES
+from rtc_controller.tools.bag_writer import BagWriter
 from rtc_controller.tools.plots import PANELS_KEY
 
 H, DT_S, S, D, N_CHUNKS = 32, 0.02, 12, 5, 6
@@ -90,13 +92,13 @@ def run_bag(request, tmp_path_factory, rollout, policy):
 
 def config(bag, out, **kw):
     kw.setdefault("progress", False)
-    return replay.ReplayConfig(bag=bag, output=out, **kw)
+    return replay_config.ReplayConfig(bag=bag, output=out, **kw)
 
 
 def test_reconstructs_switch_inputs(run_bag, rollout, tmp_path):
     chunks, executed = rollout
     with BagReader(run_bag) as bag:
-        switches = replay.load_switches(bag, config(run_bag, tmp_path))
+        switches = replay_switches.load_switches(bag, config(run_bag, tmp_path))
     assert [sw.index for sw in switches] == list(range(1, N_CHUNKS))
     for sw in switches:
         prev, new = chunks[sw.index - 1], chunks[sw.index]
@@ -117,8 +119,8 @@ def test_reconstructs_switch_inputs(run_bag, rollout, tmp_path):
 def test_delay_fallbacks(tmp_path, rollout, policy):
     bag = write_run(tmp_path / "no_d", "mcap", rollout, names=policy.action_names, with_d=False)
     with BagReader(bag) as b:
-        from_topic = replay.load_switches(b, config(bag, tmp_path))
-        forced = replay.load_switches(b, config(bag, tmp_path, delay=3))
+        from_topic = replay_switches.load_switches(b, config(bag, tmp_path))
+        forced = replay_switches.load_switches(b, config(bag, tmp_path, delay=3))
     assert {(sw.d, sw.d_source) for sw in from_topic} == {(D + 1, topics.INFERENCE_DELAY)}
     assert {(sw.d, sw.d_source) for sw in forced} == {(3, "--delay")}
 
@@ -165,13 +167,13 @@ def test_resample_switch_is_the_inference_path_with_one_prepare(run_bag, policy,
     """Every variant equals what the inference node's ChunkSampler.sample gives for the same key, and the
     policy's conditioning pass runs once per switch, not once per variant."""
     with BagReader(run_bag) as bag:
-        sw = replay.load_switches(bag, config(run_bag, tmp_path))[0]
+        sw = replay_switches.load_switches(bag, config(run_bag, tmp_path))[0]
     sampler = ChunkSampler(policy, dt_s=DT_S, num_steps=10)
     calls = []
     original = policy.prepare
     monkeypatch.setattr(policy, "prepare", lambda obs: calls.append(obs) or original(obs))
     betas = (1.0, 10.0)
-    unguided, variants = replay.resample_switch(sampler, sw, modes=("none", "stop", "full"), betas=betas,
+    unguided, variants = replay_resample.resample_switch(sampler, sw, modes=("none", "stop", "full"), betas=betas,
                                                 schedule="exp", seed=3)  # fmt: skip
     assert len(calls) == 1 and calls[0] is sw.observation
     key = jax.random.fold_in(jax.random.key(3), sw.index)
@@ -189,7 +191,7 @@ def test_resample_switch_is_the_inference_path_with_one_prepare(run_bag, policy,
 def test_cli_end_to_end(tmp_path, rollout, policy, capsys):
     bag = write_run(tmp_path / "bag", "sqlite3", rollout, names=policy.action_names)
     out = tmp_path / "out"
-    code = replay.main([str(bag), "-o", str(out), "--modes", "none,stop", "--beta", "10", "--figures", "0",
+    code = replay_cli.main([str(bag), "-o", str(out), "--modes", "none,stop", "--beta", "10", "--figures", "0",
                         "--max-switches", "2", "--num-steps", "5"])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr()
@@ -204,14 +206,14 @@ def test_cli_end_to_end(tmp_path, rollout, policy, capsys):
 
 
 def _run_cli(capsys, *args):
-    code = replay.main([*map(str, args), "--no-progress"])
+    code = replay_cli.main([*map(str, args), "--no-progress"])
     return code, capsys.readouterr().err
 
 
 def test_error_missing_topic(tmp_path, rollout, policy, capsys):
     bag = write_run(tmp_path / "nostate", "mcap", rollout, names=policy.action_names, skip=("state",))
     code, err = _run_cli(capsys, bag, "-o", tmp_path / "o")
-    assert code == replay.EXIT_BAD_INPUT
+    assert code == replay_cli.EXIT_BAD_INPUT
     assert "has no topic 'rtc/robot_state'" in err and "/rtc/chunk" in err
     assert not (tmp_path / "o" / "metrics.csv").exists()
 
@@ -223,7 +225,7 @@ def test_error_unknown_message_type(tmp_path, storage, capsys):
         w.write("rtc/chunk", "std_msgs/msg/String", w.typestore.types["std_msgs/msg/String"](data="x"), 1)
         w.write_state(np.zeros(2), ["a", "b"], 1.0)
     code, err = _run_cli(capsys, bag, "-o", tmp_path / "o")
-    assert code == replay.EXIT_BAD_INPUT
+    assert code == replay_cli.EXIT_BAD_INPUT
     assert "unknown message type 'std_msgs/msg/String' on topic /rtc/chunk" in err
 
 
@@ -236,14 +238,14 @@ def test_error_custom_type_without_definition(tmp_path, capsys):
     with BagReader(bag) as b, pytest.raises(Exception, match="my_msgs/msg/Chunk"):
         list(b.messages("rtc/chunk"))
     code, err = _run_cli(capsys, bag, "-o", tmp_path / "o")
-    assert code == replay.EXIT_BAD_INPUT and "unknown message type 'my_msgs/msg/Chunk'" in err
+    assert code == replay_cli.EXIT_BAD_INPUT and "unknown message type 'my_msgs/msg/Chunk'" in err
 
 
 def test_error_empty_time_range(run_bag, tmp_path, capsys):
     code, err = _run_cli(capsys, run_bag, "-o", tmp_path / "o", "--start", 1000)
-    assert code == replay.EXIT_BAD_INPUT and "empty time range" in err
+    assert code == replay_cli.EXIT_BAD_INPUT and "empty time range" in err
     code, err = _run_cli(capsys, run_bag, "-o", tmp_path / "o", "--start", 2, "--end", 1)
-    assert code == replay.EXIT_BAD_INPUT and "empty time range" in err
+    assert code == replay_cli.EXIT_BAD_INPUT and "empty time range" in err
 
 
 def test_error_no_delay_anywhere(tmp_path, rollout, policy, capsys):
@@ -255,7 +257,7 @@ def test_error_no_delay_anywhere(tmp_path, rollout, policy, capsys):
         for c in chunks[:3]:
             w.write_chunk(Chunk(c.names, c.actions, c.t_obs_s, c.dt_s, None))
     code, err = _run_cli(capsys, bag, "-o", tmp_path / "o")
-    assert code == replay.EXIT_BAD_INPUT and "pass --delay" in err
+    assert code == replay_cli.EXIT_BAD_INPUT and "pass --delay" in err
 
 
 def test_bad_options_are_refused(tmp_path):
@@ -263,14 +265,14 @@ def test_bad_options_are_refused(tmp_path):
         config(tmp_path, tmp_path, modes=("fast",))
     with pytest.raises(ValueError, match="betas"):
         config(tmp_path, tmp_path, betas=(-1.0,))
-    assert replay.main([str(tmp_path / "missing"), "--no-progress"]) == replay.EXIT_BAD_INPUT
+    assert replay_cli.main([str(tmp_path / "missing"), "--no-progress"]) == replay_cli.EXIT_BAD_INPUT
 
 
 def test_error_bad_policy(run_bag, tmp_path, capsys):
     code, err = _run_cli(capsys, run_bag, "-o", tmp_path / "o", "--policy-param", "no_such_field=1")
-    assert code == replay.EXIT_BAD_INPUT and "cannot build policy 'sim'" in err and "no_such_field" in err
+    assert code == replay_cli.EXIT_BAD_INPUT and "cannot build policy 'sim'" in err and "no_such_field" in err
     code, err = _run_cli(capsys, run_bag, "-o", tmp_path / "o", "--policy", "pi05")
-    assert code == replay.EXIT_BAD_INPUT and "--checkpoint" in err
+    assert code == replay_cli.EXIT_BAD_INPUT and "--checkpoint" in err
 
 
 def test_error_byte_flipped_mcap(tmp_path, rollout, policy, capsys):
@@ -287,8 +289,8 @@ def test_error_byte_flipped_mcap(tmp_path, rollout, policy, capsys):
         mcap.write_bytes(bytes(data))
         code, err = _run_cli(capsys, bag, "-o", tmp_path / "o", "--max-switches", "1", "--modes", "stop",
                              "--beta", "10", "--figures", "0")  # fmt: skip
-        assert code in (0, replay.EXIT_BAD_INPUT), err
+        assert code in (0, replay_cli.EXIT_BAD_INPUT), err
         if code:
             assert err.startswith("rtc-replay: error:") and "Traceback" not in err, err
         codes.append(code)
-    assert codes.count(replay.EXIT_BAD_INPUT) >= 3, codes
+    assert codes.count(replay_cli.EXIT_BAD_INPUT) >= 3, codes

@@ -18,8 +18,9 @@ from rtc_controller.action_space import action_names
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.policy.pi05 import IMAGE_KEYS
 from rtc_controller.policy.pi05.testing import write_tiny_pi05
-from rtc_controller.tools import replay
-from rtc_controller.tools.bag_io import BagReader, BagWriter
+from rtc_controller.tools import replay_cli, replay_config, replay_switches
+from rtc_controller.tools.bag_reader import BagReader
+from rtc_controller.tools.bag_writer import BagWriter
 
 NAMES = action_names("cartesian")
 D = len(NAMES)
@@ -60,7 +61,7 @@ def bag(tmp_path_factory):
 
 def test_switch_inputs_carry_every_camera_slot(bag, tmp_path):
     with BagReader(bag) as b:
-        switches = replay.load_switches(b, replay.ReplayConfig(bag=bag, output=tmp_path, progress=False))
+        switches = replay_switches.load_switches(b, replay_config.ReplayConfig(bag=bag, output=tmp_path, progress=False))
     assert [sw.index for sw in switches] == list(range(1, N_CHUNKS))
     for sw in switches:
         assert set(sw.observation.images) == set(IMAGE_KEYS)
@@ -72,7 +73,7 @@ def test_switch_inputs_carry_every_camera_slot(bag, tmp_path):
 @pytest.mark.slow  # ~15–25 s on 2 cores: load, compile the prefix pass and three sampler variants, 5 figures
 def test_cli_replays_a_bag_with_pi05(bag, tiny, tmp_path, capsys):
     out = tmp_path / "out"
-    code = replay.main([
+    code = replay_cli.main([
         str(bag), "-o", str(out), "--policy", "pi05", "--checkpoint", str(tiny.checkpoint_dir),
         "--tokenizer", str(tiny.tokenizer_path), "--policy-param", "dtype=float32",
         "--policy-param", f"max_token_len={tiny.config.max_token_len}", "--modes", ",".join(MODES),
@@ -98,21 +99,21 @@ def test_cli_replays_a_bag_with_pi05(bag, tiny, tmp_path, capsys):
 
 
 def test_cli_pi05_needs_checkpoint_and_tokenizer(bag, tmp_path, capsys):
-    code = replay.main([str(bag), "-o", str(tmp_path / "o"), "--policy", "pi05", "--checkpoint", str(tmp_path),
+    code = replay_cli.main([str(bag), "-o", str(tmp_path / "o"), "--policy", "pi05", "--checkpoint", str(tmp_path),
                         "--no-progress"])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == replay.EXIT_BAD_INPUT and "--tokenizer PATH" in err and "missing --tokenizer" in err
-    code = replay.main([str(bag), "-o", str(tmp_path / "o"), "--policy", "pi05", "--no-progress"])
+    assert code == replay_cli.EXIT_BAD_INPUT and "--tokenizer PATH" in err and "missing --tokenizer" in err
+    code = replay_cli.main([str(bag), "-o", str(tmp_path / "o"), "--policy", "pi05", "--no-progress"])
     err = capsys.readouterr().err
-    assert code == replay.EXIT_BAD_INPUT and "missing --checkpoint DIR, --tokenizer PATH" in err
+    assert code == replay_cli.EXIT_BAD_INPUT and "missing --checkpoint DIR, --tokenizer PATH" in err
     assert not (tmp_path / "o" / "metrics.csv").exists()
 
 
 def test_cli_policy_config_sets_policy_and_cameras(bag, tmp_path, capsys):
     """--policy-config implies pi05 and takes the section's camera topics; a bad checkpoint is reported (exit 2)."""
-    assert replay.section_cameras("pi05_no_state_delta") == {
+    assert replay_cli.section_cameras("pi05_no_state_delta") == {
         "base_0_rgb": "rtc/camera/base_0_rgb", "left_wrist_0_rgb": "rtc/camera/left_wrist_0_rgb"}
-    code = replay.main([str(bag), "-o", str(tmp_path / "o"), "--policy-config", "pi05_no_state_delta",
+    code = replay_cli.main([str(bag), "-o", str(tmp_path / "o"), "--policy-config", "pi05_no_state_delta",
                         "--no-progress"])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == replay.EXIT_BAD_INPUT and "cannot build policy 'pi05'" in err and "pi05_flexiv_delta" in err
+    assert code == replay_cli.EXIT_BAD_INPUT and "cannot build policy 'pi05'" in err and "pi05_flexiv_delta" in err

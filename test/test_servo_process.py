@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from rtc_controller.control.chunk import Chunk
-from rtc_controller.control.servo_process import ServoProcess, ServoProcessDied, SubmitAccepted
+from rtc_controller.control.servo_child import SubmitAccepted
+from rtc_controller.control.servo_process import ServoProcess, ServoProcessDied
 from rtc_controller.control.timeline import Rejection
 from rtc_controller.robots.base import DriverError
 from rtc_controller.robots.sim import SimConfig, SimDriver, home_state

@@ -9,13 +9,7 @@ from rtc_controller.control import so3
 from rtc_controller.robots.base import ArmDriver, DriverError
 from rtc_controller.robots.sim import SimConfig, SimDriver, home_state
 
-
-class FakeClock:
-    def __init__(self):
-        self.t = 100.0
-
-    def __call__(self):
-        return self.t
+from executor_setup import FakeClock
 
 
 def make(**kw):

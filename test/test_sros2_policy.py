@@ -11,7 +11,8 @@ from rtc_controller import topics
 POLICY = Path(__file__).resolve().parents[1] / "config" / "sros2" / "rtc_policy.xml"
 KINDS = {("topics", "publish"), ("topics", "subscribe"), ("services", "reply"), ("services", "request")}
 NODE_ENCLAVES = {"executor_node": "/rtc/executor_node", "inference_node": "/rtc/inference_node",
-                 "rtc_live_view": "/rtc/live_view", "rtc_recorder": "/rtc/recorder"}  # fmt: skip
+                 "rtc_live_view": "/rtc/live_view", "rtc_recorder": "/rtc/recorder",
+                 "twin_node": "/rtc/twin_node"}  # fmt: skip
 
 
 def load_policy(path=POLICY) -> dict[str, dict[tuple[str, str], set[str]]]:

@@ -19,7 +19,7 @@ def test_bringup_starts_the_twin_node_from_the_twin_config():
 
 
 def test_image_message_layout():
-    from rtc_controller.ros.inference_node import image_to_array
+    from rtc_controller.ros.conversions import image_to_array
     from rtc_controller.ros.twin_node import image_msg
 
     frame = np.random.default_rng(0).integers(0, 255, (4, 6, 3), dtype=np.uint8)
@@ -60,6 +60,10 @@ def test_twin_rig_runs_the_expert_to_success_with_cameras(tmp_path):
         assert abs(img_t - time.time()) < 5.0  # stamped on the executor clock (which reads like the system clock)
         assert _spin_for(node, 5, until=lambda: any(m.message == "success" for m in task)), [m.message for m in task[-3:]]
         assert states
+        from test_sros2_policy import check_graph_against_policy
+
+        missing = check_graph_against_policy(node, names=("executor_node", "inference_node", "twin_node"))
+        assert missing == [], "the SROS2 policy must allow what the twin rig's nodes use"
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

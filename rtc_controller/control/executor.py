@@ -35,24 +35,13 @@ from rtc_controller.control.executor_types import ExecutorConfig, ExecutorSnapsh
 from rtc_controller.control.loop import LoopStats, ServoLoop
 from rtc_controller.control.safety import SafetyFilter, with_joint_limits
 from rtc_controller.control.startup import StartupSupervisor
-from rtc_controller.control.timeline import (
-    CapturedSwitch,
-    ChunkTimeline,
-    PreparedChunk,
-    Rejection,
-    SwitchEvent,
-    switch_event,
-)
+from rtc_controller.control.switch_log import SwitchLog
+from rtc_controller.control.timeline import CapturedSwitch, ChunkTimeline, PreparedChunk, Rejection, SwitchEvent
 from rtc_controller.robots.base import ArmDriver, DriverError
 
 log = logging.getLogger(__name__)
 
-SWITCH_HISTORY = 64
 RAMP_DOWN_SPEED_EPS = 1e-4  # [m/s or rad/s]: the ramp-down is over below this speed
-# Deferred switch work runs after the tick's command, only while the tick is this far (fraction of a period) past
-# its deadline, so that it never delays the next tick; more than MAX_DEFERRED pending switches run regardless.
-DEFERRED_BUDGET = 0.35
-MAX_DEFERRED = 4
 # A tick that raises holds the last command sent; this many failing ticks in a row (the hold path fails too) fault.
 MAX_CONSECUTIVE_TICK_ERRORS = 50
 
@@ -77,7 +66,6 @@ class Executor:
         self.hold_reason = ""  # why the executor switched to holding by itself ("" = operator or start)
         self.resume_refusal = ""  # why the last resume() was refused
         self.loop = ServoLoop(config.loop, self.tick, name="executor_servo")
-        self._deferred_budget_s = DEFERRED_BUDGET * config.loop.period_s
         self._offset_s = time.time() - time.monotonic()
         ad = len(config.timeline.names)
         self._state = np.zeros(ad)
@@ -93,21 +81,14 @@ class Executor:
         self._on_fault = on_fault
         self.mode: Mode = "idle"
         self.fault_message = ""
-        self.switch_events: collections.deque[SwitchEvent] = collections.deque(maxlen=SWITCH_HISTORY)
-        self._switch_log: collections.deque[tuple[int, SwitchEvent]] = collections.deque(maxlen=SWITCH_HISTORY)
-        self._switch_seq = 0  # switch events since start (the loop thread writes it)
-        self._switch_drained = 0  # sequence number of the last event handed out by drain_switch_events
         self.commands_sent = 0
         self.tick_errors = 0
         self.tick_error = ""
         self._error_run = 0  # failing ticks in a row
-        self._max_jump_lin = 0.0
-        self._max_jump_ang = 0.0
-        # Switch ticks stay cheap (measured: computing the event and freeing the replaced chunk's precomputed lists
-        # in the tick took it from ~0.2 to 1.3–1.7 ms, 1 % of ticks late at 10 Hz chunks): the tick only captures
-        # the switch; the event is computed, and the replaced chunk released, after later ticks' commands.
-        self._deferred: collections.deque[list] = collections.deque()  # [CapturedSwitch, SwitchEvent | None]
-        self.last_switch: SwitchEvent | None = None
+        # Switch ticks stay cheap: the tick only captures the switch; the event is computed, and the replaced chunk
+        # released, after later ticks' commands (switch_log).
+        self.switches = SwitchLog(kind=config.timeline.kind, num_arms=config.timeline.num_arms,
+                                  period_s=config.loop.period_s)  # fmt: skip
 
     # ---- clock -------------------------------------------------------------------------------------------------
     def now_s(self) -> float:
@@ -276,7 +257,7 @@ class Executor:
             log.exception("%s; dropping the chunks and holding", message)
         self.tick_error = message
         self._slot = None
-        self._deferred.clear()
+        self.switches.clear()
         self.timeline.reset(self._last_cmd)
         self._hold[:] = self._last_cmd
         if self.mode in ("running", "approaching"):
@@ -337,7 +318,7 @@ class Executor:
                 if mode == "running" and captured.replaced is None and self._take_over(captured, t):
                     captured = None  # its chunk is not executed: approaching its pose (or refused: holding)
                 else:
-                    self._deferred.append([captured, None])
+                    self.switches.defer(captured)
         target = self._hold if self.mode == "holding" else self._target
         self.safety.filter(target, self._cmd)
         try:
@@ -346,26 +327,8 @@ class Executor:
             self._last_cmd[:] = self._cmd
         except DriverError as exc:
             self._enter_fault(f"command refused: {exc}")
-        if self._deferred and captured is None:
-            if len(self._deferred) > MAX_DEFERRED or time.monotonic() - deadline_mono_s < self._deferred_budget_s:
-                self._finish_switch()
-
-    def _finish_switch(self) -> None:
-        """One step of deferred switch work (servo thread, after a tick's command): first the event, then, at a
-        later tick, releasing the replaced chunk."""
-        entry = self._deferred[0]
-        if entry[1] is None:
-            captured: CapturedSwitch = entry[0]
-            tl = self.timeline.config
-            ev = entry[1] = switch_event(captured, kind=tl.kind, num_arms=tl.num_arms)
-            self.last_switch = ev
-            self.switch_events.append(ev)
-            self._switch_seq += 1
-            self._switch_log.append((self._switch_seq, ev))
-            self._max_jump_lin = max(self._max_jump_lin, ev.jump_linear_m)
-            self._max_jump_ang = max(self._max_jump_ang, ev.jump_angular_rad)
-            return
-        self._deferred.popleft()  # the last reference to the replaced chunk goes here
+        if captured is None:
+            self.switches.after_command(deadline_mono_s)
 
     # ---- readers -----------------------------------------------------------------------------------------------
     def latest_state(self) -> tuple[float, np.ndarray]:
@@ -399,10 +362,7 @@ class Executor:
 
     def drain_switch_events(self) -> list[SwitchEvent]:
         """Switch events since the last call, oldest first (at most ``SWITCH_HISTORY``; older ones are lost)."""
-        items = [item for item in list(self._switch_log) if item[0] > self._switch_drained]
-        if items:
-            self._switch_drained = items[-1][0]
-        return [ev for _, ev in items]
+        return self.switches.drain()
 
     def reset_loop_stats(self) -> None:
         """Restart the servo timing statistics (e.g. after warm-up)."""
@@ -431,9 +391,9 @@ class Executor:
             switches=tl.counters.switches,
             rejected=dict(tl.counters.rejected),
             last_rejection=(f"{tl.last_rejection.reason}: {tl.last_rejection.detail}" if tl.last_rejection else ""),
-            last_switch=self.last_switch,
-            max_jump_linear_m=self._max_jump_lin,
-            max_jump_angular_rad=self._max_jump_ang,
+            last_switch=self.switches.last,
+            max_jump_linear_m=self.switches.max_jump_linear_m,
+            max_jump_angular_rad=self.switches.max_jump_angular_rad,
             starving=tl.starving,
             starved_ticks=tl.counters.starved_ticks,
             safety_interventions=dict(self.safety.counters.interventions),

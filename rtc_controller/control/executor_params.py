@@ -3,7 +3,8 @@ the checks that refuse bad values with a reason, and the mapping to the executor
 to a picklable driver factory (the servo process builds the driver itself).
 
 Units are in the names (``_s``, ``_hz``, ``_m``, ``_rad``, ``_us``, ``_pct``); per-arm arrays are flat, three
-values per arm (left then right). ``config/sim.yaml`` and ``config/rig.yaml`` document every parameter.
+values per arm (left then right). ``config/sim.yaml`` and ``config/rig.yaml`` document every parameter (the twin's:
+``config/twin.yaml``).
 """
 
 from __future__ import annotations

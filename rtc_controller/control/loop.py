@@ -305,22 +305,10 @@ class ServoLoop:
             st.push_flag(late)
             deadline += period
             if done > deadline + period:  # overran by more than a period: skip, do not burst
-                missed = int((done - deadline) / period)
-                deadline += missed * period
-                st.skipped += missed
-                st.late_ticks += missed
-                for _ in range(min(missed, len(st.flags))):
-                    st.push_flag(1)
+                deadline = _skip_missed(st, deadline=deadline, done=done, period=period)
             since_gc += 1
-            if freeze and since_gc >= gc_every and deadline - mono() > 0.5 * period:
-                c0, c1, _ = gc.get_count()
-                gen = 1 if c1 >= GC_GEN1_THRESHOLD else (0 if c0 >= GC_GEN0_THRESHOLD else -1)
-                if gen >= 0:
-                    since_gc = 0
-                    g0 = mono()
-                    gc.collect(gen)
-                    st.gc_collections += 1
-                    st.gc_max_s = max(st.gc_max_s, mono() - g0)
+            if freeze and since_gc >= gc_every and deadline - mono() > 0.5 * period and _collect_young(st):
+                since_gc = 0
 
     # ---- statistics --------------------------------------------------------------------------------------------
     def reset_stats(self, timeout_s: float = 1.0) -> None:
@@ -369,3 +357,28 @@ class ServoLoop:
     def lateness_s(self) -> np.ndarray:
         """All recorded lateness values [s] in the ring buffer (unordered once it wrapped)."""
         return self._stats.lateness[: min(self._stats.n, self.config.stats_capacity)].copy()
+
+
+def _skip_missed(st: _Stats, *, deadline: float, done: float, period: float) -> float:
+    """A tick that overran by more than a period: count the ticks it missed as skipped and late, and return the
+    next deadline after ``done`` on the same grid (the loop does not burst to catch up)."""
+    missed = int((done - deadline) / period)
+    deadline += missed * period
+    st.skipped += missed
+    st.late_ticks += missed
+    for _ in range(min(missed, len(st.flags))):
+        st.push_flag(1)
+    return deadline
+
+
+def _collect_young(st: _Stats) -> bool:
+    """In the loop's slack (gc frozen): collect generation 1 or 0 when it is over its threshold; True if it did."""
+    c0, c1, _ = gc.get_count()
+    gen = 1 if c1 >= GC_GEN1_THRESHOLD else (0 if c0 >= GC_GEN0_THRESHOLD else -1)
+    if gen < 0:
+        return False
+    g0 = time.monotonic()
+    gc.collect(gen)
+    st.gc_collections += 1
+    st.gc_max_s = max(st.gc_max_s, time.monotonic() - g0)
+    return True

@@ -9,13 +9,15 @@ Processes and threads:
 - parent (the ROS node): :class:`ServoProcess`, the proxy. Commands go over a ``multiprocessing`` Pipe, one request
   and one reply at a time (a lock serialises callers); requests carry an id so a late reply to a timed-out
   request is discarded, never mistaken for the next one.
-- child (``spawn`` context: never fork a process with rclpy/DDS threads): builds the driver (``driver_factory``,
-  picklable, e.g. ``functools.partial(SimDriver, SimConfig(...))``) and the :class:`Executor`; the servo loop applies
-  the real-time options (SCHED_FIFO, affinity, switch interval, gc) to the child itself; ``process_fifo_priority``
-  goes to the child's other threads. A command thread serves the pipe (blocking ``recv``: idle between commands).
-- robot state: every servo tick the child writes (stamp, state, mode, switch count, active t_obs) into shared
-  memory under a seqlock (single writer; the reader retries while the sequence is odd or changed). No pickling
-  at the state rate. x86 keeps stores and loads in program order, which the seqlock relies on.
+- child (``servo_child``; ``spawn`` context: never fork a process with rclpy/DDS threads): builds the driver
+  (``driver_factory``, picklable, e.g. ``functools.partial(SimDriver, SimConfig(...))``) and the :class:`Executor`;
+  the servo loop applies the real-time options (SCHED_FIFO, affinity, switch interval, gc) to the child itself;
+  ``process_fifo_priority`` goes to the child's other threads. A command thread serves the pipe (blocking
+  ``recv``: idle between commands).
+- robot state (``servo_shared_state``): every servo tick the child writes (stamp, state, mode, switch count,
+  active t_obs) into shared memory under a seqlock (single writer; the reader retries while the sequence is odd
+  or changed). No pickling at the state rate. x86 keeps stores and loads in program order, which the seqlock
+  relies on.
 
 Clock: the child's executor clock is ``time.monotonic() + offset`` (CLOCK_MONOTONIC is system-wide, so it reads the
 same in both processes); the offset comes with the ready message and :meth:`ServoProcess.now_s` uses it. The node
@@ -49,34 +51,26 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import numpy as np
 
 from rtc_controller.control.chunk import Chunk
-from rtc_controller.control.executor import Executor, ExecutorConfig, ExecutorSnapshot
-from rtc_controller.control.loop import LoopStats, set_process_fifo_priority
-from rtc_controller.control.timeline import PreparedChunk, Rejection, SwitchEvent
+from rtc_controller.control.executor_types import ExecutorConfig, ExecutorSnapshot
+from rtc_controller.control.loop import LoopStats
+from rtc_controller.control.servo_child import SubmitAccepted, child_main
+from rtc_controller.control.servo_shared_state import HDR_SWITCHES, MODES, read_consistent, shm_size, state_views
+from rtc_controller.control.timeline import Rejection, SwitchEvent
 from rtc_controller.robots.base import ArmDriver, DriverError
-from rtc_controller.shutdown import set_parent_death_signal
 
 log = logging.getLogger(__name__)
 
-MODES = ("idle", "running", "holding", "faulted", "stopped", "approaching")
-MODE_CODE = {m: i for i, m in enumerate(MODES)}
-# shared state layout: int64 header, then float64 values
-HDR_SEQ, HDR_MODE, HDR_SWITCHES, HDR_LEN = 0, 1, 2, 4
-VAL_STAMP, VAL_ACTIVE_T_OBS, VAL_STATE = 0, 1, 2
-SEQLOCK_RETRIES = 1000
 START_EXTRA_S = 30.0  # spawn + imports + driver construction, on top of the driver's connect timeout [s]
 CALL_TIMEOUT_S = 2.0  # a command's reply [s] (the child's command thread answers in well under 10 ms)
 RESET_TIMEOUT_S = 60.0  # reset_fault waits for the robot to clear its fault [s]
 JOIN_EXTRA_S = 5.0  # beyond the ramp-down, before the child is terminated [s]
 KILL_WAIT_S = 2.0
-NATIVE_ID_WAIT_S = 1.0
-SLACK_WAIT_S = 0.01  # longest wait for the end of a servo tick before a command runs anyway [s]
 
 
 class ServoProcessError(RuntimeError):
@@ -87,172 +81,6 @@ class ServoProcessDied(ServoProcessError):
     """The servo process is not running (crashed, killed, or never started)."""
 
 
-@dataclass(frozen=True)
-class SubmitAccepted:
-    """A chunk the child accepted (the parts of :class:`PreparedChunk` the node uses)."""
-
-    delay_s: float
-    k_star: int
-    t_switch_s: float
-
-
-def _shm_size(action_dim: int) -> int:
-    return 8 * HDR_LEN + 8 * (VAL_STATE + action_dim)
-
-
-def _views(buf: memoryview, action_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    hdr = np.ndarray((HDR_LEN,), dtype=np.int64, buffer=buf, offset=0)
-    vals = np.ndarray((VAL_STATE + action_dim,), dtype=np.float64, buffer=buf, offset=8 * HDR_LEN)
-    return hdr, vals
-
-
-# ---- child -----------------------------------------------------------------------------------------------------
-class _SharedStateExecutor(Executor):
-    """An Executor whose tick also publishes its state into shared memory (seqlock, single writer)."""
-
-    def __init__(self, config: ExecutorConfig, driver: ArmDriver, buf: memoryview) -> None:
-        super().__init__(config, driver)
-        self._hdr, self._vals = _views(buf, len(config.timeline.names))
-        self._seq = 0
-        self._slack = threading.Event()
-        self._slack_wanted = False
-
-    def wait_for_slack(self, timeout_s: float = SLACK_WAIT_S) -> None:
-        """Block until the servo loop finished its next tick (command thread). Work started right then runs in the
-        loop's slack instead of trading the GIL back and forth with a tick (each hand-over costs a thread wake-up,
-        which stretched ticks to ~1 ms while a chunk was prepared concurrently)."""
-        if not self.loop.running:
-            return
-        self._slack.clear()
-        self._slack_wanted = True
-        self._slack.wait(timeout_s)
-        self._slack_wanted = False
-
-    def publish_shared(self) -> None:
-        hdr, vals = self._hdr, self._vals
-        seq = self._seq + 1
-        hdr[HDR_SEQ] = seq  # odd: writing
-        vals[VAL_STAMP] = self._state_stamp_s
-        vals[VAL_STATE:] = self._state_pub
-        vals[VAL_ACTIVE_T_OBS] = self.active_t_obs_s
-        hdr[HDR_MODE] = MODE_CODE[self.mode]
-        hdr[HDR_SWITCHES] = self._switch_seq
-        self._seq = seq + 1
-        hdr[HDR_SEQ] = seq + 1  # even: consistent
-
-    def _rearm(self, state: np.ndarray) -> None:
-        super()._rearm(state)
-        self.publish_shared()
-
-    def tick(self, deadline_mono_s: float) -> None:
-        super().tick(deadline_mono_s)
-        self.publish_shared()
-        if self._slack_wanted:
-            self._slack_wanted = False
-            self._slack.set()
-
-
-def _submit(ex: Executor, chunk: Chunk, t_arrival_s: float) -> tuple:
-    r = ex.submit(chunk, t_arrival_s)
-    if isinstance(r, PreparedChunk):
-        res: SubmitAccepted | Rejection = SubmitAccepted(r.delay_s, r.k_star, r.t_switch_s)
-    else:
-        res = r
-    return res, ex.d, ex.has_estimate
-
-
-def _serve(conn: mp.connection.Connection, ex: _SharedStateExecutor, send: Callable[[Any], None],
-           stop: threading.Event, shutdown_req: list) -> None:  # fmt: skip
-    """Command thread: one request -> one reply until ``shutdown`` or the parent's end closes."""
-    handlers: dict[str, Callable[..., Any]] = {
-        "submit": lambda chunk, t: _submit(ex, chunk, t),
-        "hold": ex.hold,
-        "resume": lambda: (ex.resume(), ex.resume_refusal),
-        "reset_fault": lambda: (ex.reset_fault(), ex.fault_message),
-        "set_fixed_d": lambda v: (ex.set_fixed_d(v), ex.d, ex.has_estimate)[1:],
-        "snapshot": ex.snapshot,
-        "drain_switch_events": ex.drain_switch_events,
-        "reset_loop_stats": ex.reset_loop_stats,
-        "loop_records": ex.loop_records,
-    }
-    while not stop.is_set():
-        try:
-            req_id, name, args = conn.recv()
-        except (EOFError, OSError):
-            log.error("servo process: the parent's pipe closed; ramping down")
-            break
-        if name == "shutdown":
-            shutdown_req.append((req_id, args[0]))
-            break
-        try:
-            ex.wait_for_slack()
-            reply = (req_id, "ok", handlers[name](*args))
-        except Exception as exc:  # report, keep serving: the servo loop is unaffected
-            log.exception("servo process: command %s failed", name)
-            reply = (req_id, "err", f"{type(exc).__name__}: {exc}")
-        send(reply)
-    stop.set()
-
-
-def _child_main(conn: mp.connection.Connection, shm_name: str, config: ExecutorConfig,
-                driver_factory: Callable[[], ArmDriver], process_fifo_priority: int, log_level: int) -> None:  # fmt: skip
-    """Entry point of the servo process (see the module docstring)."""
-    for sig in (signal.SIGINT, signal.SIGHUP):  # the terminal's signals reach the whole group: the parent decides
-        signal.signal(sig, signal.SIG_IGN)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    set_parent_death_signal(signal.SIGTERM)  # besides the pipe's EOF: the parent killed -> ramp down and exit
-    logging.basicConfig(level=log_level, format="[servo_process %(process)d] %(levelname)s %(name)s: %(message)s")
-    send_lock = threading.Lock()
-
-    def send(msg: Any) -> None:
-        with send_lock:
-            try:
-                conn.send(msg)
-            except (OSError, ValueError):  # the parent is gone
-                stop.set()
-
-    shm = SharedMemory(name=shm_name)
-    ex: _SharedStateExecutor | None = None
-    try:
-        try:
-            ex = _SharedStateExecutor(config, driver_factory(), shm.buf)
-            ex.start()
-        except Exception as exc:
-            send((0, "error", f"{type(exc).__name__}: {exc}", isinstance(exc, (DriverError, ValueError))))
-            return
-        end = time.monotonic() + NATIVE_ID_WAIT_S
-        while ex.loop.native_id is None and time.monotonic() < end:
-            time.sleep(0.001)
-        warnings = ex.warnings + set_process_fifo_priority(
-            process_fifo_priority, exclude_tids=(ex.loop.native_id,) if ex.loop.native_id else ()
-        )
-        shutdown_req: list = []
-        cmd = threading.Thread(target=_serve, args=(conn, ex, send, stop, shutdown_req), name="servo_commands",
-                               daemon=True)  # fmt: skip
-        cmd.start()
-        ready = {"offset_s": ex._offset_s, "warnings": warnings, "d": ex.d, "has_estimate": ex.has_estimate}
-        send((0, "ready", ready))
-        while not stop.wait(0.2):
-            pass
-        req_id, ramp = shutdown_req[0] if shutdown_req else (None, None)
-        ex.shutdown(ramp)
-        ex.publish_shared()
-        if req_id is not None:
-            send((req_id, "ok", None))
-    finally:
-        if ex is not None and ex.mode != "stopped":  # failed start or an exception above: never leave it enabled
-            try:
-                ex.shutdown(0.0) if ex.loop.running else ex.driver.close()
-            except Exception:
-                log.exception("servo process: stopping the driver failed")
-        if ex is not None:
-            del ex._hdr, ex._vals  # release the views before closing the mapping
-        shm.close()
-        conn.close()
-
-
-# ---- parent ----------------------------------------------------------------------------------------------------
 def _start_resource_tracker() -> None:
     """Start multiprocessing's resource tracker (it unlinks the shared memory if this process is killed) with SIGHUP
     ignored, as it already ignores SIGINT and SIGTERM: a SIGHUP to the process group (a closed terminal) killed
@@ -277,7 +105,7 @@ def _main_module_hidden() -> Iterator[None]:
     ``spawn`` normally imports the parent's main module in the child (as ``__mp_main__``): for the node that is
     ``rtc_controller.ros.executor_node`` (rclpy and all message modules: slower start, ROS in the servo process),
     and a script without an ``if __name__ == "__main__"`` guard would even run again. The child's entry point lives
-    in this module, so the main module is not needed: hide it while ``Process.start`` collects its preparation data.
+    in ``servo_child``, so the main module is not needed: hide it while ``Process.start`` collects its preparation data.
     """
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")
@@ -340,14 +168,14 @@ class ServoProcess:
         if self._proc is not None:
             raise RuntimeError("servo process already started")
         _start_resource_tracker()
-        self._shm = SharedMemory(create=True, size=_shm_size(self._ad))
-        self._hdr, self._vals = _views(self._shm.buf, self._ad)
+        self._shm = SharedMemory(create=True, size=shm_size(self._ad))
+        self._hdr, self._vals = state_views(self._shm.buf, self._ad)
         self._hdr[:] = 0
         self._vals[:] = math.nan
         parent, child = self._ctx.Pipe(duplex=True)
         self._conn = parent
         self._proc = self._ctx.Process(
-            target=_child_main,
+            target=child_main,
             args=(child, self._shm.name, self.config, self._driver_factory, self._fifo, self._log_level),
             name="rtc_servo",
             daemon=True,  # multiprocessing terminates it at interpreter exit if shutdown was never called
@@ -516,18 +344,10 @@ class ServoProcess:
         hdr, vals = self._hdr, self._vals
         if hdr is None or vals is None:
             raise ServoProcessDied("servo process not running")
-        for _ in range(SEQLOCK_RETRIES):
-            s1 = int(hdr[HDR_SEQ])
-            if s1 & 1:
-                continue
-            stamp = float(vals[VAL_STAMP])
-            state = vals[VAL_STATE:].copy()
-            mode = int(hdr[HDR_MODE])
-            active = float(vals[VAL_ACTIVE_T_OBS])
-            if int(hdr[HDR_SEQ]) == s1:
-                return stamp, state, mode, active
-            time.sleep(0)
-        raise ServoProcessError("shared state stayed inconsistent (writer stalled mid-update)")
+        got = read_consistent(hdr, vals)
+        if got is None:
+            raise ServoProcessError("shared state stayed inconsistent (writer stalled mid-update)")
+        return got
 
     def latest_state(self) -> tuple[float, np.ndarray]:
         """(stamp [s, executor clock], measured state copy ``[ad]``): NaN stamp before the first tick."""

@@ -51,7 +51,8 @@ class GuidanceSettings:
 
     inference_delay: d [action steps], actions 0 … d−1 of the new chunk are frozen (executed from the previous
     chunk while inference runs); execution_horizon: s [action steps] between chunks, the weights end at H − s;
-    max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none``; schedule: the soft mask's decay.
+    max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none`` | ``hard``; schedule: the soft mask's decay (mode
+    ``hard`` always uses the hard mask, ``zeros``).
     """
 
     inference_delay: int
@@ -170,6 +171,21 @@ def _frozen_rms(chunk: np.ndarray, prefix: np.ndarray, weights: np.ndarray, d: i
     return float(np.sqrt(np.mean((chunk[mask] - prefix[mask]) ** 2)))
 
 
+def _chunk_stats(actions: np.ndarray, unguided: np.ndarray | None, guidance: Guidance | None, *, use_prefix: bool,
+                 d: int, horizon: int) -> tuple[np.ndarray, int | None, float, float, float]:  # fmt: skip
+    """(W used, m, frozen error, unguided frozen error, jump at d) of a chunk (see :class:`ChunkResult`)."""
+    if guidance is None:
+        weights, shift, nan = np.zeros(horizon, np.float32), None, float("nan")
+        frozen = unguided_frozen = jump = nan
+        return weights, shift, frozen, unguided_frozen, jump
+    weights, shift = (guidance.weights if use_prefix else np.zeros_like(guidance.weights)), guidance.shift_steps
+    frozen = _frozen_rms(actions, guidance.prefix, guidance.weights, d)
+    unguided_frozen = float("nan") if unguided is None else _frozen_rms(unguided, guidance.prefix, guidance.weights, d)
+    in_prefix = d < horizon and d + guidance.shift_steps < horizon
+    jump = float(np.linalg.norm(actions[d] - guidance.prefix[d])) if in_prefix else float("nan")
+    return weights, shift, frozen, unguided_frozen, jump
+
+
 class ChunkSampler:
     """Samples RTC-guided chunks for one policy (owns the jit caches; use it from one thread)."""
 
@@ -198,7 +214,7 @@ class ChunkSampler:
         return self._num_steps in self._warm_steps
 
     def warmup(self, observation: Observation | None = None) -> float:
-        """Compile every variant (unguided; stop and full with a prefix; every schedule's weights) [s spent].
+        """Compile every variant (unguided; every guided mode with a prefix; every schedule's weights) [s spent].
 
         ``observation`` defaults to the policy's ``fake_observation()`` where it has one.
         """
@@ -253,60 +269,23 @@ class ChunkSampler:
         """
         settings.check_horizon(self.horizon)
         t0 = time.perf_counter()
-        if prepared is None:
-            context = self.prepare(observation).context
-        elif prepared.observation is not observation:
-            raise ValueError(
-                "prepared context belongs to another observation: pass the observation it was prepared from"
-            )
-        else:
-            context = prepared.context
+        context = self._context(observation, prepared)
         t1 = time.perf_counter()
-        shape = (1, self.horizon, self.policy.model_action_dim)
-        if noise is None:
-            noise = jax.random.normal(key, shape, jnp.float32)
-        elif np.shape(noise) != shape:
-            raise ValueError(f"noise must be {list(shape)} [batch, horizon, model action dim], got {list(np.shape(noise))}")
-        noise = jnp.asarray(noise, jnp.float32)
+        noise = self._noise(key, noise)
         guidance = None
         if previous is not None:
             guidance = build_guidance(
                 previous, t_obs_s=observation.stamp_s, dt_s=self.dt_s, settings=settings, horizon=self.horizon
             )
         use_prefix = guidance is not None and settings.mode != "none" and bool(np.any(guidance.weights > 0))
-        unguided_model = None
-        if use_prefix:
-            prefix_model = self.policy.to_model(guidance.prefix[None], observation)
-            x = sample(
-                self.policy.velocity,
-                noise,
-                num_steps=self._num_steps,
-                prefix=jnp.asarray(prefix_model, jnp.float32),
-                weights=jnp.asarray(guidance.weights),
-                max_guidance_weight=float(settings.max_guidance_weight),
-                mode=settings.mode,
-                context=context,
-            )
-            if with_unguided:
-                unguided_model = sample(
-                    self.policy.velocity, noise, num_steps=self._num_steps, mode="none", context=context
-                )
-        else:
-            x = sample(self.policy.velocity, noise, num_steps=self._num_steps, mode="none", context=context)
-            unguided_model = x if with_unguided else None
+        x, unguided_model = self._denoise(noise, context, observation, guidance if use_prefix else None, settings,
+                                          with_unguided=with_unguided)  # fmt: skip
         actions = self.policy.to_physical(np.asarray(x), observation)[0]
         unguided = None if unguided_model is None else self.policy.to_physical(np.asarray(unguided_model), observation)[0]
         t2 = time.perf_counter()
-        d = settings.inference_delay
-        if guidance is None:
-            weights, shift, nan = np.zeros(self.horizon, np.float32), None, float("nan")
-            frozen = unguided_frozen = jump = nan
-        else:
-            weights, shift = (guidance.weights if use_prefix else np.zeros_like(guidance.weights)), guidance.shift_steps
-            frozen = _frozen_rms(actions, guidance.prefix, guidance.weights, d)
-            unguided_frozen = float("nan") if unguided is None else _frozen_rms(unguided, guidance.prefix, guidance.weights, d)
-            in_prefix = d < self.horizon and d + guidance.shift_steps < self.horizon
-            jump = float(np.linalg.norm(actions[d] - guidance.prefix[d])) if in_prefix else float("nan")
+        weights, shift, frozen, unguided_frozen, jump = _chunk_stats(
+            actions, unguided, guidance, use_prefix=use_prefix, d=settings.inference_delay, horizon=self.horizon
+        )
         return ChunkResult(
             actions=actions,
             unguided=unguided,
@@ -321,3 +300,44 @@ class ChunkSampler:
             sample_s=t2 - t1,
             total_s=t2 - t0,
         )
+
+    def _context(self, observation: Observation, prepared: PreparedObservation | None) -> Any:
+        """The policy context for ``observation``: ``prepared``'s, or a conditioning pass now."""
+        if prepared is None:
+            return self.prepare(observation).context
+        if prepared.observation is not observation:
+            raise ValueError(
+                "prepared context belongs to another observation: pass the observation it was prepared from"
+            )
+        return prepared.context
+
+    def _noise(self, key: jax.Array, noise: np.ndarray | None) -> jax.Array:
+        """The state at t = 1, [1, H, Dm]: ``noise`` as given (shape-checked) or drawn from ``key``."""
+        shape = (1, self.horizon, self.policy.model_action_dim)
+        if noise is None:
+            noise = jax.random.normal(key, shape, jnp.float32)
+        elif np.shape(noise) != shape:
+            raise ValueError(f"noise must be {list(shape)} [batch, horizon, model action dim], got {list(np.shape(noise))}")
+        return jnp.asarray(noise, jnp.float32)
+
+    def _denoise(self, noise: jax.Array, context: Any, observation: Observation, guidance: Guidance | None,
+                 settings: GuidanceSettings, *, with_unguided: bool) -> tuple[jax.Array, jax.Array | None]:  # fmt: skip
+        """(x₀ [1, H, Dm], the unguided x₀ from the same noise or None): guided toward ``guidance`` when given."""
+        if guidance is None:
+            x = sample(self.policy.velocity, noise, num_steps=self._num_steps, mode="none", context=context)
+            return x, (x if with_unguided else None)
+        prefix_model = self.policy.to_model(guidance.prefix[None], observation)
+        x = sample(
+            self.policy.velocity,
+            noise,
+            num_steps=self._num_steps,
+            prefix=jnp.asarray(prefix_model, jnp.float32),
+            weights=jnp.asarray(guidance.weights),
+            max_guidance_weight=float(settings.max_guidance_weight),
+            mode=settings.mode,
+            context=context,
+        )
+        unguided_model = None
+        if with_unguided:
+            unguided_model = sample(self.policy.velocity, noise, num_steps=self._num_steps, mode="none", context=context)
+        return x, unguided_model

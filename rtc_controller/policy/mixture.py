@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .base import Observation
+
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True, eq=False)
@@ -88,3 +90,24 @@ def sample_mixture(mix: GaussianMixture, key: jax.Array, batch: int) -> tuple[ja
     z = jax.random.normal(k_eps, (batch,) + mix.means.shape[1:])
     corr = jnp.einsum("ih,bhd->bid", mix.basis, jnp.sqrt(mix.eigenvalues)[None, :, None] * z)
     return mix.means[comp] + corr * mix.scales[comp][:, None, :], comp
+
+
+class MixtureFlowPolicy:
+    """What the mixture policies share (``SimPolicy``, the twin's ``TwinMixturePolicy``): the exact velocity of
+    their ``GaussianMixture`` context, in a model space that is a per-dimension affine map of the physical one,
+    model = (physical − ``_offset``)/``_scale`` (``_offset``, ``_scale`` ``[D]``, set by the subclass)."""
+
+    _offset: np.ndarray
+    _scale: np.ndarray
+
+    def velocity(self, context: GaussianMixture, x_t: jax.Array, t) -> jax.Array:
+        """Exact flow velocity ``[b, H, D]`` of the mixture at flow time t (1 = noise)."""
+        return mixture_velocity(context, x_t, t)
+
+    def to_model(self, actions_physical: np.ndarray, observation: Observation | None = None) -> np.ndarray:
+        """Physical ``[..., D]`` -> model space ``[..., D]``."""
+        return (np.asarray(actions_physical, np.float64) - self._offset) / self._scale
+
+    def to_physical(self, actions_model: np.ndarray, observation: Observation | None = None) -> np.ndarray:
+        """Model space ``[..., D]`` -> physical ``[..., D]``."""
+        return np.asarray(actions_model, np.float64) * self._scale + self._offset

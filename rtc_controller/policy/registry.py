@@ -19,7 +19,7 @@ def make_policy(name: PolicyName, **params: Any) -> FlowPolicy:
 
     sim: ``params`` are ``SimPolicyConfig`` fields (e.g. ``horizon=100, dt_s=0.02``).
     twin, twin_expert: ``horizon``, ``dt_s``, ``names`` and optionally ``source`` (privileged state; default: the
-    world snapshot of the ``mujoco`` driver on this machine).
+    world snapshot of the ``mujoco`` driver on this machine, ``snapshot=<name>`` for another).
     pi05: ``params`` are ``Pi05PolicyConfig`` fields (``checkpoint_dir``, ``tokenizer_path`` required;
     e.g. ``action_horizon=50``, ``action_names=…``, ``delta_action_mask=…``), or ``policy_config=<policy section
     file or config/policy name>`` with other fields overriding the file's.

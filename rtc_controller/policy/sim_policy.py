@@ -36,7 +36,7 @@ import numpy as np
 from rtc_controller.action_space import action_names, arm_slices
 
 from .base import Observation
-from .mixture import GaussianMixture, make_mixture, mixture_velocity
+from .mixture import GaussianMixture, MixtureFlowPolicy, make_mixture
 
 Vec3 = tuple[float, float, float]
 
@@ -205,7 +205,7 @@ def _rollout(cfg: SimPolicyConfig, position, gripper, pick, bin_, waypoints):
 
 
 @dataclass(eq=False)  # hashed by identity: the sampler holds ``velocity`` as a static jit argument
-class SimPolicy:
+class SimPolicy(MixtureFlowPolicy):
     """FlowPolicy of the simulated two-arm bin scene (see the module docstring)."""
 
     config: SimPolicyConfig = field(default_factory=SimPolicyConfig)
@@ -238,17 +238,7 @@ class SimPolicy:
         """The mixture over chunks for this observation (model space); a pytree with fixed shapes."""
         return self._prepare_jit(jnp.asarray(self._state(observation), jnp.float32))
 
-    def velocity(self, context: GaussianMixture, x_t: jax.Array, t) -> jax.Array:
-        """Exact flow velocity ``[b, H, D]`` of the mixture at flow time t (1 = noise)."""
-        return mixture_velocity(context, x_t, t)
-
-    def to_model(self, actions_physical: np.ndarray, observation: Observation | None = None) -> np.ndarray:
-        """Physical ``[..., D]`` -> model space ``[..., D]``."""
-        return (np.asarray(actions_physical, np.float64) - self._offset) / self._scale
-
-    def to_physical(self, actions_model: np.ndarray, observation: Observation | None = None) -> np.ndarray:
-        """Model space ``[..., D]`` -> physical ``[..., D]``."""
-        return np.asarray(actions_model, np.float64) * self._scale + self._offset
+    # velocity, to_model, to_physical: MixtureFlowPolicy
 
     # --- helpers ----------------------------------------------------------------------------------------
 

@@ -291,6 +291,13 @@ class FlexivDriverBase:
         except (RuntimeError, AttributeError):
             return "unknown"
 
+    def _refused(self, what: str, ri: int, exc: Exception) -> DriverError:
+        """A command robot ``ri`` refused, with the robot's reason (an E-stop or a fault the operator must act on;
+        the refusal alone says only "not operational"). Asked only on this path: the stream stops here."""
+        event = self._last_event(self._robots[ri])
+        why = self._op_status(self._robots[ri]) + (f": {event}" if event else "")
+        return DriverError(f"{what} to {self.config.serial_numbers[ri]}: {exc} ({why})")
+
     @staticmethod
     def _last_event(robot: Any) -> str:
         try:

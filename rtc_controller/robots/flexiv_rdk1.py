@@ -240,7 +240,7 @@ class FlexivRdk1Driver(FlexivDriverBase):
         self._tick += 1
         if self._tick % self.config.decimation:
             return
-        cfg, dt = self.config, self._dt
+        cfg, dt, arm = self.config, self._dt, 0
         try:
             for arm, (robot, sl) in enumerate(zip(self._robots, self._sl)):
                 if sl.rotation is not None:
@@ -256,4 +256,4 @@ class FlexivRdk1Driver(FlexivDriverBase):
                     n = len(ext) + len(dq)
                     robot.SendJointPosition(ext + c[j], [0.0] * len(ext) + dq, self._jcaps[0][:n], self._jcaps[1][:n])
         except (RuntimeError, ValueError, TypeError) as exc:
-            raise DriverError(f"flexivrdk 1.9 send: {exc}") from exc
+            raise self._refused("flexivrdk 1.9 send", arm, exc) from exc

@@ -236,12 +236,12 @@ class FlexivRdk2Driver(FlexivDriverBase):
             else:
                 target.q_d = c[sl.joints]
         self._request_grippers(c)
-        try:
-            for robot, cmds in zip(self._robots, self._cmds):
+        for ri, (robot, cmds) in enumerate(zip(self._robots, self._cmds)):
+            try:
                 if self.kind == "cartesian":
                     robot.StreamCartesianMotionForce(cmds)
                 else:
                     robot.StreamJointPosition(cmds)
-        except (RuntimeError, ValueError, TypeError) as exc:
-            raise DriverError(f"flexivrdk 2 stream: {exc}") from exc
+            except (RuntimeError, ValueError, TypeError) as exc:
+                raise self._refused("flexivrdk 2 stream", ri, exc) from exc
 

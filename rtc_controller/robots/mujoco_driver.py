@@ -75,15 +75,12 @@ class MujocoDriver:
         if self._disconnected:
             raise DriverError("mujoco: connection lost")
         if self.world is None:
-            from rtc_controller.sim.snapshot import SnapshotWriter, default_name
+            from rtc_controller.sim.snapshot import SnapshotWriter, default_name, world_header
             from rtc_controller.sim.world import TwinWorld
 
             c = self.config
             self.world = TwinWorld(c.scene, c.task)
-            instance = self.world.reset(c.seed)
-            header = {"scene": _asdict(c.scene), "task": _asdict(c.task),
-                      "instance": {"seed": instance.seed, "item_start_m": instance.item_start_m,
-                                   "conveyor_phase_m": instance.conveyor_phase_m}}  # fmt: skip
+            header = world_header(c.scene, c.task, self.world.reset(c.seed))
             self._writer = SnapshotWriter(c.snapshot_name or default_name(), self.world, header)
         now = self._clock()
         self._t_connect = now
@@ -173,9 +170,3 @@ class MujocoDriver:
         self._t_last_snap = now
         if self._writer is not None:
             self._writer.write(self.world, now)
-
-
-def _asdict(cfg) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(cfg)

@@ -97,18 +97,18 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def check_consistency(sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Warnings where the executor and inference sections disagree (after overrides): H, s, Δt."""
+    """Warnings where the executor and inference sections disagree (after overrides) on H, s or Δt, a key left out
+    counting with its default: the rule the inference node pauses on (``inference_params.executor_mismatches``)."""
     ex, inf = sections.get(topics.EXECUTOR_NODE), sections.get(topics.INFERENCE_NODE)
     if ex is None or inf is None:
         return []
-    out = []
-    if "horizon" in ex and "horizon" in inf and inf["horizon"] > ex["horizon"]:
-        out.append(f"inference_node.horizon {inf['horizon']} > executor_node.horizon {ex['horizon']}: "
-                   "the executor rejects longer chunks")
-    for name in ("execution_horizon", "action_rate_hz"):
-        if name in ex and name in inf and float(ex[name]) != float(inf[name]):
-            out.append(f"executor_node.{name} {ex[name]} != inference_node.{name} {inf[name]}")
-    return out
+    from rtc_controller.control.executor_params import PARAMS as EXECUTOR_PARAMS
+    from rtc_controller.ros.inference_params import PARAMETERS as INFERENCE_PARAMS
+    from rtc_controller.ros.inference_params import SHARED_WITH_EXECUTOR, executor_mismatches
+
+    ours = {k: inf.get(k, INFERENCE_PARAMS[k].default) for k in SHARED_WITH_EXECUTOR}
+    executor = {k: ex.get(k, EXECUTOR_PARAMS[k].default) for k in SHARED_WITH_EXECUTOR}
+    return [f"inference_node.{problem}" for problem in executor_mismatches(ours, executor)]
 
 
 def default_nodes(config: str | Path) -> list[str]:
@@ -169,8 +169,7 @@ class Rig:
         """SIGINT every child (inference, executor, then the recorder), then SIGTERM, then SIGKILL; return codes."""
         if self._stopped is not None:
             return self._stopped
-        order = [n for n in (topics.INFERENCE_NODE, topics.EXECUTOR_NODE, RECORDER) if n in self.processes]
-        order += [n for n in self.processes if n not in order]
+        order = stop_order(self.processes)
         for sig, timeout in ((signal.SIGINT, sigint_timeout_s), (signal.SIGTERM, sigterm_timeout_s), (signal.SIGKILL, 5.0)):
             for name in order:
                 proc = self.processes[name]
@@ -196,6 +195,13 @@ class Rig:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stop_order(names: Sequence[str]) -> list[str]:
+    """The inference node first (no new chunks), then the executor (ramp-down), then every other node (twin, live
+    view), the recorder last: it records until the end."""
+    first = [n for n in (topics.INFERENCE_NODE, topics.EXECUTOR_NODE) if n in names]
+    return first + [n for n in names if n not in first and n != RECORDER] + ([RECORDER] if RECORDER in names else [])
 
 
 def _wait(proc: subprocess.Popen, timeout_s: float) -> None:

@@ -9,17 +9,20 @@ Conventions (DESIGN.md, "Messages"):
   Optionally ``header.frame_id = "rtc_d=<int>"`` carries the inference delay d [steps] the chunk was guided with.
 - Robot state = ``sensor_msgs/JointState``: ``name`` = action names (optionally followed by joint-space names),
   ``position`` = values in the same units, ``header.stamp`` = the executor's clock when the state was read.
+- Camera frame = ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8) or ``CompressedImage`` -> uint8
+  ``[height, width, 3]`` RGB (what the inference node gives the policy).
 - Stamps are float seconds (``_s``) on the ROS clock of the executor.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from rtc_controller.control.chunk import GUIDED_D_PREFIX, Chunk, chunk_from_trajectory, format_guided_d
@@ -33,12 +36,17 @@ __all__ = [
     "duration_to_s",
     "s_to_duration",
     "chunk_to_msg",
+    "max_chunk_bytes",
     "msg_to_chunk",
     "state_to_msg",
     "msg_to_state",
+    "image_to_array",
 ]
 
 NS_PER_S = 1_000_000_000
+CHUNK_BYTES_FIXED = 4096  # header, names, CDR overhead [bytes]
+CHUNK_BYTES_PER_VALUE = 4 * 8  # positions, and room for velocities, accelerations, efforts [bytes per value]
+CHUNK_BYTES_PER_POINT = 64  # time_from_start, sequence lengths, alignment [bytes]
 
 
 def stamp_to_s(stamp: Time) -> float:
@@ -92,6 +100,12 @@ def chunk_to_msg(
         points.append(p)
     msg.points = points
     return msg
+
+
+def max_chunk_bytes(horizon: int, action_dim: int) -> int:
+    """The most bytes a serialised chunk of ``horizon`` points of ``action_dim`` values may take (with room for
+    velocities, accelerations and efforts): a larger one is refused before it is deserialised."""
+    return CHUNK_BYTES_FIXED + horizon * (CHUNK_BYTES_PER_POINT + CHUNK_BYTES_PER_VALUE * action_dim)
 
 
 def msg_to_chunk(msg: JointTrajectory) -> Chunk:
@@ -155,3 +169,21 @@ def msg_to_state(msg: JointState, names: Sequence[str] | None = None) -> RobotSt
     if missing:
         raise KeyError(f"JointState lacks {missing}")
     return RobotStateSample(tuple(names), pos[[index[n] for n in names]], stamp_s)
+
+
+def image_to_array(msg: Image | CompressedImage) -> np.ndarray:
+    """Camera message -> uint8 [height, width, 3] RGB (rgb8, bgr8, rgba8, bgra8, mono8; or a compressed image)."""
+    if isinstance(msg, CompressedImage):
+        from PIL import Image as PILImage  # the pi05 extra; only needed for compressed cameras
+
+        return np.asarray(PILImage.open(io.BytesIO(bytes(msg.data))).convert("RGB"))
+    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}.get(msg.encoding)
+    if channels is None:
+        raise ValueError(f"unsupported image encoding {msg.encoding!r}")
+    raw = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, : msg.width * channels]
+    img = raw.reshape(msg.height, msg.width, channels)
+    if channels == 1:
+        return np.repeat(img, 3, axis=2)
+    if msg.encoding.startswith("bgr"):
+        img = img[..., 2::-1]
+    return np.ascontiguousarray(img[..., :3])

@@ -69,12 +69,13 @@ def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str, health: 
 
     The servo loop's timeliness against Flexiv's rule: ``late_pct_last_1s`` (the last 1-s window),
     ``late_pct_worst_1s`` (the worst since the statistics started), ``timeliness_limit_pct`` and
-    ``timeliness_margin_pct`` (limit − the larger of the two; RDK 2 faults the robot at 0). A failed servo tick
-    (``tick_error``) is ERROR until ~/resume."""
+    ``timeliness_margin_pct`` (limit − the larger of the two; RDK 2 faults the robot at 0); WARN above the limit or
+    the 2 % target, whichever is stricter. A failed servo tick (``tick_error``) is ERROR until ~/resume."""
     health = health or NodeHealth()
     ok, warn, err = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
     lp = s.loop
-    loop_bad = lp.worst_window_late_fraction > LATE_WINDOW_LIMIT or lp.lateness_p99_us > LATENESS_P99_TARGET_US
+    late_limit = min(LATE_WINDOW_LIMIT, timeliness_limit_pct / 100)  # a stricter robot limit warns earlier
+    loop_bad = lp.worst_window_late_fraction > late_limit or lp.lateness_p99_us > LATENESS_P99_TARGET_US
     last_pct, worst_pct = 100 * lp.last_window_late_fraction, 100 * lp.worst_window_late_fraction
     loop = DiagnosticStatus(
         level=err if s.tick_error else (warn if loop_bad else ok),

@@ -14,7 +14,7 @@ Topics (``rtc_controller/topics.py``): subscribes ``rtc/chunk`` (JointTrajectory
 (JointState in the action space, stamped by this node's executor clock) at ``state_rate_hz``,
 ``~/inference_delay`` (Int32 d), ``~/measured_delay`` (Float64 δ [s]), ``~/active_chunk`` (Header, stamp = t_obs
 of the executing chunk), ``~/switch`` (DiagnosticStatus per chunk switch: see :func:`switch_event_to_status`) and
-``/diagnostics`` at 1 Hz. Services (std_srvs/Trigger): ``~/hold``, ``~/resume``,
+``/diagnostics`` at 1 Hz. Services (std_srvs/Trigger, ``ros/executor_services.py``): ``~/hold``, ``~/resume``,
 ``~/reset_fault``.
 """
 
@@ -24,7 +24,6 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -39,7 +38,6 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Header, Int32
-from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from rtc_controller import topics
@@ -52,18 +50,19 @@ from rtc_controller.control.executor_params import (
     check_param,
     driver_factory,
 )
+from rtc_controller.control.executor_types import ExecutorConfig
 from rtc_controller.control.loop import set_process_fifo_priority
-from rtc_controller.control.operator_replies import RESET_DONE, hold_reply, reset_fault_reply, resume_reply
 from rtc_controller.control.servo_process import ServoProcess, ServoProcessError
 from rtc_controller.control.timeline import Rejection
 from rtc_controller.robots.base import DriverError
-from rtc_controller.ros.conversions import msg_to_chunk, s_to_stamp, state_to_msg
+from rtc_controller.ros.conversions import max_chunk_bytes, msg_to_chunk, s_to_stamp, state_to_msg
 from rtc_controller.ros.executor_diagnostics import (
     NodeHealth,
     dead_diagnostics,
     snapshot_to_diagnostics,
     switch_event_to_status,
 )
+from rtc_controller.ros.executor_services import OperatorServices
 from rtc_controller.ros.graph_guard import (
     ConflictLatch,
     chunk_source_problem,
@@ -79,9 +78,6 @@ GRAPH_CHECK_PERIOD_S = 0.5
 # Room for the policy's chunk beside a burst of others: each is refused in µs (size, then source) before it is
 # deserialised, so the queue drains fast; at depth 2 a flood of invalid chunks crowded the policy's out.
 CHUNK_QOS_DEPTH = 10
-CHUNK_BYTES_FIXED = 4096  # header, names, CDR overhead [bytes]
-CHUNK_BYTES_PER_VALUE = 4 * 8  # positions, and room for velocities, accelerations, efforts [bytes per value]
-CHUNK_BYTES_PER_POINT = 64  # time_from_start, sequence lengths, alignment [bytes]
 USE_SIM_TIME_REFUSED = ("use_sim_time: the executor stamps robot states and measures δ on its own monotonic clock; "
                         "simulated time would break both (not supported)")
 SERVO_PROCESS_START_S = 30.0  # spawn + imports in the servo process, on top of the robot's connect timeout [s]
@@ -94,33 +90,48 @@ class ExecutorNode(Node):
     def __init__(self, *, abort_start: threading.Event | None = None, **kwargs: Any) -> None:
         """``abort_start``: set by a shutdown request; it stops waiting for the servo process to start."""
         super().__init__(topics.EXECUTOR_NODE, **kwargs)
+        self.values = self._declare_param_table()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        config = build_config(self.values)  # ValueError with a reason on bad combinations
+        self.names = list(config.timeline.names)
+        self.executor_core: Executor | ServoProcess = self._make_core(config, abort_start)
+        self._create_interfaces()
+        self._last_active = math.nan
+        self._last_mode = ""
+        self._dead = ""  # why the servo process is gone ("" while it runs)
+        self._start_core()
+
+    def _declare_param_table(self) -> dict[str, Any]:
+        """Declare every parameter and return the values; ValueError with every reason when any is refused."""
         for name, p in PARAMS.items():
             self.declare_parameter(name, p.default, ParameterDescriptor(description=p.description,
                                                                         dynamic_typing=False))  # fmt: skip
-        self.values = {name: self.get_parameter(name).value for name in PARAMS}
+        values = {name: self.get_parameter(name).value for name in PARAMS}
         # a misspelt key (max_linear_sped_m_s) or section would otherwise leave a limit at its default: refuse
         check_node_overrides(self.get_name(), self._parameters, self._parameter_overrides, sys.argv)
-        reasons = [r for r in (check_param(k, v) for k, v in self.values.items()) if r]
-        if not reasons and (c := check_consistency(self.values)):
+        reasons = [r for r in (check_param(k, v) for k, v in values.items()) if r]
+        if not reasons and (c := check_consistency(values)):
             reasons.append(c)
         if self.get_parameter("use_sim_time").value:
             reasons.append(USE_SIM_TIME_REFUSED)
         if reasons:
             raise ValueError("invalid parameters: " + "; ".join(reasons))
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        config = build_config(self.values)  # ValueError with a reason on bad combinations
-        self.names = list(config.timeline.names)
-        self.executor_core: Executor | ServoProcess
+        return values
+
+    def _make_core(self, config: ExecutorConfig, abort_start: threading.Event | None) -> Executor | ServoProcess:
+        """The executor core: in its own servo process (the default) or in this process, its loop a thread."""
         if self.values["servo_process"]:
-            self.executor_core = ServoProcess(
+            return ServoProcess(
                 config,
                 driver_factory(self.values),
                 process_fifo_priority=self.values["process_fifo_priority"],  # the child's non-servo threads
                 start_timeout_s=self.values["connect_timeout_s"] + SERVO_PROCESS_START_S,
                 abort_start=abort_start,
             )
-        else:
-            self.executor_core = Executor(config, build_driver(self.values))
+        return Executor(config, build_driver(self.values))
+
+    def _create_interfaces(self) -> None:
+        """Publishers, the chunk subscription, timers and services, with their callback groups."""
         fast = MutuallyExclusiveCallbackGroup()
         slow = MutuallyExclusiveCallbackGroup()
         services = MutuallyExclusiveCallbackGroup()
@@ -133,20 +144,18 @@ class ExecutorNode(Node):
         # raw: the size is checked before the message is converted (a 100,000-point chunk stalled the callback 2 s)
         self.create_subscription(JointTrajectory, topics.CHUNK, self._on_chunk, CHUNK_QOS_DEPTH, callback_group=fast,
                                  raw=True)  # fmt: skip
-        self._max_chunk_bytes = CHUNK_BYTES_FIXED + self.values["horizon"] * (
-            CHUNK_BYTES_PER_POINT + CHUNK_BYTES_PER_VALUE * len(self.names))
+        self._max_chunk_bytes = max_chunk_bytes(self.values["horizon"], len(self.names))
         self.chunk_source = self._qualify(self.values["chunk_source_node"])
         self.health = NodeHealth()
         self._latch = ConflictLatch()
         self.create_timer(1.0 / self.values["state_rate_hz"], self._publish_state, callback_group=fast)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, callback_group=slow)
         self.create_timer(GRAPH_CHECK_PERIOD_S, self._check_graph, callback_group=slow)
-        self.create_service(Trigger, "~/hold", self._srv_hold, callback_group=services)
-        self.create_service(Trigger, "~/resume", self._srv_resume, callback_group=services)
-        self.create_service(Trigger, "~/reset_fault", self._srv_reset_fault, callback_group=services)
-        self._last_active = math.nan
-        self._last_mode = ""
-        self._dead = ""  # why the servo process is gone ("" while it runs)
+        self.operator_services = OperatorServices(self, self.executor_core, latch=self._latch, health=self.health,
+                                                  callback_group=services)  # fmt: skip
+
+    def _start_core(self) -> None:
+        """Start the core (connects the robot; DriverError / ServoProcessError), lift this process's threads."""
         self.executor_core.start()
         try:
             self._apply_process_priority()
@@ -316,45 +325,6 @@ class ExecutorNode(Node):
         self.diag_pub.publish(arr)
         if snap is not None:
             self._publish_d()
-
-    # ---- services ----------------------------------------------------------------------------------------------
-    def _reply(self, res: Trigger.Response, decided: tuple[bool, bool, str], action: Callable[[], Any]):
-        """Answer a Trigger from ``(act, success, message)`` (``operator_replies``); run ``action`` when ``act``."""
-        act, res.success, res.message = decided
-        if act:
-            try:
-                action()
-            except ServoProcessError as exc:
-                res.success, res.message = False, str(exc)
-        return res
-
-    def _srv_hold(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        return self._reply(res, hold_reply(self.executor_core.mode), self.executor_core.hold)
-
-    def _srv_resume(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        ex = self.executor_core
-        refusal = self._latch.resume_refusal() if self._latch.needs_resume else None
-        self.health.interlock_needs_resume = self._latch.needs_resume
-        act, res.success, res.message = resume_reply(ex.mode, refusal)
-        if act:
-            try:
-                ok, why = ex.resume(), ""
-            except ServoProcessError as exc:
-                ok, why = False, str(exc)
-            if not ok:  # the core refused (the start-up checks: an arm far outside its box, …)
-                res.success, res.message = False, f"refused: {why or ex.resume_refusal or f'mode {ex.mode}'}"
-        return res
-
-    def _srv_reset_fault(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        ex = self.executor_core
-        act, res.success, res.message = reset_fault_reply(ex.mode)
-        if act:
-            try:
-                ok = ex.reset_fault()
-            except ServoProcessError as exc:
-                ok, ex.fault_message = False, str(exc)
-            res.success, res.message = ok, RESET_DONE if ok else f"reset failed: {ex.fault_message}"
-        return res
 
     def shutdown(self) -> None:
         """Ramp down, stop the driver and (process mode) join the servo process, releasing its shared memory

@@ -21,24 +21,16 @@ from rclpy.parameter import parameter_value_to_python
 from rtc_controller import topics
 from rtc_controller.policy.state_stamps import StampGuard
 from rtc_controller.ros.graph_guard import ConflictLatch, graph_conflicts, qualified
+from rtc_controller.ros.inference_params import SHARED_WITH_EXECUTOR, executor_mismatches
 
 CHECK_PERIOD_S = 0.5
 EXECUTOR_PARAMS_PERIOD_S = 5.0  # the executor's settings are read again this often (it may restart)
-SHARED = ("horizon", "execution_horizon", "action_rate_hz")
 
 
 def executor_mismatch(ours: dict[str, Any], executor: dict[str, Any] | None) -> str | None:
     """Why our H, s, Δt cannot work with the executor's, or None (also while the executor's are unknown)."""
-    if not executor:
-        return None
-    if int(ours["execution_horizon"]) != int(executor["execution_horizon"]):
-        return (f"execution_horizon {ours['execution_horizon']} != executor_node's {executor['execution_horizon']} "
-                "(the executor clamps d to its H - s)")  # fmt: skip
-    if int(ours["horizon"]) > int(executor["horizon"]):
-        return f"horizon {ours['horizon']} > executor_node's {executor['horizon']}: it would reject every chunk"
-    if abs(float(ours["action_rate_hz"]) - float(executor["action_rate_hz"])) > 1e-9:
-        return f"action_rate_hz {ours['action_rate_hz']} != executor_node's {executor['action_rate_hz']}"
-    return None
+    problems = executor_mismatches(ours, executor)
+    return problems[0] if problems else None
 
 
 class InferenceGuards:
@@ -77,12 +69,12 @@ class InferenceGuards:
         now = time.monotonic()
         if now - self._asked_s > EXECUTOR_PARAMS_PERIOD_S and self._client.service_is_ready():
             self._asked_s = now
-            self._client.call_async(GetParameters.Request(names=list(SHARED))).add_done_callback(self._on_executor_params)
+            self._client.call_async(GetParameters.Request(names=list(SHARED_WITH_EXECUTOR))).add_done_callback(self._on_executor_params)
 
     def _on_executor_params(self, future) -> None:
         result = future.result()
-        if result is not None and len(result.values) == len(SHARED):
-            self.executor = {n: parameter_value_to_python(v) for n, v in zip(SHARED, result.values)}
+        if result is not None and len(result.values) == len(SHARED_WITH_EXECUTOR):
+            self.executor = {n: parameter_value_to_python(v) for n, v in zip(SHARED_WITH_EXECUTOR, result.values)}
 
     def pause_reason(self, params: dict[str, Any]) -> str | None:
         """Why the worker must not publish now, or None."""
@@ -92,7 +84,7 @@ class InferenceGuards:
 
     def refusal(self, name: str, value: Any, params: dict[str, Any]) -> str | None:
         """An on-set check against the executor's settings (``execution_horizon``)."""
-        if name in SHARED:
+        if name in SHARED_WITH_EXECUTOR:
             return executor_mismatch({**params, name: value}, self.executor)
         return None
 

@@ -38,7 +38,7 @@ def _executor_parameters() -> Iterable[str]:
 
 
 def _inference_parameters() -> Iterable[str]:
-    from rtc_controller.ros.inference_node import PARAMETERS
+    from rtc_controller.ros.inference_params import PARAMETERS
 
     return PARAMETERS
 

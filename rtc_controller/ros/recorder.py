@@ -8,8 +8,8 @@ name (e.g. ``trajectory_msgs/msg/JointTrajectory``), its message definition and 
 exit status 1, and messages lost before recording are counted and reported (:class:`Recorder`).
 
 Topics: by default every topic of ``rtc_controller.topics`` (chunk, unguided chunk, robot state, prompt,
-executor delay/active chunk, /diagnostics) plus the camera topics of the inference node's config
-(``--config`` → ``inference_node.ros__parameters.camera_slots`` / ``use_compressed_images``, or ``--cameras``).
+executor delay/active chunk, /diagnostics) plus the camera topics the inference node of ``--config`` subscribes
+(its ``camera_slots`` / ``use_compressed_images``, or its π0.5 policy section's cameras), or ``--cameras``.
 Our topics have a fixed type table; other topics named with ``--topics`` get their type from the ROS graph
 once a publisher appears. Relative names resolve in the recorder's namespace (``--ros-args -r __ns:=/rig``).
 
@@ -29,7 +29,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -39,10 +38,13 @@ from rosbags.typesys.store import Typestore
 
 from rtc_controller import topics
 from rtc_controller.ros.spin import run_node
-from rtc_controller.tools.bag_io import STORAGES, BagWriter, default_typestore, topic_types
+from rtc_controller.config_check import ConfigError
+from rtc_controller.ros.param_files import check_params_file
+from rtc_controller.tools.bag_types import COMPRESSED_SUFFIX, STORAGES, default_typestore, topic_types
+from rtc_controller.tools.bag_writer import BagWriter
 from rtc_controller.tools.sequence_gaps import SequenceGaps
 
-__all__ = ["Recorder", "default_topics", "main", "message_class", "typestore_with"]
+__all__ = ["Recorder", "camera_topics_from_config", "default_topics", "main", "message_class", "typestore_with"]
 
 QUEUE_DEPTH = 100  # per-topic subscription queue (messages) — room for bursts while the bag writes
 DISCOVERY_PERIOD_S = 0.5  # how often the graph is polled for topics still without a type / publisher QoS
@@ -107,16 +109,18 @@ def _referenced(desc: Any) -> list[str]:
 
 
 def default_topics(camera_slots: Sequence[str] = (), *, compressed: bool = False) -> dict[str, str]:
-    """Our topics (relative) and their types, plus the camera topics of ``camera_slots``."""
-    return topic_types(camera_slots, compressed=compressed)
+    """Our topics (relative) and their types, plus the camera topics of ``camera_slots`` (rtc/camera/<slot>)."""
+    suffix = COMPRESSED_SUFFIX if compressed else ""
+    return topic_types([topics.camera_topic(s) + suffix for s in camera_slots])
 
 
-def cameras_from_config(path: str | Path) -> tuple[tuple[str, ...], bool]:
-    """(camera_slots, use_compressed_images) from the inference node's section of a parameter file."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    params = (data.get(topics.INFERENCE_NODE) or {}).get("ros__parameters") or {}
-    slots = tuple(str(s) for s in params.get("camera_slots") or () if str(s))
-    return slots, bool(params.get("use_compressed_images", False))
+def camera_topics_from_config(path: str | Path, *, compressed: bool = False) -> tuple[str, ...]:
+    """The camera topics the inference node of parameter file ``path`` subscribes: its ``camera_slots``, or its π0.5
+    policy section's cameras (``inference_params.configured_camera_topics``). ConfigError naming the file."""
+    from rtc_controller.ros.inference_params import configured_camera_topics  # loads JAX: only with --config
+
+    section = check_params_file(path).get(topics.INFERENCE_NODE, {})
+    return configured_camera_topics(section, compressed=compressed)
 
 
 class Recorder(Node):
@@ -260,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", type=Path, help="bag directory to create (default rtc_bag_<date>_<time>)")
     p.add_argument("--storage", "-s", choices=STORAGES, default="mcap", help="storage format (default mcap)")
     p.add_argument("--topics", nargs="+", default=[], help="topics to record (default: all rtc topics + cameras)")
-    p.add_argument("--config", type=Path, help="parameter file whose inference_node camera_slots are recorded")
+    p.add_argument("--config", type=Path, help="parameter file whose inference_node cameras are recorded (its "
+                   "camera_slots, or its policy section's cameras)")
     p.add_argument("--cameras", default="", help="comma-separated camera slots (rtc/camera/<slot>)")
     p.add_argument("--compressed", action="store_true", help="record rtc/camera/<slot>/compressed instead")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -273,15 +278,13 @@ def main(args: Sequence[str] | None = None) -> int:
     argv = list(sys.argv if args is None else ["rtc-record", *args])
     opts = build_parser().parse_args(remove_ros_args(argv)[1:])
     slots = tuple(s for s in opts.cameras.split(",") if s)
-    compressed = opts.compressed
-    if opts.config is not None:
+    known = default_topics(slots, compressed=opts.compressed)
+    if opts.config is not None and not slots:
         try:
-            cfg_slots, cfg_compressed = cameras_from_config(opts.config)
-        except (OSError, yaml.YAMLError) as err:
+            known = topic_types(camera_topics_from_config(opts.config, compressed=opts.compressed))
+        except (OSError, ConfigError) as err:
             print(f"rtc-record: error: cannot read {opts.config}: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        slots, compressed = slots or cfg_slots, compressed or cfg_compressed
-    known = default_topics(slots, compressed=compressed)
     requested = {t: known.get(t) for t in _topic_list(opts.topics)} if opts.topics else dict(known)
     output = opts.output or Path(datetime.now().strftime("rtc_bag_%Y%m%d_%H%M%S"))
     if output.exists():

@@ -36,7 +36,7 @@ from launch_ros.substitutions import FindPackageShare
 
 from rtc_controller import topics
 from rtc_controller.ros.param_files import check_params_file
-from rtc_controller.tools.bag_io import topic_types
+from rtc_controller.tools.bag_types import topic_types
 
 PACKAGE = "rtc_controller"
 # Launch arguments forwarded to inference_node parameters when not empty (argument -> (parameter, type)).
@@ -70,17 +70,12 @@ def typed_argument(name: str, raw: str, kind: type) -> Any:
 
 
 def record_topics(config_path: str) -> list[str]:
-    """Absolute names of the topics to record: the package's topics plus the config's camera topics."""
-    import yaml
+    """Absolute names of the topics to record: the package's topics plus the cameras the config's inference node
+    subscribes (its camera_slots, or its policy section's cameras)."""
+    from rtc_controller.ros.inference_params import configured_camera_topics  # imports JAX (the policy section's)
 
-    try:
-        with open(config_path) as f:
-            params = ((yaml.safe_load(f) or {}).get(topics.INFERENCE_NODE) or {}).get("ros__parameters") or {}
-    except OSError:
-        params = {}
-    slots = [str(s) for s in params.get("camera_slots") or () if str(s)]
-    names = topic_types(slots, compressed=bool(params.get("use_compressed_images", False)))
-    return [n if n.startswith("/") else "/" + n for n in names]
+    cameras = configured_camera_topics(check_params_file(config_path).get(topics.INFERENCE_NODE, {}))
+    return [n if n.startswith("/") else "/" + n for n in topic_types(cameras)]
 
 
 def check_recording(bag: str, recorder: str) -> None:
@@ -166,7 +161,7 @@ def rig_launch_description(
         ),
         DeclareLaunchArgument("max_guidance_weight", default_value="", description="β >= 0 ('' = from the config)"),
         DeclareLaunchArgument("guidance_mode", default_value="", choices=["", *GUIDANCE_MODES],
-                              description="stop | full | none ('' = from the config)"),
+                              description=f"{' | '.join(GUIDANCE_MODES)} ('' = from the config)"),
         DeclareLaunchArgument("record", default_value="false", choices=BOOLEAN_CHOICES,
                               description="record the rig's topics; a recorder that fails stops the launch"),
         DeclareLaunchArgument("bag", default_value=bag_default, description="output directory of the recording"),

@@ -6,10 +6,10 @@ exit, then runs the node's cleanup (the executor's ramp-down, the recorder's bag
 shuts rclpy down. More signals during that are counted and ignored, so every path ends the same way: exit 0.
 
 A node factory stops the start with :class:`NodeExit` (exit code + one line on stderr), e.g. 2 for refused
-parameters. A twin or any later process adopts the same path with one call::
+parameters. A later process adopts the same path with one call, as ``twin_node`` does::
 
     def main(args=None) -> int:
-        return run_node(lambda signals: TwinNode(), name="rtc_twin", args=args, cleanup=TwinNode.close)
+        return run_node(lambda signals: TwinNode(), name=topics.TWIN_NODE, args=args, cleanup=TwinNode.shutdown)
 """
 
 from __future__ import annotations

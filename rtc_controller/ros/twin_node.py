@@ -66,18 +66,12 @@ class TwinNode(Node):
             if not self.p[k] > 0:
                 raise ValueError(f"{k} must be > 0, got {self.p[k]}")
         from rtc_controller.sim.snapshot import SnapshotReader
-        from rtc_controller.sim.task import TaskInstance, TaskMonitor
-        from rtc_controller.sim.twin_policy import _tuples
-        from rtc_controller.sim.scene import SceneConfig
-        from rtc_controller.sim.task import TaskConfig
+        from rtc_controller.sim.task import TaskMonitor
 
         self.get_logger().info("waiting for the twin world snapshot (executor_node with driver: mujoco)")
         self.reader = SnapshotReader(self.p["snapshot"] or None, wait_s=float(self.p["snapshot_wait_s"]))
-        h = self.reader.header
-        self.scene, self.task = SceneConfig(**_tuples(h["scene"])), TaskConfig(**_tuples(h["task"]))
-        inst = h["instance"]
-        self.monitor = TaskMonitor(self.scene, self.task, TaskInstance(inst["seed"], tuple(map(tuple, inst["item_start_m"])),
-                                                                       inst["conveyor_phase_m"]))  # fmt: skip
+        self.scene, self.task, instance = self.reader.world()
+        self.monitor = TaskMonitor(self.scene, self.task, instance)
         self.offset_s = time.time() - time.monotonic()
         self.start_s = math.nan
         self.cmd0: np.ndarray | None = None

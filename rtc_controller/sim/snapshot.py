@@ -1,7 +1,8 @@
 """The twin's world snapshot in shared memory: written by the ``mujoco`` driver (in the servo process), read by the
 twin process (cameras, task status) and by the twin policies (privileged state), all on one machine.
 
-Layout: a JSON header (scene + task configs and the task instance, written once), then a seqlock-protected block
+Layout: a JSON header (scene + task configs and the task instance, written once: the text first, its length
+last, so a reader that attaches meanwhile waits instead of parsing half a header), then a seqlock-protected block
 of float64 values (single writer; a reader retries while the sequence is odd or changed, as in
 ``control/servo_process``):
   [seq, t_mono_s, t_episode_s, fault, qpos(nq), qvel(nv), mocap_pos(nmocap·3), eq_active(neq),
@@ -12,6 +13,7 @@ t_mono_s is ``time.monotonic()`` when the world was at ``t_episode_s``; the exec
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -20,6 +22,10 @@ from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
 
 import numpy as np
+
+from rtc_controller.sim.scene import SceneConfig
+from rtc_controller.sim.task import TaskConfig, TaskInstance
+from rtc_controller.sim.twin_config import with_tuples
 
 HEADER_BYTES = 16384
 RETRIES = 1000
@@ -30,6 +36,20 @@ _CREATED: set[str] = set()  # segments this process created (their reader must l
 def default_name() -> str:
     """Per DDS domain, so parallel rigs (and test runs) on one machine never share a world."""
     return f"rtc_twin_{os.environ.get('ROS_DOMAIN_ID', '0')}"
+
+
+def world_header(scene: SceneConfig, task: TaskConfig, instance: TaskInstance) -> dict:
+    """What a reader needs to rebuild the episode (JSON): the scene and task configs and the task instance."""
+    return {"scene": dataclasses.asdict(scene), "task": dataclasses.asdict(task),
+            "instance": {"seed": instance.seed, "item_start_m": instance.item_start_m,
+                         "conveyor_phase_m": instance.conveyor_phase_m}}  # fmt: skip
+
+
+def world_from_header(header: dict) -> tuple[SceneConfig, TaskConfig, TaskInstance]:
+    """The inverse of :func:`world_header`."""
+    inst = header["instance"]
+    instance = TaskInstance(inst["seed"], tuple(tuple(p) for p in inst["item_start_m"]), inst["conveyor_phase_m"])
+    return SceneConfig(**with_tuples(header["scene"])), TaskConfig(**with_tuples(header["task"])), instance
 
 
 @dataclass(frozen=True)
@@ -94,8 +114,8 @@ class SnapshotWriter:
         text = json.dumps({**header, "sizes": vars(self.sizes)}).encode()
         if len(text) + 8 > HEADER_BYTES:
             raise ValueError("snapshot header too large")
-        self.shm.buf[:8] = np.int64(len(text)).tobytes()
         self.shm.buf[8 : 8 + len(text)] = text
+        self.shm.buf[:8] = np.int64(len(text)).tobytes()  # last: a reader sees the length only of a whole header
         self.vals = np.ndarray((self.sizes.count,), np.float64, buffer=self.shm.buf, offset=HEADER_BYTES)
         self.vals[:] = 0.0
         self._seq = 0
@@ -146,10 +166,23 @@ class SnapshotReader:
                 resource_tracker.unregister(self.shm._name, "shared_memory")  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001 — best effort
                 pass
-        n = int(np.frombuffer(self.shm.buf[:8], np.int64)[0])
+        n = self._header_length(name, end)
         self.header = json.loads(bytes(self.shm.buf[8 : 8 + n]).decode())
         self.sizes = Sizes(**self.header["sizes"])
         self.vals = np.ndarray((self.sizes.count,), np.float64, buffer=self.shm.buf, offset=HEADER_BYTES)
+
+    def _header_length(self, name: str, end: float) -> int:
+        """The header's length once the writer has written it whole (it writes the length last)."""
+        while (n := int(np.frombuffer(self.shm.buf[:8], np.int64)[0])) == 0:
+            if time.monotonic() >= end:
+                self.shm.close()
+                raise FileNotFoundError(f"twin world snapshot {name!r} has no header: its writer did not finish")
+            time.sleep(0.01)
+        return n
+
+    def world(self) -> tuple[SceneConfig, TaskConfig, TaskInstance]:
+        """The episode this snapshot shows: (scene, task, instance)."""
+        return world_from_header(self.header)
 
     def read(self) -> WorldSample | None:
         """The latest consistent sample (None before the first write)."""

@@ -5,6 +5,7 @@ parameters."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,20 @@ from rtc_controller.sim.scene import SceneConfig
 from rtc_controller.sim.task import TaskConfig
 
 
+def with_tuples(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """YAML/JSON lists -> tuples (a list of lists -> a tuple of tuples), as the frozen configs' fields are typed."""
+    return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+            for k, v in raw.items()}  # fmt: skip
+
+
 def _build(cls, raw: Any, where: str):
     if raw is None:
         return cls()
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     check_known_keys(raw, {f.name for f in dataclasses.fields(cls)}, where=where)
-    fixed = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-             for k, v in raw.items()}  # fmt: skip
     try:
-        return cls(**fixed)
+        return cls(**with_tuples(raw))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -50,4 +55,6 @@ def driver_config(v: dict[str, Any]):
         snapshot_name=str(v.get("twin_snapshot", "")),
         fault_at_s=v["sim_fault_at_s"] if v.get("sim_fault_at_s", -1.0) >= 0 else None,
         disconnect_at_s=v["sim_disconnect_at_s"] if v.get("sim_disconnect_at_s", -1.0) >= 0 else None,
+        kind=v.get("action_space", "cartesian"),
+        num_arms=int(v.get("num_arms", 2)),
     )

@@ -20,17 +20,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from rtc_controller.action_space import action_names, arm_slices
 from rtc_controller.control import so3
 from rtc_controller.policy.base import Observation
-from rtc_controller.policy.mixture import GaussianMixture, make_mixture, mixture_velocity
+from rtc_controller.policy.mixture import GaussianMixture, MixtureFlowPolicy, make_mixture
 from rtc_controller.sim.expert import NUM_SLOTS, ExpertConfig, plan_chunk, privileged_from_sample
 from rtc_controller.sim.scene import ARMS, SceneConfig
-from rtc_controller.sim.task import TaskConfig, TaskInstance
+from rtc_controller.sim.task import TaskConfig
 
 DOWN_ROTVEC = (0.0, np.pi, 0.0)
 POSITION_OFFSET_M = (0.55, 0.0, 0.15)
@@ -57,10 +56,7 @@ class SnapshotSource:
         from rtc_controller.sim.snapshot import SnapshotReader
 
         self.reader = SnapshotReader(name, wait_s=wait_s)
-        h = self.reader.header
-        self.scene, self.task = SceneConfig(**_tuples(h["scene"])), TaskConfig(**_tuples(h["task"]))
-        inst = h["instance"]
-        self.instance = TaskInstance(inst["seed"], tuple(tuple(p) for p in inst["item_start_m"]), inst["conveyor_phase_m"])
+        self.scene, self.task, self.instance = self.reader.world()
 
     def config(self) -> tuple[SceneConfig, TaskConfig]:
         return self.scene, self.task
@@ -72,11 +68,6 @@ class SnapshotSource:
         offset = time.time() - time.monotonic()  # executor clock = monotonic + this (same rule in every process)
         t_ep = sample.t_episode_s - (sample.t_mono_s + offset - observation.stamp_s)
         return privileged_from_sample(sample, self.scene, self.instance, t_episode_s=t_ep)
-
-
-def _tuples(d: dict) -> dict:
-    return {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)
-            for k, v in d.items()}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -105,7 +96,7 @@ class TwinPolicyConfig:
 
 
 @dataclass(eq=False)  # hashed by identity: the sampler holds ``velocity`` as a static jit argument
-class TwinMixturePolicy:
+class TwinMixturePolicy(MixtureFlowPolicy):
     """FlowPolicy of the twin (see the module docstring)."""
 
     config: TwinPolicyConfig = field(default_factory=TwinPolicyConfig)
@@ -144,24 +135,21 @@ class TwinMixturePolicy:
         t = self._template
         return GaussianMixture(jnp.asarray(means, jnp.float32), t.log_weights, t.scales, t.basis, t.eigenvalues)
 
-    def velocity(self, context: GaussianMixture, x_t: jax.Array, t) -> jax.Array:
-        return mixture_velocity(context, x_t, t)
-
-    def to_model(self, actions_physical: np.ndarray, observation: Observation | None = None) -> np.ndarray:
-        return (np.asarray(actions_physical, np.float64) - self._offset) / self._scale
-
-    def to_physical(self, actions_model: np.ndarray, observation: Observation | None = None) -> np.ndarray:
-        return np.asarray(actions_model, np.float64) * self._scale + self._offset
+    # velocity, to_model, to_physical: MixtureFlowPolicy
 
 
 def twin_policy_from_params(params: dict[str, Any], *, expert_only: bool = False) -> TwinMixturePolicy:
-    """A twin policy from ``horizon``, ``dt_s``, ``names`` (+ ``source``; other keys -> ValueError)."""
+    """A twin policy from ``horizon``, ``dt_s``, ``names`` (+ ``source``, or ``snapshot``: the name of the world
+    snapshot to read, '' = the default; other keys -> ValueError)."""
     params = dict(params)
     source = params.pop("source", None)
+    snapshot = params.pop("snapshot", "")
     known = {"horizon", "dt_s", "names", "position_std_m", "slot_weights"}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(f"unknown twin policy parameters {unknown}; known: {sorted(known | {'source'})}")
+        raise ValueError(f"unknown twin policy parameters {unknown}; known: {sorted(known | {'source', 'snapshot'})}")
+    if source is None and snapshot:
+        source = SnapshotSource(snapshot)
     if "names" in params:
         params["names"] = tuple(params["names"])
     return TwinMixturePolicy(TwinPolicyConfig(expert_only=expert_only, **params), source=source)

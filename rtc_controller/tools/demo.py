@@ -34,7 +34,8 @@ from rtc_controller import topics
 from rtc_controller.config_files import config_path
 from rtc_controller.rtc import GUIDANCE_MODES
 from rtc_controller.ros.bringup import load_config, parse_overrides, start_rig
-from rtc_controller.tools.bag_io import BagReader, read_diagnostics, read_states
+from rtc_controller.tools.bag_messages import read_diagnostics, read_states
+from rtc_controller.tools.bag_reader import BagReader
 
 FIRST_CHUNK_LINE = "first chunk published"  # logged once by the inference node after warm-up
 WARMUP_TIMEOUT_S = 300.0
@@ -204,16 +205,11 @@ def run_mode(mode: str, *, config: Path, out: Path, seconds: float, overrides: d
     return bag_dir
 
 
-def write_plots(runs: Sequence[ModeRun], out: Path) -> dict[str, str]:
-    """PNG figures for the report; returns {name: file name}."""
-    import matplotlib
+MODE_COLORS = {"none": "tab:red", "stop": "tab:purple", "full": "tab:orange"}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    files = {}
-    colors = {"none": "tab:red", "stop": "tab:purple", "full": "tab:orange"}
-    # 1. executed trajectory, a few dimensions, switches marked
+def _plot_trajectory(plt, runs: Sequence[ModeRun]):
+    """Executed trajectory, a few dimensions per mode, switches marked."""
     dims = [n for n in PLOT_DIMS if runs and n in runs[0].state_names]
     fig, axes = plt.subplots(len(dims), len(runs), figsize=(4.5 * len(runs), 1.8 * len(dims) + 0.6), sharex="col",
                              squeeze=False)
@@ -221,8 +217,8 @@ def write_plots(runs: Sequence[ModeRun], out: Path) -> dict[str, str]:
         t0 = run.state_times_s[0] if len(run.state_times_s) else 0.0  # executor clock, as the switch stamps
         for r, name in enumerate(dims):
             ax = axes[r, c]
-            ax.plot(run.state_times_s - t0, run.states[:, run.state_names.index(name)], color=colors.get(run.mode, "k"),
-                    lw=1)
+            ax.plot(run.state_times_s - t0, run.states[:, run.state_names.index(name)],
+                    color=MODE_COLORS.get(run.mode, "k"), lw=1)  # fmt: skip
             for sw in run.switches:
                 ax.axvline(sw.t_switch_s - t0, color="grey", lw=0.5, ls=":")
             ax.set_ylabel(f"{name} [m]", fontsize=7)
@@ -230,11 +226,11 @@ def write_plots(runs: Sequence[ModeRun], out: Path) -> dict[str, str]:
             ax.grid(alpha=0.3)
         axes[0, c].set_title(f"{run.mode}: executed TCP, switches dotted", fontsize=9)
         axes[-1, c].set_xlabel("time [s]", fontsize=7)
-    fig.tight_layout()
-    files["trajectory"] = "trajectory.png"
-    fig.savefig(out / files["trajectory"], dpi=90)
-    plt.close(fig)
-    # 2. jump distribution per mode
+    return fig
+
+
+def _plot_jumps(plt, runs: Sequence[ModeRun]):
+    """Jump distribution per mode (all dimensions, and the linear jump)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     for ax, key, label in ((axes[0], "jump", "jump at switch, all dims [m, rad]"),
                            (axes[1], "jump_linear_m", "linear jump at switch [m]")):
@@ -243,38 +239,53 @@ def write_plots(runs: Sequence[ModeRun], out: Path) -> dict[str, str]:
         ax.set_ylabel(label, fontsize=8)
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    files["jumps"] = "jumps.png"
-    fig.savefig(out / files["jumps"], dpi=90)
-    plt.close(fig)
-    # 3. δ and d over time
+    return fig
+
+
+def _plot_delay(plt, runs: Sequence[ModeRun]):
+    """δ and d over time per mode."""
     fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3), squeeze=False, sharey=True)
     for ax, run in zip(axes[0], runs):
-        ax.plot(run.delay_times_s, run.delay_steps, ".", ms=3, color=colors.get(run.mode, "k"), label="δ/Δt (measured)")
+        ax.plot(run.delay_times_s, run.delay_steps, ".", ms=3, color=MODE_COLORS.get(run.mode, "k"),
+                label="δ/Δt (measured)")  # fmt: skip
         ax.step(run.d_times_s, run.d_values, where="post", color="k", lw=1, label="d (next inference)")
         ax.set_title(run.mode, fontsize=9)
         ax.set_xlabel("time since first chunk [s]", fontsize=7)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("action steps", fontsize=8)
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    files["delay"] = "delay.png"
-    fig.savefig(out / files["delay"], dpi=90)
-    plt.close(fig)
-    # 4. loop lateness (per 1 s diagnostics window)
+    return fig
+
+
+def _plot_lateness(plt, runs: Sequence[ModeRun]):
+    """Servo-loop lateness per 1 s diagnostics window (p99 and max)."""
     fig, ax = plt.subplots(figsize=(6, 3))
     for run in runs:
-        ax.plot(run.lateness_p99_us, color=colors.get(run.mode, "k"), label=f"{run.mode} p99")
-        ax.plot(run.lateness_max_us, color=colors.get(run.mode, "k"), ls=":", lw=0.8, label=f"{run.mode} max")
+        ax.plot(run.lateness_p99_us, color=MODE_COLORS.get(run.mode, "k"), label=f"{run.mode} p99")
+        ax.plot(run.lateness_max_us, color=MODE_COLORS.get(run.mode, "k"), ls=":", lw=0.8, label=f"{run.mode} max")
     ax.set_yscale("log")
     ax.set_xlabel("diagnostics message (1 Hz)", fontsize=8)
     ax.set_ylabel("servo-loop lateness [µs]", fontsize=8)
     ax.legend(fontsize=6, ncol=3)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    files["lateness"] = "lateness.png"
-    fig.savefig(out / files["lateness"], dpi=90)
-    plt.close(fig)
+    return fig
+
+
+def write_plots(runs: Sequence[ModeRun], out: Path) -> dict[str, str]:
+    """PNG figures for the report; returns {name: file name}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = {}
+    for name, draw in (("trajectory", _plot_trajectory), ("jumps", _plot_jumps), ("delay", _plot_delay),
+                       ("lateness", _plot_lateness)):  # fmt: skip
+        fig = draw(plt, runs)
+        fig.tight_layout()
+        files[name] = f"{name}.png"
+        fig.savefig(out / files[name], dpi=90)
+        plt.close(fig)
     return files
 
 

@@ -28,11 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rtc_controller import topics
+from rtc_controller.config_files import world_file
 from rtc_controller.rtc import GUIDANCE_MODES
 from rtc_controller.tools.demo import ModeRun, write_plots
 from rtc_controller.tools.eval_dds import DdsEpisode, dds_episode
 
 DEFAULT_POLICY = "twin_pi05"  # models/twin_pi05/policy.yaml
+DEFAULT_WORLD = "twin_world_learned.yaml"  # the world models/twin_pi05 was trained in (narrow item spread)
 DEFAULT_MODES = ("none", "stop", "full")
 DEFAULT_EPISODES = 2
 DEFAULT_EXTRA_LATENCY_S = 0.2  # + the CPU's own inference time: d ≈ 12 at Δt = 20 ms
@@ -142,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="latency injected after sampling [s] (d = the executor's estimate)")
     p.add_argument("--beta", type=float, default=10.0, help="max guidance weight β")
     p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, help="episode time limit [s]")
+    p.add_argument("--twin-config", default=DEFAULT_WORLD,
+                   help=f"world file (path or config/ name; default {DEFAULT_WORLD}: the world the policy was trained in)")
     p.add_argument("--camera-rate", type=float, default=10.0, help="twin_node camera rate [Hz] (default 10: the training data's)")
     return p
 
@@ -163,14 +168,21 @@ def main(args: list[str] | None = None) -> int:
         section = load_policy_section(section_path)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         p.error(str(exc))
+    try:
+        world = world_file(a.twin_config)
+    except FileNotFoundError as exc:
+        p.error(f"--twin-config: {exc}")
     h = section.action_horizon
     seeds = list(range(a.seed_start, a.seed_start + a.episodes))
     params = {"policy_config": str(section_path), "episodes": a.episodes, "seeds": seeds, "horizon": h,
               "execution_horizon": h // 2, "beta": a.beta, "extra_latency_s": a.extra_latency,
-              "camera_rate_hz": a.camera_rate, "time_limit_s": a.time_limit, "modes": modes}  # fmt: skip
+              "camera_rate_hz": a.camera_rate, "twin_config": world, "time_limit_s": a.time_limit, "modes": modes}  # fmt: skip
     inference = {"policy": "pi05", "policy_config": str(section_path), "horizon": h, "execution_horizon": h // 2,
                  "num_steps": section.num_steps, "max_guidance_weight": a.beta, "extra_latency_s": a.extra_latency,
                  "inference_delay": "auto"}  # fmt: skip
+    overrides = {topics.INFERENCE_NODE: inference,
+                 topics.EXECUTOR_NODE: {"horizon": h, "execution_horizon": h // 2},
+                 topics.TWIN_NODE: {"camera_rate_hz": a.camera_rate}}  # fmt: skip
     a.out.mkdir(parents=True, exist_ok=True)
     print(f"twin + trained π0.5 over DDS: {len(modes)} mode(s) x {a.episodes} episode(s); output in {a.out}/",
           flush=True)
@@ -178,9 +190,8 @@ def main(args: list[str] | None = None) -> int:
     t0 = time.monotonic()
     for mode in modes:
         for seed in seeds:
-            ep = dds_episode(seed=seed, mode=mode, run_dir=a.out / "runs" / f"{mode}_seed{seed}", inference=inference,
-                             executor={"horizon": h, "execution_horizon": h // 2},
-                             twin={"camera_rate_hz": a.camera_rate}, dt_s=DT_S, time_limit_s=a.time_limit)  # fmt: skip
+            ep = dds_episode(seed=seed, mode=mode, run_dir=a.out / "runs" / f"{mode}_seed{seed}", overrides=overrides,
+                             dt_s=DT_S, time_limit_s=a.time_limit, twin_config=world)  # fmt: skip
             ep.outcome.setdefault("seed", seed)
             by_mode.setdefault(mode, []).append(ep)
             jumps = [s.jump_linear_m for s in ep.run.chunk_switches]

@@ -16,6 +16,7 @@ is resumable), ``summary.json`` (per-cell metrics), ``report.md`` (table) and ``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rtc_controller.config_files import world_file
 from rtc_controller.rtc import GUIDANCE_MODES
 from rtc_controller.tools.eval_stats import summarize_cell
 
@@ -49,6 +51,7 @@ class EvalConfig:
     policy_config: str = ""
     policy_params: tuple[tuple[str, Any], ...] = ()  # extra make_policy parameters (pi05), e.g. dtype=float32
     dds: bool = False
+    twin_config: str = ""  # the world file (scene: / task:; '' = the defaults); the time limit is time_limit_s
 
 
 class Progress:
@@ -92,11 +95,12 @@ class Evaluator:
         import jax
 
         from rtc_controller.policy.chunk_sampler import ChunkSampler
-        from rtc_controller.sim.task import TaskConfig
+        from rtc_controller.sim.twin_config import load_twin_config
         from rtc_controller.sim.world import TwinWorld
 
         self.cfg, self.jax = cfg, jax
-        self.world = TwinWorld(task=TaskConfig(time_limit_s=cfg.time_limit_s))
+        scene, task = load_twin_config(cfg.twin_config)
+        self.world = TwinWorld(scene=scene, task=dataclasses.replace(task, time_limit_s=cfg.time_limit_s))
         self.policy = _make_policy(cfg, self.world)
         if self.policy.horizon != cfg.horizon:
             raise ValueError(f"the policy's horizon is {self.policy.horizon}, rtc-eval runs --horizon {cfg.horizon}")
@@ -150,11 +154,7 @@ def run_grid(cfg: EvalConfig, *, modes, delays, out: Path, progress: bool = True
             if cfg.dds:
                 from rtc_controller.tools.eval_dds import run_dds_episode
 
-                episodes.append(run_dds_episode(seed=seed, mode=mode, delay=d, beta=cfg.max_guidance_weight,
-                                                policy=cfg.policy, out=out, dt_s=1.0 / cfg.action_rate_hz,
-                                                horizon=cfg.horizon, execution_horizon=cfg.execution_horizon,
-                                                time_limit_s=cfg.time_limit_s,
-                                                policy_config=cfg.policy_config))  # fmt: skip
+                episodes.append(run_dds_episode(cfg, seed=seed, mode=mode, delay=d, out=out))
             else:
                 episodes.append(ev.run_episode(seed, mode=mode, delay=d).summary())  # type: ignore[union-attr]
             bar.step(f"{mode} d={d} seed {seed}")
@@ -214,6 +214,8 @@ def main(args: list[str] | None = None) -> int:
                    help="extra pi05 make_policy parameter (repeatable; YAML value), e.g. dtype=float32")
     p.add_argument("--checkpoint", default="")
     p.add_argument("--tokenizer", default="")
+    p.add_argument("--twin-config", default="", help="world file (path or config/ name; default: the twin's "
+                                                      "defaults), e.g. twin_world_learned.yaml for models/twin_pi05")
     p.add_argument("--dds", action="store_true", help="each episode through the real processes over DDS (slow)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     o = p.parse_args(args)
@@ -229,17 +231,24 @@ def main(args: list[str] | None = None) -> int:
     o.policy = o.policy or ("pi05" if o.policy_config or o.checkpoint else "twin")
     if o.policy_config and o.policy != "pi05":
         p.error(f"--policy-config is a π0.5 policy section: it needs --policy pi05, got --policy {o.policy}")
+    if o.dds and o.policy_param:
+        p.error("--policy-param sets the in-process policy only (the inference node has no such parameter): put the "
+                "setting in a policy section (--policy-config) for --dds")
     cameras = tuple(c for c in o.cameras.split(",") if c)
     if not cameras and o.policy == "pi05":  # π0.5 sees the twin's three cameras unless told otherwise
         from rtc_controller.sim.scene import CAMERAS
 
         cameras = CAMERAS
+    try:
+        o.twin_config = world_file(o.twin_config)
+    except FileNotFoundError as exc:
+        p.error(f"--twin-config: {exc}")
     cfg = EvalConfig(policy=o.policy, horizon=o.horizon, execution_horizon=o.execution_horizon, num_steps=o.num_steps,
                      servo_rate_hz=o.servo_rate,
                      max_guidance_weight=o.beta, seeds=tuple(range(o.seed_start, o.seed_start + o.seeds)),
                      time_limit_s=o.time_limit, camera_slots=cameras, policy_params=tuple(o.policy_param),
                      checkpoint=o.checkpoint, tokenizer_path=o.tokenizer, policy_config=o.policy_config,
-                     dds=o.dds)  # fmt: skip
+                     dds=o.dds, twin_config=o.twin_config)  # fmt: skip
     try:
         summary = run_grid(cfg, modes=modes, delays=delays, out=Path(o.out), progress=not o.quiet)
     except (ValueError, RuntimeError) as exc:

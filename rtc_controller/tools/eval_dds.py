@@ -15,16 +15,21 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
 
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
 from rtc_controller.ros.bringup import default_nodes, start_rig
 from rtc_controller.sim.episode import jerk_rms
-from rtc_controller.tools.bag_io import BagReader, read_diagnostics
+from rtc_controller.tools.bag_messages import read_diagnostics
+from rtc_controller.tools.bag_reader import BagReader
 from rtc_controller.tools.demo import ModeRun, analyse_bag
+
+if TYPE_CHECKING:
+    from rtc_controller.tools.eval import EvalConfig
 
 EPISODE_TIMEOUT_S = 300.0  # start-up (JIT) + the episode's time limit, generously
 TCP_COLUMNS = [0, 1, 2, 7, 8, 9]
@@ -65,24 +70,34 @@ def inference_latencies(bag_dir: Path) -> np.ndarray:
     return np.array(list(per_chunk.values()), float)
 
 
-def dds_episode(*, seed: int, mode: str, run_dir: Path, inference: dict[str, Any], executor: dict[str, Any] | None = None,
-                twin: dict[str, Any] | None = None, config: str | Path | None = None, dt_s: float = 0.02,
-                time_limit_s: float = 15.0, timeout_s: float = EPISODE_TIMEOUT_S) -> DdsEpisode:  # fmt: skip
+def episode_world(run_dir: Path, *, time_limit_s: float, twin_config: str | Path = "") -> Path:
+    """The world file of one episode: ``twin_config`` (a world file; '' = the defaults) with the episode's time
+    limit [s], written to ``run_dir/twin_world.yaml``."""
+    world: dict[str, Any] = {}
+    if twin_config:
+        world = yaml.safe_load(Path(twin_config).read_text()) or {}
+    world.setdefault("task", {})["time_limit_s"] = float(time_limit_s)
+    path = run_dir / "twin_world.yaml"
+    path.write_text(yaml.safe_dump(world, sort_keys=False))
+    return path
+
+
+def dds_episode(*, seed: int, mode: str, run_dir: Path, overrides: dict[str, dict], config: str | Path | None = None,
+                dt_s: float = 0.02, time_limit_s: float = 15.0, twin_config: str | Path = "",
+                timeout_s: float = EPISODE_TIMEOUT_S) -> DdsEpisode:  # fmt: skip
     """One episode of twin seed ``seed`` with ``guidance_mode = mode``: the processes of ``config`` (default
-    ``config/twin.yaml``) with ``inference``/``executor``/``twin`` (node) parameter overrides, until ``twin_node``
-    decides it."""
+    ``config/twin.yaml``) with the per-node parameter ``overrides``, in the world ``twin_config`` with the time
+    limit ``time_limit_s``, until ``twin_node`` decides it."""
     config = config or config_path("twin.yaml")
     run_dir.mkdir(parents=True, exist_ok=True)
     status_file = run_dir / "status.json"
     status_file.unlink(missing_ok=True)
-    world = run_dir / "twin_world.yaml"  # the task's time limit for this episode (the rest: the defaults)
-    world.write_text(f"task:\n  time_limit_s: {time_limit_s}\n")
-    overrides = {
-        topics.EXECUTOR_NODE: {"twin_seed": seed, "twin_config": str(world), **(executor or {})},
-        topics.INFERENCE_NODE: {**inference, "guidance_mode": mode},
-        topics.TWIN_NODE: {**(twin or {}), "status_file": str(status_file)},
-    }
-    with start_rig(config, overrides=overrides, nodes=default_nodes(config), record_dir=run_dir / "bag",
+    world = episode_world(run_dir, time_limit_s=time_limit_s, twin_config=twin_config)
+    nodes = {name: dict(values) for name, values in overrides.items()}
+    nodes.setdefault(topics.EXECUTOR_NODE, {}).update(twin_seed=seed, twin_config=str(world))
+    nodes.setdefault(topics.INFERENCE_NODE, {})["guidance_mode"] = mode
+    nodes.setdefault(topics.TWIN_NODE, {})["status_file"] = str(status_file)
+    with start_rig(config, overrides=nodes, nodes=default_nodes(config), record_dir=run_dir / "bag",
                    log_dir=run_dir / "logs") as rig:  # fmt: skip
         end = time.monotonic() + timeout_s
         while time.monotonic() < end and not status_file.exists() and not rig.dead():
@@ -95,20 +110,39 @@ def dds_episode(*, seed: int, mode: str, run_dir: Path, inference: dict[str, Any
                       run_dir)
 
 
-def run_dds_episode(*, seed: int, mode: str, delay: int, beta: float, policy: str, out: Path, horizon: int = 50,
-                    execution_horizon: int = 25, config: str | Path | None = None, dt_s: float = 0.02,
-                    time_limit_s: float = 15.0, timeout_s: float = EPISODE_TIMEOUT_S,
-                    policy_config: str = "") -> dict:  # fmt: skip
-    """``rtc-eval --dds``: one episode at a fixed d (see the module docstring) -> the same summary as
+def dds_overrides(cfg: EvalConfig, *, delay: int) -> dict[str, dict]:
+    """The per-node parameter overrides of one cell: everything of the cell's config that the nodes take (the
+    policy and its section or checkpoint, its cameras, H, s, Δt, n, β, the schedule, the servo rate), so the DDS
+    path runs the same cell as the in-process one (the seed, mode, world and status file: ``dds_episode``)."""
+    inference = {"policy": cfg.policy, "max_guidance_weight": cfg.max_guidance_weight,
+                 "prefix_schedule": cfg.schedule, "num_steps": cfg.num_steps, "inference_delay": delay,
+                 "extra_latency_s": max(0.0, (delay - 0.5) / cfg.action_rate_hz), "horizon": cfg.horizon,
+                 "execution_horizon": cfg.execution_horizon, "action_rate_hz": cfg.action_rate_hz}  # fmt: skip
+    if cfg.policy == "pi05":
+        inference |= {k: v for k, v in (("policy_config", cfg.policy_config), ("checkpoint", cfg.checkpoint),
+                                        ("tokenizer_path", cfg.tokenizer_path)) if v}  # fmt: skip
+        slots = cfg.camera_slots
+        if cfg.policy_config:  # the node takes the section's cameras (and refuses other camera_slots)
+            from rtc_controller.policy.pi05.policy_section import load_policy_section
+
+            slots = load_policy_section(cfg.policy_config).camera_slots
+        if slots:
+            inference["camera_slots"] = list(slots)
+    return {
+        topics.EXECUTOR_NODE: {"horizon": cfg.horizon, "execution_horizon": cfg.execution_horizon,
+                               "action_rate_hz": cfg.action_rate_hz, "servo_rate_hz": cfg.servo_rate_hz},
+        topics.INFERENCE_NODE: inference,
+    }  # fmt: skip
+
+
+def run_dds_episode(cfg: EvalConfig, *, seed: int, mode: str, delay: int, out: Path, config: str | Path | None = None,
+                    timeout_s: float = EPISODE_TIMEOUT_S) -> dict:  # fmt: skip
+    """One episode of cell (``cfg``, ``mode``, ``delay``) (see the module docstring) -> the same summary as
     ``EpisodeResult.summary()`` plus ``k_star_median`` (the switch index the executor measured)."""
-    inference = {"policy": policy, "max_guidance_weight": beta, "inference_delay": delay,
-                 "extra_latency_s": max(0.0, (delay - 0.5) * dt_s), "horizon": horizon,
-                 "execution_horizon": execution_horizon}
-    if policy_config:
-        inference["policy_config"] = policy_config
-    ep = dds_episode(seed=seed, mode=mode, run_dir=out / "dds" / f"{mode}_d{delay}_seed{seed}", inference=inference,
-                     executor={"horizon": horizon, "execution_horizon": execution_horizon}, config=config, dt_s=dt_s,
-                     time_limit_s=time_limit_s, timeout_s=timeout_s)  # fmt: skip
+    dt_s = 1.0 / cfg.action_rate_hz
+    ep = dds_episode(seed=seed, mode=mode, run_dir=out / "dds" / f"{mode}_d{delay}_seed{seed}",
+                     overrides=dds_overrides(cfg, delay=delay), config=config, dt_s=dt_s,
+                     time_limit_s=cfg.time_limit_s, twin_config=cfg.twin_config, timeout_s=timeout_s)  # fmt: skip
     mr = ep.run
     switches = mr.chunk_switches
     tcp = mr.states[:, TCP_COLUMNS].reshape(-1, 2, 3) if len(mr.states) else np.zeros((0, 2, 3))

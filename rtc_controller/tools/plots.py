@@ -89,31 +89,44 @@ def plot_chunk_switch(
     order = [axes[i % rows, i // rows] for i in range(rows * cols)] if cols == 2 else list(axes.ravel())
     guided_lines = []
     for j in range(dim):
-        ax = order[j]
         y_plot = np.where(ok, y[:, j], np.nan)
-        ax.plot(steps, y_plot, color=COLORS["previous"], lw=1.4, label="previous chunk (guidance target)")
-        if u is not None:
-            ax.plot(steps, u[:, j], color=COLORS["unguided"], ls="--", lw=1.1, label="without guidance")
-        guided_lines.extend(ax.plot(steps, a[:, j], color=COLORS["guided"], lw=1.4, label="with guidance"))
-        ax.axvline(d, color=COLORS["delay"], ls="--", lw=1.0, label=f"inference delay d={d}")
-        ax.set_title(names[j], fontsize=8, pad=2)
-        ax.set_ylabel(f"[{units[j]}]" if units[j] else "", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.grid(alpha=0.3)
+        guided_lines.extend(_draw_panel(order[j], steps, y_plot, None if u is None else u[:, j], a[:, j], d,
+                                        name=names[j], unit=units[j]))  # fmt: skip
     for ax in order[dim:]:
         ax.remove()
     for ax in (axes[-1, c] for c in range(cols)):
         if ax in fig.axes:
             ax.set_xlabel("action step", fontsize=7)
+    _add_header(fig, order[0], title)
+    fig.rtc_guided_lines = guided_lines  # for update_guided
+    return fig
+
+
+def _draw_panel(ax, steps: np.ndarray, previous: np.ndarray, unguided: np.ndarray | None, guided: np.ndarray, d: int,
+                *, name: str, unit: str) -> list:  # fmt: skip
+    """One dimension's panel: the guidance target, the unguided and the guided chunk ``[H]``, d marked; returns
+    the guided line."""
+    ax.plot(steps, previous, color=COLORS["previous"], lw=1.4, label="previous chunk (guidance target)")
+    if unguided is not None:
+        ax.plot(steps, unguided, color=COLORS["unguided"], ls="--", lw=1.1, label="without guidance")
+    lines = ax.plot(steps, guided, color=COLORS["guided"], lw=1.4, label="with guidance")
+    ax.axvline(d, color=COLORS["delay"], ls="--", lw=1.0, label=f"inference delay d={d}")
+    ax.set_title(name, fontsize=8, pad=2)
+    ax.set_ylabel(f"[{unit}]" if unit else "", fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.grid(alpha=0.3)
+    return lines
+
+
+def _add_header(fig: Figure, first_ax, title: str) -> None:
+    """The title on the first line, the legend (``first_ax``'s) on the second; the panels below them."""
     height = fig.get_figheight()
-    handles, labels = order[0].get_legend_handles_labels()
-    # Header: the title on the first line, the legend on the second (fig.text/legend: tight_layout leaves them).
+    handles, labels = first_ax.get_legend_handles_labels()
+    # fig.text/legend: tight_layout leaves them.
     fig.rtc_title = fig.text(0.01, 1 - 0.08 / height, title, ha="left", va="top", fontsize=9)
     fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, 1 - 0.32 / height), fontsize=7, ncol=4,
                frameon=False)  # fmt: skip
     fig.tight_layout(rect=(0, 0, 1, 1 - HEADER_IN / height))
-    fig.rtc_guided_lines = guided_lines  # for update_guided
-    return fig
 
 
 def update_guided(fig: Figure, new: np.ndarray, *, title: str) -> Figure:

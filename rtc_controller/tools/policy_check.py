@@ -180,11 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def export_records(policy, ns: argparse.Namespace, out: TextIO) -> int:
-    from rtc_controller import topics
-
-    cams = policy.config.cameras
-    cameras = {slot: c.topic or topics.camera_topic(slot) for slot, c in cams.items()} if cams else None
-    observations = observations_from_bag(ns.bag, names=policy.action_names, cameras=cameras,
+    observations = observations_from_bag(ns.bag, names=policy.action_names, cameras=policy.config.camera_topics or None,
                                          max_observations=ns.max_observations)
     rng = np.random.default_rng(ns.seed)
     for i, obs in enumerate(observations):

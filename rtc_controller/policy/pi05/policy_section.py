@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from rtc_controller import topics
 from rtc_controller.action_space import action_names as default_action_names
 from rtc_controller.config_check import ConfigError, check_known_keys, load_yaml
 from rtc_controller.policy.pi05.config import DTYPES, IMAGE_KEYS, Dtype
@@ -144,6 +145,12 @@ class Pi05PolicyConfig:
     def camera_slots(self) -> tuple[str, ...]:
         """The model slots in the prefix (IMAGE_KEYS order)."""
         return tuple(k for k in IMAGE_KEYS if not self.cameras or k in self.cameras)
+
+    @property
+    def camera_topics(self) -> dict[str, str]:
+        """slot -> camera topic of each listed camera (its ``topic``, else ``rtc/camera/<slot>``); {} when the
+        section lists none (the node's ``camera_slots`` decide)."""
+        return {slot: c.topic or topics.camera_topic(slot) for slot, c in self.cameras.items()}
 
 
 # --- YAML ------------------------------------------------------------------------------------------------
