@@ -36,13 +36,18 @@ FRAME_RATE_HZ = 10.0
 TCP_DIMS = ((0, 1, 2), (7, 8, 9))
 
 
-def observations(seeds, steps, *, execution_horizon: int):
-    """(observation at t, observation at t + s) pairs from expert episodes of the twin (t on the frame grid)."""
+def observations(seeds, steps, *, execution_horizon: int, twin_config: str = ""):
+    """(observation at t, observation at t + s) pairs from expert episodes of the twin in the world ``twin_config``
+    (t on the frame grid)."""
     from rtc_controller.sim.demos import expert_episode
+    from rtc_controller.sim.twin_config import load_twin_config
+    from rtc_controller.sim.world import TwinWorld
 
+    scene, task = load_twin_config(twin_config)
+    world = TwinWorld(scene=scene, task=task)
     pairs = []
     for seed in seeds:
-        demo = expert_episode(seed, frame_rate_hz=FRAME_RATE_HZ)
+        demo = expert_episode(seed, world=world, frame_rate_hz=FRAME_RATE_HZ)
         index = {int(k): i for i, k in enumerate(demo.frame_index)}
 
         def obs(t):
@@ -95,14 +100,17 @@ def main(args=None) -> int:
     p.add_argument("--seeds", type=int, default=2, help="expert episodes (twin seeds 0 … N−1)")
     p.add_argument("--steps", default="0,50,100,150", help="action steps t of each episode (multiples of 5)")
     p.add_argument("--draws", type=int, default=4, help="noise draws per observation")
+    p.add_argument("--twin-config", default="twin_world_learned.yaml",
+                   help="world of the expert episodes (default: the one twin_pi05 was trained in)")
     p.add_argument("--json", type=Path)
     a = p.parse_args(args)
+    from rtc_controller.config_files import world_file
     from rtc_controller.policy.pi05.policy import Pi05Policy
     from rtc_controller.policy.pi05.policy_section import load_policy_section
 
     policy = Pi05Policy(load_policy_section(a.policy_config))
     pairs = observations(range(a.seeds), [int(x) for x in a.steps.split(",") if x.strip()],
-                         execution_horizon=a.execution_horizon)
+                         execution_horizon=a.execution_horizon, twin_config=world_file(a.twin_config))
     if not pairs:
         print("no observation pairs (steps must be on the 10 Hz frame grid: multiples of 5)", file=sys.stderr)
         return 2

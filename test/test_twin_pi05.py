@@ -7,11 +7,12 @@ import pytest
 import yaml
 
 from rtc_controller.action_space import action_names
-from rtc_controller.config_files import model_path
+from rtc_controller.config_files import model_path, world_file
 from rtc_controller.policy.pi05.policy_section import load_policy_section
 from rtc_controller.sim.world import READY_TCP_M
 
 MODEL = "twin_pi05"
+WORLD = "twin_world_learned.yaml"  # the world it was trained in
 NAMES = action_names("cartesian")
 
 
@@ -40,9 +41,11 @@ def test_the_committed_checkpoint_is_complete_and_openpi_laid_out():
 def test_chunks_from_rendered_twin_observations(policy):
     from rtc_controller.policy.base import Observation
     from rtc_controller.sim.render import CameraRenderer
+    from rtc_controller.sim.twin_config import load_twin_config
     from rtc_controller.sim.world import TwinWorld
 
-    world = TwinWorld()
+    scene, task = load_twin_config(world_file(WORLD))
+    world = TwinWorld(scene=scene, task=task)
     world.reset(3)
     renderer = CameraRenderer(world.model, world.scene)
     obs = Observation(state=world.state(), stamp_s=0.0, prompt=world.task.prompt,
@@ -63,7 +66,8 @@ def test_in_closed_loop_the_policy_reaches_for_its_cubes():
     from rtc_controller.tools.eval import EvalConfig, Evaluator
 
     cfg = EvalConfig(policy="pi05", policy_config=MODEL, camera_slots=("base_0_rgb", "left_wrist_0_rgb",
-                                                                       "right_wrist_0_rgb"), time_limit_s=1.0)
+                                                                       "right_wrist_0_rgb"), time_limit_s=1.0,
+                     twin_config=world_file(WORLD))
     ev = Evaluator(cfg)
     res = ev.run_episode(5, mode="stop", delay=0)
     items, state = ev.world.item_positions(), ev.world.state()
