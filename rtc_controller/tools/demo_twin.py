@@ -37,8 +37,10 @@ from rtc_controller.tools.eval_dds import DdsEpisode, dds_episode
 DEFAULT_POLICY = "twin_pi05"  # models/twin_pi05/policy.yaml
 DEFAULT_WORLD = "twin_world_learned.yaml"  # the world models/twin_pi05 was trained in (narrow item spread)
 DEFAULT_MODES = ("none", "stop", "full")
-DEFAULT_EPISODES = 2
-DEFAULT_EXTRA_LATENCY_S = 0.2  # + the CPU's own inference time: d ≈ 12 at Δt = 20 ms
+DEFAULT_EPISODES = 5
+DEFAULT_EXTRA_LATENCY_S = 0.1  # + the CPU's own inference time and the transport: d ≈ 7 at Δt = 20 ms
+DEFAULT_EXECUTION_HORIZON = 10  # a new chunk every 0.2 s: the demonstrations' replanning interval (README: at
+# s = 10 the modes separate on success; at s = 25 this small policy is too weak for 0.5 s of open loop)
 DEFAULT_TIME_LIMIT_S = 15.0
 DT_S = 0.02
 
@@ -141,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", default=",".join(DEFAULT_MODES), help=f"subset of {GUIDANCE_MODES}")
     p.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="episodes per mode (twin seeds)")
     p.add_argument("--seed-start", type=int, default=0, help="twin seed of the first episode (the same in every mode)")
+    p.add_argument("--execution-horizon", type=int, default=DEFAULT_EXECUTION_HORIZON,
+                   help=f"s: action steps between inferences (default {DEFAULT_EXECUTION_HORIZON})")
     p.add_argument("--extra-latency", type=float, default=DEFAULT_EXTRA_LATENCY_S,
                    help="latency injected after sampling [s] (d = the executor's estimate)")
     p.add_argument("--beta", type=float, default=10.0, help="max guidance weight β")
@@ -173,15 +177,17 @@ def main(args: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         p.error(f"--twin-config: {exc}")
     h = section.action_horizon
+    if not 1 <= a.execution_horizon < h:
+        p.error(f"--execution-horizon must be in [1, {h}) (the policy's horizon H = {h}), got {a.execution_horizon}")
     seeds = list(range(a.seed_start, a.seed_start + a.episodes))
     params = {"policy_config": str(section_path), "episodes": a.episodes, "seeds": seeds, "horizon": h,
-              "execution_horizon": h // 2, "beta": a.beta, "extra_latency_s": a.extra_latency,
+              "execution_horizon": a.execution_horizon, "beta": a.beta, "extra_latency_s": a.extra_latency,
               "camera_rate_hz": a.camera_rate, "twin_config": world, "time_limit_s": a.time_limit, "modes": modes}  # fmt: skip
-    inference = {"policy": "pi05", "policy_config": str(section_path), "horizon": h, "execution_horizon": h // 2,
+    inference = {"policy": "pi05", "policy_config": str(section_path), "horizon": h, "execution_horizon": a.execution_horizon,
                  "num_steps": section.num_steps, "max_guidance_weight": a.beta, "extra_latency_s": a.extra_latency,
                  "inference_delay": "auto"}  # fmt: skip
     overrides = {topics.INFERENCE_NODE: inference,
-                 topics.EXECUTOR_NODE: {"horizon": h, "execution_horizon": h // 2},
+                 topics.EXECUTOR_NODE: {"horizon": h, "execution_horizon": a.execution_horizon},
                  topics.TWIN_NODE: {"camera_rate_hz": a.camera_rate}}  # fmt: skip
     a.out.mkdir(parents=True, exist_ok=True)
     print(f"twin + trained π0.5 over DDS: {len(modes)} mode(s) x {a.episodes} episode(s); output in {a.out}/",
