@@ -1,5 +1,6 @@
 """ament_python package rtc_controller (builds with colcon, installs with pip)."""
 
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -35,6 +36,13 @@ def ros_wheels(distro: str) -> list[str]:
     ]
 
 
+def tree_data_files(root: str) -> list[tuple[str, list[str]]]:
+    """``share/rtc_controller/<dir>`` entries for every folder under ``root`` that holds files (the trained models:
+    an openpi checkpoint is a tree, ``params/d/…``, ``assets/<id>/norm_stats.json``)."""
+    return [(f"share/{PACKAGE}/{d}", [os.path.join(d, f) for f in sorted(files)])
+            for d, _, files in sorted(os.walk(root)) if files]  # fmt: skip
+
+
 setup(
     name=PACKAGE,
     version="0.1.0",
@@ -47,6 +55,7 @@ setup(
         ("share/" + PACKAGE + "/config/policy", glob("config/policy/*.yaml")),
         ("share/" + PACKAGE + "/config/train", glob("config/train/*.yaml")),
         ("share/" + PACKAGE + "/config/sros2", glob("config/sros2/*.xml")),
+        *tree_data_files("models"),
     ],
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,

@@ -105,13 +105,13 @@ def test_the_dds_path_runs_the_cell_the_config_describes(tmp_path, capsys):
 
     cfg = EvalConfig(policy="pi05", policy_config="pi05_no_state_delta", horizon=10, execution_horizon=5, num_steps=4,
                      schedule="linear", camera_slots=("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"))
-    o = dds_overrides(cfg, seed=3, mode="full", delay=2, world_file=tmp_path / "w.yaml", status_file=tmp_path / "s")
+    o = dds_overrides(cfg, delay=2)
     inference = o["inference_node"]
     assert inference["policy_config"] == "pi05_no_state_delta" and "checkpoint" not in inference
     assert inference["camera_slots"] == ["base_0_rgb", "left_wrist_0_rgb"]  # the section's (the node refuses others)
-    assert (inference["num_steps"], inference["prefix_schedule"], inference["guidance_mode"]) == (4, "linear", "full")
+    assert (inference["num_steps"], inference["prefix_schedule"]) == (4, "linear")
     assert inference["inference_delay"] == 2 and inference["extra_latency_s"] == pytest.approx(0.03)
-    assert o["executor_node"]["twin_seed"] == 3 and o["executor_node"]["execution_horizon"] == 5
+    assert o["executor_node"]["execution_horizon"] == 5
     with pytest.raises(SystemExit) as e:  # no node parameter could carry it: refused, not dropped
         main(["--out", str(tmp_path), "--dds", "--policy", "pi05", "--policy-param", "dtype=float32", "--quiet"])
     assert e.value.code == 2 and "--policy-param" in capsys.readouterr().err
@@ -146,3 +146,21 @@ def test_rtc_eval_runs_a_pi05_checkpoint_on_rendered_cameras(tmp_path):
     assert cell["config"]["camera_slots"] == ["base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"]
     ep = cell["episodes"][0]
     assert ep["chunks"] >= 4 and not ep["success"] and ep["reason"] == "timeout"
+
+
+def test_an_episode_world_is_the_world_file_with_the_episode_time_limit(tmp_path):
+    """rtc-eval --twin-config / make demo: the world file reaches the executor with the episode's time limit, and the
+    in-process path builds the same world."""
+    from rtc_controller.config_files import world_file
+    from rtc_controller.sim.twin_config import load_twin_config
+    from rtc_controller.tools.eval import EvalConfig, Evaluator
+    from rtc_controller.tools.eval_dds import episode_world
+
+    learned = world_file("twin_world_learned.yaml")
+    scene, task = load_twin_config(episode_world(tmp_path, time_limit_s=7.5, twin_config=learned))
+    assert task.time_limit_s == 7.5 and task.item_x_m == (0.45, 0.47) and task.item_dy_m == (-0.01, 0.01)
+    assert load_twin_config(episode_world(tmp_path, time_limit_s=3.0))[1].item_x_m == (0.42, 0.50)  # the defaults
+    ev = Evaluator(EvalConfig(policy="twin_expert", twin_config=learned, time_limit_s=4.0))
+    assert ev.world.task.item_x_m == (0.45, 0.47) and ev.world.task.time_limit_s == 4.0
+    with pytest.raises(FileNotFoundError, match="no_such_world.yaml"):
+        world_file("no_such_world.yaml")

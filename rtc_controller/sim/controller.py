@@ -107,6 +107,13 @@ class CartesianController:
         self._count = 0
         self.last_error = np.zeros((n, 2))  # position [m], rotation [rad] error per arm at the last update
 
+    def reset(self) -> None:
+        """Forget every episode-to-episode state: the null-space refresh phase, the cached null-space term and the
+        last errors (an episode is then a function of its seed alone, whatever ran before it in this world)."""
+        self._count = 0
+        self._null[:] = 0.0
+        self.last_error[:] = 0.0
+
     def set_feedforward_gain(self, kv_over_kp_s: float) -> None:
         """τ_ff = kv/kp of the joint servos [s]: the servo target leads by τ_ff·q̇_d so damping causes no lag."""
         self._ff_gain = kv_over_kp_s

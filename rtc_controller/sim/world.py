@@ -104,6 +104,7 @@ class TwinWorld:
         self._steps = 0
         self._set_bins()
         mujoco.mj_forward(m, d)
+        self.controller.reset()
         self.controller.hold_current(d)
         self.controller.target_width[:] = self.scene.gripper_max_m * 0.8
         self._rot_ref = [DOWN_ROTVEC] * len(ARMS)

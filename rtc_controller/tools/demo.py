@@ -1,4 +1,6 @@
-"""``make demo``: the simulated dual-arm rig end to end, once per guidance mode, and a report.
+"""``make demo-sim`` (``rtc-demo --scene sim``): the simulated dual-arm rig end to end, once per guidance mode, and a
+report. (``make demo``, ``rtc-demo`` with the default ``--scene twin``, runs the trained π0.5 on the MuJoCo twin:
+``tools/demo_twin.py``; it reuses this module's bag analysis and figures.)
 
 For each mode (``none``, ``stop``, ``full``) it starts, as separate processes talking over DDS, the executor node
 (sim driver), the inference node (sim policy with an injected latency so that d ≈ 16 at H = 100, Δt = 20 ms)
@@ -11,7 +13,7 @@ and the recorder (``rtc-record``, MCAP); waits until the first chunk is publishe
 - loop lateness and rejected chunks (``/diagnostics``).
 Writes ``OUT/report.md`` with PNG plots, ``OUT/summary.json`` and prints a summary table.
 
-Run: ``python -m rtc_controller.tools.demo --out out/demo [--seconds 30] [--modes none,stop,full]``
+Run: ``python -m rtc_controller.tools.demo --scene sim --out out/demo_sim [--seconds 30] [--modes none,stop,full]``
 """
 
 from __future__ import annotations
@@ -316,8 +318,8 @@ def write_report(out: Path, runs: Sequence[ModeRun], *, config: Path, seconds: f
         f"Config `{config}`, {seconds:.0f} s per mode after warm-up; H = {params.get('horizon')}, "
         f"s = {params.get('execution_horizon')}, β = {params.get('max_guidance_weight')}, "
         f"Δt = {1e3 / params.get('action_rate_hz', 50):.0f} ms, injected extra latency "
-        f"{params.get('extra_latency_s')} s. Reproduce: `make demo` "
-        f"(or `python -m rtc_controller.tools.demo --seconds {seconds:.0f}`).",
+        f"{params.get('extra_latency_s')} s. Reproduce: `make demo-sim` "
+        f"(or `rtc-demo --scene sim --seconds {seconds:.0f}`).",
         "",
         "The jump is the difference between the old and the new command at the switch instant, as the executor "
         "measured it (norm over all 14 dims, metres and radians together as in the seed's plots; the linear part "
@@ -344,9 +346,24 @@ def write_report(out: Path, runs: Sequence[ModeRun], *, config: Path, seconds: f
     return summary
 
 
+SCENES = ("twin", "sim")
+
+
 def main(args: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="rtc-demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    """``rtc-demo [--scene twin|sim] …``: the twin with the trained π0.5 (default), or the fast sim-policy demo."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--scene", choices=SCENES, default="twin")
+    known, rest = pre.parse_known_args(sys.argv[1:] if args is None else args)
+    if known.scene == "twin":
+        from rtc_controller.tools.demo_twin import main as twin_main
+
+        return twin_main(rest)
+    return main_sim(rest)
+
+
+def main_sim(args: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="rtc-demo --scene sim", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("out/demo_sim"))
     p.add_argument("--config", type=Path, help="parameter file (default: the package's config/sim.yaml)")
     p.add_argument("--seconds", type=float, default=30.0, help="run time per mode after warm-up [s]")
     p.add_argument("--modes", default=",".join(("none", "stop", "full")))

@@ -16,6 +16,7 @@ is resumable), ``summary.json`` (per-cell metrics), ``report.md`` (table) and ``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rtc_controller.config_files import world_file
 from rtc_controller.rtc import GUIDANCE_MODES
 from rtc_controller.tools.eval_stats import summarize_cell
 
@@ -49,6 +51,7 @@ class EvalConfig:
     policy_config: str = ""
     policy_params: tuple[tuple[str, Any], ...] = ()  # extra make_policy parameters (pi05), e.g. dtype=float32
     dds: bool = False
+    twin_config: str = ""  # the world file (scene: / task:; '' = the defaults); the time limit is time_limit_s
 
 
 class Progress:
@@ -92,11 +95,12 @@ class Evaluator:
         import jax
 
         from rtc_controller.policy.chunk_sampler import ChunkSampler
-        from rtc_controller.sim.task import TaskConfig
+        from rtc_controller.sim.twin_config import load_twin_config
         from rtc_controller.sim.world import TwinWorld
 
         self.cfg, self.jax = cfg, jax
-        self.world = TwinWorld(task=TaskConfig(time_limit_s=cfg.time_limit_s))
+        scene, task = load_twin_config(cfg.twin_config)
+        self.world = TwinWorld(scene=scene, task=dataclasses.replace(task, time_limit_s=cfg.time_limit_s))
         self.policy = _make_policy(cfg, self.world)
         if self.policy.horizon != cfg.horizon:
             raise ValueError(f"the policy's horizon is {self.policy.horizon}, rtc-eval runs --horizon {cfg.horizon}")
@@ -190,7 +194,8 @@ def _ints(text: str) -> tuple[int, ...]:
 def main(args: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rtc-eval", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="out/eval", help="output folder (resumes the cells already there)")
-    p.add_argument("--policy", default="twin", help="twin | twin_expert | pi05")
+    p.add_argument("--policy", default="", help="twin | twin_expert | pi05 (default: pi05 with --policy-config or "
+                                                "--checkpoint, else twin)")
     p.add_argument("--delays", default=",".join(map(str, DEFAULT_DELAYS)), help="d values [action steps]")
     p.add_argument("--modes", default="none,stop,full,hard", help=f"subset of {GUIDANCE_MODES}")
     p.add_argument("--seeds", type=int, default=10, help="episodes per cell (seeds 0 … N−1, the same in every cell)")
@@ -209,6 +214,8 @@ def main(args: list[str] | None = None) -> int:
                    help="extra pi05 make_policy parameter (repeatable; YAML value), e.g. dtype=float32")
     p.add_argument("--checkpoint", default="")
     p.add_argument("--tokenizer", default="")
+    p.add_argument("--twin-config", default="", help="world file (path or config/ name; default: the twin's "
+                                                      "defaults), e.g. twin_world_learned.yaml for models/twin_pi05")
     p.add_argument("--dds", action="store_true", help="each episode through the real processes over DDS (slow)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     o = p.parse_args(args)
@@ -221,6 +228,9 @@ def main(args: list[str] | None = None) -> int:
         p.error(f"delays must be in [0, execution horizon {o.execution_horizon}], got {list(delays)}")
     if o.servo_rate not in (1000.0, 500.0, 250.0):
         p.error(f"--servo-rate must divide the 1 kHz physics: 1000, 500 or 250, got {o.servo_rate}")
+    o.policy = o.policy or ("pi05" if o.policy_config or o.checkpoint else "twin")
+    if o.policy_config and o.policy != "pi05":
+        p.error(f"--policy-config is a π0.5 policy section: it needs --policy pi05, got --policy {o.policy}")
     if o.dds and o.policy_param:
         p.error("--policy-param sets the in-process policy only (the inference node has no such parameter): put the "
                 "setting in a policy section (--policy-config) for --dds")
@@ -229,12 +239,16 @@ def main(args: list[str] | None = None) -> int:
         from rtc_controller.sim.scene import CAMERAS
 
         cameras = CAMERAS
+    try:
+        o.twin_config = world_file(o.twin_config)
+    except FileNotFoundError as exc:
+        p.error(f"--twin-config: {exc}")
     cfg = EvalConfig(policy=o.policy, horizon=o.horizon, execution_horizon=o.execution_horizon, num_steps=o.num_steps,
                      servo_rate_hz=o.servo_rate,
                      max_guidance_weight=o.beta, seeds=tuple(range(o.seed_start, o.seed_start + o.seeds)),
                      time_limit_s=o.time_limit, camera_slots=cameras, policy_params=tuple(o.policy_param),
                      checkpoint=o.checkpoint, tokenizer_path=o.tokenizer, policy_config=o.policy_config,
-                     dds=o.dds)  # fmt: skip
+                     dds=o.dds, twin_config=o.twin_config)  # fmt: skip
     try:
         summary = run_grid(cfg, modes=modes, delays=delays, out=Path(o.out), progress=not o.quiet)
     except (ValueError, RuntimeError) as exc:

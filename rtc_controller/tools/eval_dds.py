@@ -1,11 +1,11 @@
-"""``rtc-eval --dds``: one episode through the real processes over DDS (``rtc-bringup --config config/twin.yaml``
-with the recorder), for spot checks of the fast path. ROS-free here: processes are started with ``start_rig`` and
-everything is read back from the twin node's status file and the bag.
+"""``rtc-eval --dds`` and ``make demo``: one twin episode through the real processes over DDS
+(``rtc-bringup --config config/twin.yaml`` with the recorder). ROS-free here: processes are started with
+``start_rig`` and everything is read back from the twin node's status file and the bag.
 
-The delay: the inference node guides with d (``inference_delay``) and waits until d·Δt has passed since its
-observation (``extra_latency_s``); the executor then switches at k* = ⌈δ/Δt⌉ ≥ d (δ also holds the inference time
-and the transport, so small d cannot be reached exactly: the episode reports the k* it got). Each episode is a
-fresh bringup (world reset = new processes); the JAX compilation cache keeps the restarts short.
+The delay (``rtc-eval --dds``): the inference node guides with d (``inference_delay``) and waits until d·Δt has
+passed since its observation (``extra_latency_s``); the executor then switches at k* = ⌈δ/Δt⌉ ≥ d (δ also holds the
+inference time and the transport, so small d cannot be reached exactly: the episode reports the k* it got). Each
+episode is a fresh bringup (world reset = new processes); the JAX compilation cache keeps the restarts short.
 """
 
 from __future__ import annotations
@@ -13,30 +13,108 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
 
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
 from rtc_controller.ros.bringup import default_nodes, start_rig
-from rtc_controller.tools.demo import analyse_bag
 from rtc_controller.sim.episode import jerk_rms
+from rtc_controller.tools.bag_messages import read_diagnostics
+from rtc_controller.tools.bag_reader import BagReader
+from rtc_controller.tools.demo import ModeRun, analyse_bag
 
 if TYPE_CHECKING:
     from rtc_controller.tools.eval import EvalConfig
 
 EPISODE_TIMEOUT_S = 300.0  # start-up (JIT) + the episode's time limit, generously
 TCP_COLUMNS = [0, 1, 2, 7, 8, 9]
+INFERENCE_STATUS_SUFFIX = ": inference"  # the inference node's DiagnosticStatus name ends with this
 
 
-def dds_overrides(cfg: EvalConfig, *, seed: int, mode: str, delay: int, world_file: Path,
-                  status_file: Path) -> dict[str, dict]:  # fmt: skip
-    """The per-node parameter overrides of one episode: everything of the cell's config that the nodes take (the
+@dataclass
+class DdsEpisode:
+    """One episode over DDS: the twin node's outcome (its status file), the bag analysed as the demo analyses it,
+    and the inference node's compute time per published chunk [s] (prefix pass + guided sampling, from its
+    diagnostics; the injected latency comes on top)."""
+
+    outcome: dict[str, Any]
+    run: ModeRun
+    latencies_s: np.ndarray
+    run_dir: Path
+
+    @property
+    def success(self) -> bool:
+        return self.outcome["status"] == "success"
+
+    @property
+    def duration_s(self) -> float:
+        """From the arms' first motion to the outcome [s]."""
+        return float(self.outcome["end_time_s"] - self.outcome["start_s"])
+
+
+def inference_latencies(bag_dir: Path) -> np.ndarray:
+    """[s] per published chunk: the inference node's compute time (its ``prepare_s`` + ``sample_s`` diagnostics
+    values: the prefix pass and the guided sampling, without the injected latency), one per chunk count."""
+    with BagReader(bag_dir) as bag:
+        diags = read_diagnostics(bag) if bag.resolve(topics.DIAGNOSTICS) else []
+    per_chunk: dict[str, float] = {}
+    for s in diags:
+        v = s.values
+        if s.name.endswith(INFERENCE_STATUS_SUFFIX) and {"prepare_s", "sample_s", "chunks"} <= set(v):
+            per_chunk.setdefault(v["chunks"], float(v["prepare_s"]) + float(v["sample_s"]))
+    return np.array(list(per_chunk.values()), float)
+
+
+def episode_world(run_dir: Path, *, time_limit_s: float, twin_config: str | Path = "") -> Path:
+    """The world file of one episode: ``twin_config`` (a world file; '' = the defaults) with the episode's time
+    limit [s], written to ``run_dir/twin_world.yaml``."""
+    world: dict[str, Any] = {}
+    if twin_config:
+        world = yaml.safe_load(Path(twin_config).read_text()) or {}
+    world.setdefault("task", {})["time_limit_s"] = float(time_limit_s)
+    path = run_dir / "twin_world.yaml"
+    path.write_text(yaml.safe_dump(world, sort_keys=False))
+    return path
+
+
+def dds_episode(*, seed: int, mode: str, run_dir: Path, overrides: dict[str, dict], config: str | Path | None = None,
+                dt_s: float = 0.02, time_limit_s: float = 15.0, twin_config: str | Path = "",
+                timeout_s: float = EPISODE_TIMEOUT_S) -> DdsEpisode:  # fmt: skip
+    """One episode of twin seed ``seed`` with ``guidance_mode = mode``: the processes of ``config`` (default
+    ``config/twin.yaml``) with the per-node parameter ``overrides``, in the world ``twin_config`` with the time
+    limit ``time_limit_s``, until ``twin_node`` decides it."""
+    config = config or config_path("twin.yaml")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    status_file = run_dir / "status.json"
+    status_file.unlink(missing_ok=True)
+    world = episode_world(run_dir, time_limit_s=time_limit_s, twin_config=twin_config)
+    nodes = {name: dict(values) for name, values in overrides.items()}
+    nodes.setdefault(topics.EXECUTOR_NODE, {}).update(twin_seed=seed, twin_config=str(world))
+    nodes.setdefault(topics.INFERENCE_NODE, {})["guidance_mode"] = mode
+    nodes.setdefault(topics.TWIN_NODE, {})["status_file"] = str(status_file)
+    with start_rig(config, overrides=nodes, nodes=default_nodes(config), record_dir=run_dir / "bag",
+                   log_dir=run_dir / "logs") as rig:  # fmt: skip
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end and not status_file.exists() and not rig.dead():
+            time.sleep(0.2)
+        dead = rig.dead()
+    if not status_file.exists():
+        raise RuntimeError(f"no outcome for {run_dir.name} (dead processes: {dead}; logs in {run_dir / 'logs'})")
+    outcome = json.loads(status_file.read_text())
+    return DdsEpisode(outcome, analyse_bag(run_dir / "bag", mode=mode, dt_s=dt_s), inference_latencies(run_dir / "bag"),
+                      run_dir)
+
+
+def dds_overrides(cfg: EvalConfig, *, delay: int) -> dict[str, dict]:
+    """The per-node parameter overrides of one cell: everything of the cell's config that the nodes take (the
     policy and its section or checkpoint, its cameras, H, s, Δt, n, β, the schedule, the servo rate), so the DDS
-    path runs the same cell as the in-process one."""
-    inference = {"policy": cfg.policy, "guidance_mode": mode, "max_guidance_weight": cfg.max_guidance_weight,
+    path runs the same cell as the in-process one (the seed, mode, world and status file: ``dds_episode``)."""
+    inference = {"policy": cfg.policy, "max_guidance_weight": cfg.max_guidance_weight,
                  "prefix_schedule": cfg.schedule, "num_steps": cfg.num_steps, "inference_delay": delay,
                  "extra_latency_s": max(0.0, (delay - 0.5) / cfg.action_rate_hz), "horizon": cfg.horizon,
                  "execution_horizon": cfg.execution_horizon, "action_rate_hz": cfg.action_rate_hz}  # fmt: skip
@@ -51,11 +129,9 @@ def dds_overrides(cfg: EvalConfig, *, seed: int, mode: str, delay: int, world_fi
         if slots:
             inference["camera_slots"] = list(slots)
     return {
-        topics.EXECUTOR_NODE: {"twin_seed": seed, "twin_config": str(world_file), "horizon": cfg.horizon,
-                               "execution_horizon": cfg.execution_horizon, "action_rate_hz": cfg.action_rate_hz,
-                               "servo_rate_hz": cfg.servo_rate_hz},
+        topics.EXECUTOR_NODE: {"horizon": cfg.horizon, "execution_horizon": cfg.execution_horizon,
+                               "action_rate_hz": cfg.action_rate_hz, "servo_rate_hz": cfg.servo_rate_hz},
         topics.INFERENCE_NODE: inference,
-        topics.TWIN_NODE: {"status_file": str(status_file)},
     }  # fmt: skip
 
 
@@ -63,36 +139,20 @@ def run_dds_episode(cfg: EvalConfig, *, seed: int, mode: str, delay: int, out: P
                     timeout_s: float = EPISODE_TIMEOUT_S) -> dict:  # fmt: skip
     """One episode of cell (``cfg``, ``mode``, ``delay``) (see the module docstring) -> the same summary as
     ``EpisodeResult.summary()`` plus ``k_star_median`` (the switch index the executor measured)."""
-    config = config or config_path("twin.yaml")
     dt_s = 1.0 / cfg.action_rate_hz
-    run = out / "dds" / f"{mode}_d{delay}_seed{seed}"
-    run.mkdir(parents=True, exist_ok=True)
-    status_file = run / "status.json"
-    status_file.unlink(missing_ok=True)
-    world = run / "twin_world.yaml"  # the task's time limit for this episode (the rest: the defaults)
-    world.write_text(f"task:\n  time_limit_s: {cfg.time_limit_s}\n")
-    overrides = dds_overrides(cfg, seed=seed, mode=mode, delay=delay, world_file=world, status_file=status_file)
-    with start_rig(config, overrides=overrides, nodes=default_nodes(config), record_dir=run / "bag",
-                   log_dir=run / "logs") as rig:  # fmt: skip
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end and not status_file.exists() and not rig.dead():
-            time.sleep(0.2)
-        dead = rig.dead()
-    if not status_file.exists():
-        raise RuntimeError(f"rtc-eval --dds: no outcome for {run.name} (dead processes: {dead}; logs in {run / 'logs'})")
-    outcome = json.loads(status_file.read_text())
-    mr = analyse_bag(run / "bag", mode=mode, dt_s=dt_s)
-    switches = [s for s in mr.switches if not s.from_hold]
+    ep = dds_episode(seed=seed, mode=mode, run_dir=out / "dds" / f"{mode}_d{delay}_seed{seed}",
+                     overrides=dds_overrides(cfg, delay=delay), config=config, dt_s=dt_s,
+                     time_limit_s=cfg.time_limit_s, twin_config=cfg.twin_config, timeout_s=timeout_s)  # fmt: skip
+    mr = ep.run
+    switches = mr.chunk_switches
     tcp = mr.states[:, TCP_COLUMNS].reshape(-1, 2, 3) if len(mr.states) else np.zeros((0, 2, 3))
     state_dt = float(np.median(np.diff(mr.state_times_s))) if len(mr.state_times_s) > 1 else dt_s
-    success = outcome["status"] == "success"
     return {
-        "seed": seed, "success": success, "reason": outcome["reason"],
-        "time_s": outcome["end_time_s"] - outcome["start_s"],
-        "completion_time_s": outcome["end_time_s"] - outcome["start_s"] if success else math.nan,
+        "seed": seed, "success": ep.success, "reason": ep.outcome["reason"], "time_s": ep.duration_s,
+        "completion_time_s": ep.duration_s if ep.success else math.nan,
         "jumps": [s.jump for s in switches], "jumps_linear_m": [s.jump_linear_m for s in switches],
         # The bag has the measured TCP (robot_state), not the executor's command: the jerk is the measured one's.
         "jerk_rms_m_s3": jerk_rms(tcp, state_dt) if len(tcp) else math.nan,
-        "interventions": math.nan, "chunks": len(mr.switches), "items": outcome["items"],
+        "interventions": math.nan, "chunks": len(mr.switches), "items": ep.outcome["items"],
         "k_star_median": float(np.median([s.k_star for s in switches])) if switches else math.nan,
     }  # fmt: skip

@@ -1,5 +1,6 @@
 """``rtc-train``: make a dataset, inspect it, train a small π0.5 on it.
 
+    rtc-train collect data/twin --episodes 100                  # expert demonstrations from the MuJoCo twin
     rtc-train synthetic data/synth --episodes 40                # synthetic demonstrations (tests, dry runs)
     rtc-train info data/synth                                   # what a dataset holds
     rtc-train fit --data data/synth --out runs/tiny             # train (config/train/tiny.yaml by default)
@@ -24,6 +25,7 @@ from rtc_controller.config_check import ConfigError
 from rtc_controller.config_files import config_path
 from rtc_controller.policy.pi05.config import IMAGE_KEYS
 from rtc_controller.train.checkpoints import ResumeError
+from rtc_controller.train.collect import DEFAULT_SEED as DEFAULT_COLLECT_SEED
 from rtc_controller.train.dataset import DatasetError, EpisodeDataset
 
 EXIT_BAD_INPUT = 2
@@ -50,6 +52,21 @@ def _slots(text: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtc-train", description="Datasets and training of a small π0.5.")
     sub = p.add_subparsers(dest="command", required=True)
+    k = sub.add_parser("collect", help="write expert demonstrations from the MuJoCo twin (cameras, state, prompt)")
+    k.add_argument("out", type=pathlib.Path, help="dataset folder to create (or to resume)")
+    k.add_argument("--episodes", type=int, default=100, help="episodes in the dataset (default 100)")
+    k.add_argument("--seed", type=int, default=DEFAULT_COLLECT_SEED,
+                   help=f"twin seed of episode 0; episode i runs seed + i (default {DEFAULT_COLLECT_SEED}: rtc-eval's "
+                        "seeds 0 … N−1 stay unseen)")
+    k.add_argument("--camera-rate", type=float, default=10.0, help="camera frames per second (default 10)")
+    k.add_argument("--image-size", type=_size, help="camera HEIGHTxWIDTH [px] (default: the world's, as twin_node)")
+    k.add_argument("--cameras", type=_slots, default=IMAGE_KEYS, help="comma-separated π0.5 slots (default all three)")
+    k.add_argument("--twin-config", default="", help="world file with scene:/task: (default: the twin's defaults)")
+    k.add_argument("--execution-horizon", type=int, default=10, help="the expert replans every N action steps")
+    kmode = k.add_mutually_exclusive_group()
+    kmode.add_argument("--resume", action="store_true", help="continue a stopped collection in OUT")
+    kmode.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    k.add_argument("--no-progress", action="store_true", help="no progress bar")
     s = sub.add_parser("synthetic", help="write a synthetic dataset (two-arm pick and place, NumPy cameras)")
     s.add_argument("out", type=pathlib.Path, help="dataset folder to create")
     s.add_argument("--episodes", type=int, default=20)
@@ -92,6 +109,33 @@ def _synthetic(ns: argparse.Namespace) -> None:
                           cameras=ns.cameras, image_height=ns.image_size[0], image_width=ns.image_size[1], seed=ns.seed)
     info = write_synthetic_dataset(ns.out, cfg, overwrite=ns.overwrite)
     print(f"wrote {info.num_episodes} episodes ({info.num_steps} action steps) to {ns.out}")
+
+
+def _collect(ns: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from rtc_controller.train.collect import CollectConfig, collect_twin_dataset
+
+    h, w = ns.image_size or (0, 0)
+    cfg = CollectConfig(num_episodes=ns.episodes, seed=ns.seed, camera_rate_hz=ns.camera_rate, cameras=ns.cameras,
+                        image_height=h, image_width=w, execution_horizon=ns.execution_horizon,
+                        twin_config=ns.twin_config)
+    bar = tqdm(total=ns.episodes, disable=ns.no_progress, unit="episode", dynamic_ncols=True, desc="rtc-train collect",
+               mininterval=1.0 if sys.stderr.isatty() else 30.0)
+    failed = [0]
+
+    def progress(i: int, n: int, ok: bool) -> None:
+        failed[0] += not ok
+        bar.n = i + 1
+        bar.set_postfix(failed=failed[0])
+
+    try:
+        result = collect_twin_dataset(ns.out, cfg, overwrite=ns.overwrite, resume=ns.resume, progress=progress)
+    finally:
+        bar.close()
+    info = result.info
+    print(f"wrote {result.new_episodes} episodes to {ns.out}: {info.num_episodes} in all ({result.successes} "
+          f"successful), {info.num_steps} action steps ({info.num_steps / info.fps:.0f} s)")
 
 
 def _info(ns: argparse.Namespace) -> None:
@@ -152,7 +196,9 @@ def main(args: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if args is None else args)
     ns = build_parser().parse_args(argv)
     try:
-        if ns.command == "synthetic":
+        if ns.command == "collect":
+            _collect(ns)
+        elif ns.command == "synthetic":
             _synthetic(ns)
         elif ns.command == "info":
             _info(ns)

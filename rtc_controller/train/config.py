@@ -17,6 +17,7 @@ from typing import Any
 from rtc_controller.config_check import ConfigError, check_known_keys, load_yaml
 from rtc_controller.policy.pi05.norm_stats import NORM_MODES
 from rtc_controller.policy.pi05.policy_section import make_bool_mask
+from rtc_controller.policy.pi05.state_map import Segment, VectorMap, segments_from_yaml, segments_to_yaml
 from rtc_controller.train.model_config import ModelSize
 from rtc_controller.train.optim import OptimizerConfig
 
@@ -29,6 +30,8 @@ class DataConfig:
     normalization: str = "quantile"  # quantile (π0.5) | mean_std
     delta_action_mask: tuple[bool, ...] = ()  # True: that action dim is learnt relative to the state (YAML: booleans,
     # or openpi's make_bool_mask ints, e.g. [3, -4, 3, -4]: each arm's x, y, z relative, rotation and gripper absolute)
+    state: tuple[Segment, ...] = ()  # the model's state vector: the policy section's segments (YAML: [{names: [...],
+    # as: identity}, {zeros: 3}, ...]); () = the recorded state as it is. Delta dim i adds state dim i (openpi).
     state_pad_dim: int | None = None  # zero-pad the state to this many dims (None: as recorded)
     val_fraction: float = 0.1  # episodes held out for the validation loss
     successful_only: bool = True  # train on successful episodes only
@@ -45,6 +48,16 @@ class DataConfig:
             raise ValueError(f"data.asset_id must be a non-empty name without '/', got {self.asset_id!r}")
         if self.state_pad_dim is not None and self.state_pad_dim < 1:
             raise ValueError(f"data.state_pad_dim must be positive or null, got {self.state_pad_dim}")
+        if self.state and self.state_pad_dim is not None and self.state_pad_dim < VectorMap(self.state).dim:
+            raise ValueError(f"data.state_pad_dim {self.state_pad_dim} < the state segments' {VectorMap(self.state).dim} dims")
+
+    def state_vector(self, names: tuple[str, ...]):
+        """recorded states [..., len(names)] -> the model's state vectors (None: the recorded state as it is)."""
+        if not self.state:
+            return None
+        vmap = VectorMap(self.state)
+        vmap.check_names(names, what="data.state")
+        return lambda states: vmap.encode(states, names)
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["data"]["delta_action_mask"] = list(self.data.delta_action_mask)
+        out["data"]["state"] = segments_to_yaml(self.data.state)
         return out
 
 
@@ -113,6 +127,8 @@ def _coerce(kind: str, value: Any, where: str) -> Any:
         return value
     elif base == "str" and isinstance(value, str):
         return value
+    elif base.startswith("tuple[Segment") and isinstance(value, (list, tuple)):
+        return segments_from_yaml(value, where=where)
     elif base.startswith("tuple[bool") and isinstance(value, (list, tuple)):
         if all(isinstance(v, bool) for v in value):
             return tuple(value)

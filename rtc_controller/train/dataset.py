@@ -190,20 +190,30 @@ def _atomic_write(path: pathlib.Path, write) -> None:
 class DatasetWriter:
     """Creates ``root`` and appends episodes; ``info.json`` is rewritten after every episode.
 
-    Refuses an existing non-empty ``root`` unless ``overwrite`` (then the old episodes are removed).
+    Refuses an existing non-empty ``root`` unless ``overwrite`` (then the old episodes are removed) or ``resume``
+    (then new episodes are appended after the ones ``meta/episodes.jsonl`` lists, provided the folder was made
+    with the same ``info``: rate, names, cameras, prompts and generator).
     """
 
-    def __init__(self, root: str | pathlib.Path, info: DatasetInfo, *, overwrite: bool = False) -> None:
+    def __init__(self, root: str | pathlib.Path, info: DatasetInfo, *, overwrite: bool = False,
+                 resume: bool = False) -> None:
         self.root = pathlib.Path(root)
+        if overwrite and resume:
+            raise DatasetError(f"{self.root}: choose one of overwrite and resume")
+        fresh = DatasetInfo(**{**info.__dict__, "num_episodes": 0, "num_steps": 0})
         if self.root.exists() and any(self.root.iterdir()):
+            if resume:
+                self.info = _resumed_info(self.root, fresh)
+                self._write_info()
+                return
             if not overwrite:
-                raise DatasetError(f"{self.root}: exists and is not empty (choose another folder or overwrite)")
+                raise DatasetError(f"{self.root}: exists and is not empty (choose another folder, resume or overwrite)")
             for old in (self.root / EPISODE_DIR).glob("episode_*.npz"):
                 old.unlink()
             (self.root / EPISODES_FILE).unlink(missing_ok=True)
         (self.root / EPISODE_DIR).mkdir(parents=True, exist_ok=True)
         (self.root / "meta").mkdir(parents=True, exist_ok=True)
-        self.info = DatasetInfo(**{**info.__dict__, "num_episodes": 0, "num_steps": 0})
+        self.info = fresh
         self._write_info()
 
     def add(self, episode: Episode) -> int:
@@ -228,6 +238,40 @@ class DatasetWriter:
     def _write_info(self) -> None:
         text = json.dumps(self.info.to_json(), indent=2).encode()
         _atomic_write(self.root / INFO_FILE, lambda f: f.write(text))
+
+
+def _resumed_info(root: pathlib.Path, fresh: DatasetInfo) -> DatasetInfo:
+    """The info of the dataset at ``root`` to append to: it must have been made as ``fresh`` describes. The
+    episodes listed in ``meta/episodes.jsonl`` count (an episode file written after the last listed one, by a
+    collection stopped between the two writes, is rewritten); a torn last line is dropped."""
+    info_path = root / INFO_FILE
+    if not info_path.is_file():
+        raise DatasetError(f"{info_path}: not found (cannot resume {root}: not a dataset folder)")
+    try:
+        old = DatasetInfo.from_json(json.loads(info_path.read_text()), where=str(info_path))
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{info_path}: cannot parse JSON ({e})") from None
+    want, have = fresh.to_json(), old.to_json()
+    changed = sorted(k for k in want if k not in ("num_episodes", "num_steps") and want[k] != have[k])
+    if changed:
+        details = "; ".join(f"{k}: {have[k]!r} in the folder, {want[k]!r} asked" for k in changed)
+        raise DatasetError(f"{root}: cannot resume a dataset made differently ({details}); use another folder")
+    path = root / EPISODES_FILE
+    text = path.read_text() if path.is_file() else ""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]  # torn by a stop mid-write
+    metas = []
+    for n, line in enumerate(lines):
+        try:
+            raw = json.loads(line)
+            if int(raw["index"]) != n:
+                raise ValueError(f"index {raw['index']} on line {n + 1}")
+            metas.append(int(raw["length"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise DatasetError(f"{path}:{n + 1}: bad episode line ({e}); cannot resume") from None
+    path.write_text("".join(lines))
+    return DatasetInfo(**{**fresh.__dict__, "num_episodes": len(metas), "num_steps": int(sum(metas))})
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ tokenizer and the policy section.
     <run>/pi05/policy.yaml                      the policy section (``policy/pi05/policy_section.py``), with
                                                 ``checkpoint: .`` and ``tokenizer: tokenizer.model``
     <run>/pi05/training.yaml                    how it was made: the command, the steps done of those planned,
-                                                the dataset, its action rate and prompt
+                                                the dataset (and the command that collects it), its action rate
+                                                and prompt, the losses
+    <run>/pi05/training_config.yaml  loss.png   the training config and the loss curve of the run
 
 The section names every setting that changes the actions (horizon, token budget, dtype, normalisation, asset
 id, delta mask, state padding, camera slots and their frame size). Its paths are relative to the file, so the
@@ -35,8 +37,10 @@ RECORD_FILE = "training.yaml"
 
 
 def export_policy(run_dir: str | pathlib.Path, params: Params, *, norm_stats: dict[str, NormStats],
-                  tokenizer_path: pathlib.Path, policy: Pi05PolicyConfig, record: dict[str, Any]) -> pathlib.Path:
-    """Write ``<run>/pi05/`` (replacing an older export) atomically; returns the policy section's path."""
+                  tokenizer_path: pathlib.Path, policy: Pi05PolicyConfig, record: dict[str, Any],
+                  extra_files: dict[str, pathlib.Path] | None = None) -> pathlib.Path:
+    """Write ``<run>/pi05/`` (replacing an older export) atomically; returns the policy section's path.
+    ``extra_files``: name in the export -> file to copy there (the loss curve, the training config), when it exists."""
     out = pathlib.Path(run_dir) / EXPORT_DIR
     tmp = out.with_name(f".{EXPORT_DIR}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -46,6 +50,9 @@ def export_policy(run_dir: str | pathlib.Path, params: Params, *, norm_stats: di
     save_policy_section(tmp / POLICY_FILE, dataclasses.replace(policy, checkpoint_dir=".",
                                                                tokenizer_path=TOKENIZER_FILE))
     (tmp / RECORD_FILE).write_text(yaml.safe_dump(record, sort_keys=False))
+    for name, src in (extra_files or {}).items():
+        if pathlib.Path(src).is_file():
+            shutil.copyfile(src, tmp / name)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out / POLICY_FILE

@@ -35,6 +35,7 @@ import yaml
 from rtc_controller.policy.pi05.params import Params
 from rtc_controller.train import checkpoints as ckpt
 from rtc_controller.train.config import TrainConfig
+from rtc_controller.train.collect import generator_command
 from rtc_controller.train.curves import LOSS_CSV, LOSS_PNG, LossLog, LossRow, plot_loss
 from rtc_controller.train.export import export_policy
 from rtc_controller.train.objective import flow_matching_loss
@@ -43,6 +44,7 @@ from rtc_controller.train.prepare import RunSetup, prepare_run
 from rtc_controller.train.samples import TrainingSet
 
 CONFIG_FILE = "train_config.yaml"
+EXPORT_CONFIG_FILE = "training_config.yaml"  # the run's config, beside the exported policy
 SPLIT_FILE = "split.json"  # the training and validation episodes
 EVAL_BATCHES = 2  # validation batches (fixed samples, fixed noise) per evaluation
 EVAL_KEY_SALT = 0x5EED  # the validation noise differs from every training step's
@@ -266,10 +268,12 @@ def fit(cfg: TrainConfig, data_root: str | pathlib.Path, run_dir: str | pathlib.
     info = setup.dataset.info
     steps = f"{int(state.step)}/{cfg.loop.num_steps}"
     record = {"trained_by": command, "trained_steps": steps, "completed": completed,
-              "dataset": str(pathlib.Path(data_root).resolve()), "action_rate_hz": info.fps,
+              "dataset": str(pathlib.Path(data_root).resolve()), "dataset_generator": dict(info.generator),
+              "collected_by": generator_command(info, data_root), "action_rate_hz": info.fps,
               "prompt": info.prompts[0] if info.prompts else "", "train_loss": train_loss, "val_loss": val_loss}
     policy_file = export_policy(run_dir, ckpt.inference_params(state), norm_stats=setup.norm_stats,
-                                tokenizer_path=setup.tokenizer_path, policy=setup.policy_config, record=record)
+                                tokenizer_path=setup.tokenizer_path, policy=setup.policy_config, record=record,
+                                extra_files={EXPORT_CONFIG_FILE: run_dir / CONFIG_FILE, LOSS_PNG: run_dir / LOSS_PNG})
     log(f"exported the policy after {steps} steps: {policy_file}")
     return FitResult(run_dir, int(state.step), completed, policy_file, train_loss, val_loss,
                      spent_s + time.monotonic() - started, jax.device_get(ckpt.inference_params(state)))

@@ -45,16 +45,23 @@ def delta_mask_array(delta_action_mask: Sequence[bool], action_dim: int) -> np.n
     return mask
 
 
-def target_chunks(episode: Episode, horizon: int, delta_action_mask: Sequence[bool] = ()) -> np.ndarray:
-    """float64 [T, H, D]: the chunks the model learns, in physical units (delta dims relative to s[t])."""
+StateVector = Callable[[np.ndarray], np.ndarray]  # recorded states [T, S] -> the model's state vectors [T, S']
+
+
+def target_chunks(episode: Episode, horizon: int, delta_action_mask: Sequence[bool] = (),
+                  state_vector: StateVector | None = None) -> np.ndarray:
+    """float64 [T, H, D]: the chunks the model learns, in physical units (delta dims relative to s[t]).
+
+    Delta dim i subtracts dim i of the model's state vector (openpi's ``DeltaActions``): ``state_vector`` maps the
+    recorded state to it (the policy section's ``state`` segments; None: the recorded state as it is)."""
     chunks = action_chunks(np.asarray(episode.actions, np.float64), horizon)
     mask = delta_mask_array(delta_action_mask, chunks.shape[-1])
     if mask.any():
-        if episode.state.shape[1] < mask.size:
+        state = np.asarray(episode.state if state_vector is None else state_vector(episode.state), np.float64)
+        if state.shape[1] < mask.size:
             raise ValueError(f"delta actions need the state to cover the {mask.size} action dims, "
-                             f"got {episode.state.shape[1]} state dims")
-        state = np.asarray(episode.state, np.float64)[:, : mask.size]
-        chunks = chunks - np.where(mask, state, 0.0)[:, None, :]
+                             f"got {state.shape[1]} state dims")
+        chunks = chunks - np.where(mask, state[:, : mask.size], 0.0)[:, None, :]
     return chunks
 
 
@@ -106,9 +113,10 @@ class StatsAccumulator:
         return NormStats(mean=mean, std=std, q01=q01, q99=q99)
 
 
-def padded_state(state: np.ndarray, pad_dim: int | None) -> np.ndarray:
-    """States [T, S] zero-padded to [T, pad_dim] (as ``Pi05PolicyConfig.state_pad_dim`` pads before normalising)."""
-    state = np.asarray(state, np.float64)
+def padded_state(state: np.ndarray, pad_dim: int | None, state_vector: StateVector | None = None) -> np.ndarray:
+    """States [T, S] as the model's state vectors (``state_vector``; None: as recorded), zero-padded to
+    [T, pad_dim] (as ``Pi05PolicyConfig.state_pad_dim`` pads before normalising)."""
+    state = np.asarray(state if state_vector is None else state_vector(state), np.float64)
     if pad_dim is None:
         return state
     if state.shape[-1] > pad_dim:
@@ -118,22 +126,27 @@ def padded_state(state: np.ndarray, pad_dim: int | None) -> np.ndarray:
 
 def compute_norm_stats(episodes: Callable[[], Iterable[Episode]], *, horizon: int,
                        delta_action_mask: Sequence[bool] = (), state_pad_dim: int | None = None,
-                       names: dict[str, Sequence[str]] | None = None) -> dict[str, NormStats]:
+                       names: dict[str, Sequence[str]] | None = None,
+                       state_vector: StateVector | None = None) -> dict[str, NormStats]:
     """``{"state": …, "actions": …}`` over every action step of the episodes ``episodes()`` yields (called
-    twice, once per pass; images are not needed). The state is zero-padded to ``state_pad_dim`` first, so the
-    statistics cover what the policy normalises. ``names`` (``{"state": […], "actions": […]}``) only labels
-    the warning for dims whose q99 − q01 < ``NARROW_RANGE``."""
+    twice, once per pass; images are not needed). The state is mapped to the model's state vector
+    (``state_vector``; None: as recorded) and zero-padded to ``state_pad_dim`` first, so the statistics cover what
+    the policy normalises. ``names`` (``{"state": […], "actions": […]}``) only labels the warning for dims whose
+    q99 − q01 < ``NARROW_RANGE`` (a None name: a dim that is constant on purpose, not warned about)."""
     acc = {"state": StatsAccumulator(), "actions": StatsAccumulator()}
     for pass_ in ("add", "add_histogram"):
         for ep in episodes():
-            getattr(acc["state"], pass_)(padded_state(ep.state, state_pad_dim))
-            getattr(acc["actions"], pass_)(target_chunks(ep, horizon, delta_action_mask))
+            getattr(acc["state"], pass_)(padded_state(ep.state, state_pad_dim, state_vector))
+            getattr(acc["actions"], pass_)(target_chunks(ep, horizon, delta_action_mask, state_vector))
     out = {key: a.stats() for key, a in acc.items()}
     for key, s in out.items():
         narrow = np.flatnonzero(s.q99 - s.q01 < NARROW_RANGE)
         if narrow.size:
             known = list((names or {}).get(key, []))
             labels = [known[i] if i < len(known) else str(i) for i in narrow]
+            labels = [label for label in labels if label is not None]  # None: a zeros segment (constant on purpose)
+            if not labels:
+                continue
             logger.warning("norm stats %r: dims %s barely vary (q99 − q01 < %g); quantile normalisation divides "
                            "by that range", key, labels, NARROW_RANGE)
     return out

@@ -63,6 +63,20 @@ def round_up(n: int, multiple: int) -> int:
     return int(math.ceil(n / multiple) * multiple)
 
 
+def _state_labels(segments) -> list[str | None]:
+    """A name per state-vector dim (for warnings): the segment's names, None for zeros (constant on purpose),
+    ``<names>[k]`` else."""
+    out: list[str | None] = []
+    for seg in segments:
+        if seg.representation == "zeros":
+            out += [None] * seg.width
+        elif seg.dim == len(seg.names):
+            out += list(seg.names)
+        else:
+            out += [f"{'/'.join(seg.names)}[{k}]" for k in range(seg.dim)]
+    return out
+
+
 def prepare_run(cfg: TrainConfig, data_root: str | pathlib.Path, run_dir: str | pathlib.Path, *,
                 log: Callable[[str], None] = print) -> RunSetup:
     """Read the dataset under ``data_root`` and prepare a run writing into ``run_dir`` (tokenizer file)."""
@@ -81,10 +95,13 @@ def prepare_run(cfg: TrainConfig, data_root: str | pathlib.Path, run_dir: str | 
     def light():
         return (dataset.load(i, images=False) for i in train_ids)
 
+    state_vector = cfg.data.state_vector(tuple(info.state_names))
+    state_labels = _state_labels(cfg.data.state) if cfg.data.state else info.state_names
     stats = compute_norm_stats(light, horizon=cfg.data.horizon, delta_action_mask=cfg.data.delta_action_mask,
-                               state_pad_dim=cfg.data.state_pad_dim,
-                               names={"state": info.state_names, "actions": info.action_names})
-    lines = prompt_lines(light(), stats["state"], mode=cfg.data.normalization, pad_dim=cfg.data.state_pad_dim)
+                               state_pad_dim=cfg.data.state_pad_dim, state_vector=state_vector,
+                               names={"state": state_labels, "actions": info.action_names})
+    lines = prompt_lines(light(), stats["state"], mode=cfg.data.normalization, pad_dim=cfg.data.state_pad_dim,
+                         state_vector=state_vector)
     tok_path = train_tokenizer(lines, run_dir / TOKENIZER_FILE, vocab_size=cfg.tokenizer.vocab_size, log=log)
     tokenizer = PaligemmaTokenizer(tok_path, max_len=TOKEN_PROBE_LEN)
     probe = cfg.model.to_pi05_config(action_dim=len(info.action_names), action_horizon=cfg.data.horizon,
@@ -94,7 +111,7 @@ def prepare_run(cfg: TrainConfig, data_root: str | pathlib.Path, run_dir: str | 
         checkpoint_dir=str(run_dir), tokenizer_path=str(tok_path), action_names=tuple(info.action_names),
         asset_id=cfg.data.asset_id, action_horizon=cfg.data.horizon, max_token_len=TOKEN_PROBE_LEN, dtype="float32",
         discrete_state_input=True, normalization=cfg.data.normalization, delta_action_mask=cfg.data.delta_action_mask,
-        state_pad_dim=cfg.data.state_pad_dim,
+        state=cfg.data.state, state_pad_dim=cfg.data.state_pad_dim,
         cameras={slot: CameraSlot(resolution=(cam.height, cam.width)) for slot, cam in info.cameras.items()})
     policy = Pi05Policy(policy_cfg, model=Pi05Model(probe, params, stats), tokenizer=tokenizer)
     train_set = build_training_set(train_ids, dataset.load, policy, horizon=cfg.data.horizon)

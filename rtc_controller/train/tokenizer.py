@@ -19,24 +19,26 @@ import numpy as np
 from rtc_controller.policy.pi05.norm_stats import NormMode, NormStats
 from rtc_controller.policy.pi05.tokenizer import format_prompt
 from rtc_controller.train.dataset import Episode
-from rtc_controller.train.norm_stats import padded_state
+from rtc_controller.train.norm_stats import StateVector, padded_state
 
 TOKENIZER_FILE = "tokenizer.model"
 PAD_ID, EOS_ID, BOS_ID, UNK_ID = 0, 1, 2, 3  # PaliGemma's special token ids
 MAX_TRAINING_LINES = 50_000  # more lines are subsampled (evenly, deterministically)
 
 
-def normalized_states(state: np.ndarray, stats: NormStats, *, mode: NormMode, pad_dim: int | None) -> np.ndarray:
-    """Physical states [T, S] -> normalised [T, S'] as ``Pi05Policy.normalized_state`` does per step."""
-    return stats.normalize(padded_state(state, pad_dim), mode, what="state")
+def normalized_states(state: np.ndarray, stats: NormStats, *, mode: NormMode, pad_dim: int | None,
+                      state_vector: StateVector | None = None) -> np.ndarray:
+    """Physical states [T, S] -> normalised [T, S'] as ``Pi05Policy.normalized_state`` does per step
+    (``state_vector``: the policy section's state segments; None: the recorded state as it is)."""
+    return stats.normalize(padded_state(state, pad_dim, state_vector), mode, what="state")
 
 
 def prompt_lines(episodes: Iterable[Episode], stats: NormStats, *, mode: NormMode = "quantile",
-                 pad_dim: int | None = None) -> list[str]:
+                 pad_dim: int | None = None, state_vector: StateVector | None = None) -> list[str]:
     """Every step's π0.5 prompt string (task text and discretised normalised state)."""
     lines = []
     for ep in episodes:
-        for s in normalized_states(ep.state, stats, mode=mode, pad_dim=pad_dim):
+        for s in normalized_states(ep.state, stats, mode=mode, pad_dim=pad_dim, state_vector=state_vector):
             lines.append(format_prompt(ep.prompt, s))
     return lines
 

@@ -232,18 +232,24 @@ def policy_section_from_mapping(raw: Mapping[str, Any], *, where: str,
 
 
 def resolve_policy_config_path(name: str) -> pathlib.Path:
-    """A path as given, or a bare name looked up as ``config/policy/<name>`` (``.yaml`` optional)."""
+    """A path as given, or a bare name looked up as ``config/policy/<name>`` (``.yaml`` optional), then as the
+    policy of a trained model shipped with the package, ``models/<name>/policy.yaml`` (e.g. ``twin_pi05``)."""
     path = pathlib.Path(name).expanduser()
     if path.is_file() or path.parent != pathlib.Path("."):
         return path
-    from rtc_controller.config_files import config_path
+    from rtc_controller.config_files import config_path, model_path
 
     for candidate in (name, f"{name}.yaml"):
         try:
             return config_path(f"{POLICY_CONFIG_DIR}/{candidate}")
         except FileNotFoundError:
             continue
-    raise ConfigError(f"policy config {name!r}: no such file, and not found as config/{POLICY_CONFIG_DIR}/{name}")
+    try:
+        return model_path(name)
+    except FileNotFoundError:
+        pass
+    raise ConfigError(f"policy config {name!r}: no such file, and not found as config/{POLICY_CONFIG_DIR}/{name} "
+                      f"or models/{name}/policy.yaml")
 
 
 def load_policy_section(path: str | pathlib.Path, **overrides: Any) -> Pi05PolicyConfig:
