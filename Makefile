@@ -67,7 +67,7 @@ lint: setup
 	$(PY) -m ruff check --select F,E9 rtc_controller test benchmarks launch
 
 test: lint
-	$(PY) -m pytest -q test
+	$(PY) -m pytest -q --durations=15 test
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" test
