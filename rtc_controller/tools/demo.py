@@ -328,22 +328,22 @@ def write_report(out: Path, runs: Sequence[ModeRun], *, config: Path, seconds: f
         "",
         table,
         "",
-        "## Executed trajectory (switches dotted)",
-        f"![trajectory]({files['trajectory']})",
-        "",
-        "## Jumps at switches",
-        f"![jumps]({files['jumps']})",
-        "",
-        "## Inference delay: measured δ and the d used for the next inference",
-        f"![delay]({files['delay']})",
-        "",
-        "## Servo loop lateness",
-        f"![lateness]({files['lateness']})",
-        "",
+        *figure_sections(files),
         "Bags: `bags/<mode>/` (replay them with `rtc-replay`); node logs: `logs/<mode>/`.",
     ]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return summary
+
+
+def figure_sections(files: dict[str, str], *, trajectory: str = "", jumps: str = "") -> list[str]:
+    """The report's figure sections (Markdown lines) for the files ``write_plots`` returned; ``trajectory`` /
+    ``jumps`` qualify those headings (e.g. which episodes they show)."""
+    return [
+        f"## Executed trajectory{trajectory} (switches dotted)", f"![trajectory]({files['trajectory']})", "",
+        f"## Jumps at switches{jumps}", f"![jumps]({files['jumps']})", "",
+        "## Inference delay: measured δ and the d used for the next inference", f"![delay]({files['delay']})", "",
+        "## Servo loop lateness", f"![lateness]({files['lateness']})", "",
+    ]  # fmt: skip
 
 
 SCENES = ("twin", "sim")

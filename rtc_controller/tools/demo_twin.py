@@ -31,7 +31,7 @@ import numpy as np
 from rtc_controller import topics
 from rtc_controller.config_files import world_file
 from rtc_controller.rtc import GUIDANCE_MODES
-from rtc_controller.tools.demo import ModeRun, write_plots
+from rtc_controller.tools.demo import ModeRun, figure_sections, write_plots
 from rtc_controller.tools.eval_dds import DdsEpisode, dds_episode
 
 DEFAULT_POLICY = "twin_pi05"  # models/twin_pi05/policy.yaml
@@ -118,18 +118,7 @@ def write_twin_report(out: Path, by_mode: dict[str, list[DdsEpisode]], *, params
         "",
         summary_table(summary),
         "",
-        "## Executed trajectory, first episode per mode (switches dotted)",
-        f"![trajectory]({files['trajectory']})",
-        "",
-        "## Jumps at switches (all episodes)",
-        f"![jumps]({files['jumps']})",
-        "",
-        "## Inference delay: measured δ and the d used for the next inference",
-        f"![delay]({files['delay']})",
-        "",
-        "## Servo loop lateness",
-        f"![lateness]({files['lateness']})",
-        "",
+        *figure_sections(files, trajectory=", first episode per mode", jumps=" (all episodes)"),
         "Bags: `runs/<mode>_seed<k>/bag/` (replay with `rtc-replay`); node logs: `runs/<mode>_seed<k>/logs/`.",
     ]
     (out / "report.md").write_text("\n".join(lines) + "\n")
