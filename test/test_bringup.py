@@ -81,7 +81,10 @@ def test_start_rig_refuses_bad_requests_before_starting_anything():
 
 
 def _child(code):
-    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    """A child that prints "ready" once its signal handlers are installed (code runs first, then the wait)."""
+    proc = subprocess.Popen([sys.executable, "-c", f"{code}\nprint('ready', flush=True)\nimport time\ntime.sleep(60)"],
+                            start_new_session=True, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    return proc
 
 
 def test_stop_order_keeps_the_recorder_last():
@@ -90,15 +93,18 @@ def test_stop_order_keeps_the_recorder_last():
 
 
 def test_stop_escalates_sigint_sigterm_sigkill():
-    polite = _child("import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    raise SystemExit(0)")
-    stubborn = _child("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)")
-    deaf = _child("import signal, time\nfor s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_IGN)\ntime.sleep(60)")
-    time.sleep(0.5)  # let the children install their handlers
+    """Each child is signalled only after it said its handlers are in place (a child still starting Python on a
+    loaded machine would die of the first SIGINT); the timeouts leave a slow exit time to happen."""
+    polite = _child("import signal, sys\nsignal.signal(signal.SIGINT, lambda *a: sys.exit(0))")
+    stubborn = _child("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)")
+    deaf = _child("import signal\nfor s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_IGN)")
+    for child in (polite, stubborn, deaf):
+        assert child.stdout.readline().strip() == "ready"
     rig = Rig(processes={"inference_node": polite, "executor_node": stubborn, "recorder": deaf})
     start = time.monotonic()
-    codes = rig.stop(sigint_timeout_s=0.5, sigterm_timeout_s=0.5)
+    codes = rig.stop(sigint_timeout_s=3.0, sigterm_timeout_s=3.0)
     assert codes == {"inference_node": 0, "executor_node": -signal.SIGTERM, "recorder": -signal.SIGKILL}
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 60
     assert rig.stop() == codes  # idempotent
 
 
