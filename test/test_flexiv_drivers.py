@@ -150,7 +150,7 @@ def test_fault_lost_connection_and_estop_are_recovered_by_clear_fault():
     assert d.read_state(state) is False
     assert d.clear_fault() and d.read_state(state)
     side.press_estop()
-    with pytest.raises(DriverError, match=f"stream to {SN}: .*not operational.*ESTOP_NOT_RELEASED: E-stop pressed"):
+    with pytest.raises(DriverError, match=rf"stream: .*not operational.*; {SN}: ESTOP_NOT_RELEASED \(E-stop pressed\)"):
         d.command(state)  # a tick that streams before it reads the E-stop still says why the robot refused
     assert d.read_state(state) is False
     msg = d.status().message

@@ -294,9 +294,13 @@ class FlexivDriverBase:
     def _refused(self, what: str, ri: int, exc: Exception) -> DriverError:
         """A command robot ``ri`` refused, with the robot's reason (an E-stop or a fault the operator must act on;
         the refusal alone says only "not operational"). Asked only on this path: the stream stops here."""
-        event = self._last_event(self._robots[ri])
-        why = self._op_status(self._robots[ri]) + (f": {event}" if event else "")
-        return DriverError(f"{what} to {self.config.serial_numbers[ri]}: {exc} ({why})")
+        robot = self._robots[ri]
+        return DriverError(f"{what}: {exc}; {self._problem(ri, self._op_status(robot), self._last_event(robot))}")
+
+    def _problem(self, ri: int, op_status: str, event: str) -> str:
+        """Why robot ``ri`` is not READY, as status() and a refused command say it:
+        ``<serial>: ESTOP_NOT_RELEASED (E-stop pressed)``."""
+        return f"{self.config.serial_numbers[ri]}: {op_status}" + (f" ({event})" if event else "")
 
     @staticmethod
     def _last_event(robot: Any) -> str:
@@ -319,7 +323,7 @@ class FlexivDriverBase:
             f, op, event = robot.fault(), self._op_status(robot), self._last_event(robot)
             fault = fault or f
             if op != "READY":
-                problems.append(f"{self.config.serial_numbers[ri]}: {op}" + (f" ({event})" if event else ""))
+                problems.append(self._problem(ri, op, event))
             for a in self._arms_of(ri):
                 n = self.arm_names[a]
                 details += [(f"{n}_operational_status", op), (f"{n}_fault", str(f)),
