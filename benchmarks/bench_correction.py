@@ -39,15 +39,17 @@ TCP_DIMS = ((0, 1, 2), (7, 8, 9))
 def observations(seeds, steps, *, execution_horizon: int, twin_config: str = ""):
     """(observation at t, observation at t + s) pairs from expert episodes of the twin in the world ``twin_config``
     (t on the frame grid)."""
+    from rtc_controller.control.executor_params import build_config
     from rtc_controller.sim.demos import expert_episode
-    from rtc_controller.sim.twin_config import load_twin_config
+    from rtc_controller.sim.twin_config import load_twin_config, twin_executor_values
     from rtc_controller.sim.world import TwinWorld
 
     scene, task = load_twin_config(twin_config)
     world = TwinWorld(scene=scene, task=task)
+    executor = build_config(twin_executor_values(execution_horizon=min(10, execution_horizon)))
     pairs = []
     for seed in seeds:
-        demo = expert_episode(seed, world=world, frame_rate_hz=FRAME_RATE_HZ)
+        demo = expert_episode(seed, executor=executor, world=world, frame_rate_hz=FRAME_RATE_HZ)
         index = {int(k): i for i, k in enumerate(demo.frame_index)}
 
         def obs(t):

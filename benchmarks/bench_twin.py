@@ -53,7 +53,8 @@ def bench_render(sizes, repeats: int) -> dict:
 
 
 def bench_episode(seeds: int) -> dict:
-    from rtc_controller.tools.eval import EvalConfig, Evaluator
+    from rtc_controller.tools.eval import Evaluator
+    from rtc_controller.tools.eval_config import EvalConfig
 
     ev = Evaluator(EvalConfig(policy="twin", seeds=tuple(range(seeds))))
     ev.run_episode(0, mode="stop", delay=8)  # compile

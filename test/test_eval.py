@@ -100,17 +100,18 @@ def test_rtc_eval_refuses_bad_grids(capsys):
 
 def test_the_dds_path_runs_the_cell_the_config_describes(tmp_path, capsys):
     """--dds hands the nodes the cell's whole config: a π0.5 policy section (and its cameras), n, the schedule, Δt."""
-    from rtc_controller.tools.eval import EvalConfig
-    from rtc_controller.tools.eval_dds import dds_overrides
+    from rtc_controller.tools.eval_config import DDS_TRANSPORT_STEPS, EvalConfig, node_overrides
 
     cfg = EvalConfig(policy="pi05", policy_config="pi05_no_state_delta", horizon=10, execution_horizon=5, num_steps=4,
                      schedule="linear", camera_slots=("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"))
-    o = dds_overrides(cfg, delay=2)
+    o = node_overrides(cfg, mode="full", delay=2, transport_steps=DDS_TRANSPORT_STEPS)
     inference = o["inference_node"]
     assert inference["policy_config"] == "pi05_no_state_delta" and "checkpoint" not in inference
     assert inference["camera_slots"] == ["base_0_rgb", "left_wrist_0_rgb"]  # the section's (the node refuses others)
-    assert (inference["num_steps"], inference["prefix_schedule"]) == (4, "linear")
-    assert inference["inference_delay"] == 2 and inference["extra_latency_s"] == pytest.approx(0.03)
+    assert (inference["num_steps"], inference["prefix_schedule"], inference["guidance_mode"]) == (4, "linear", "full")
+    assert "inference_delay" not in inference  # the parameter file's (auto: the executor's estimate), as on the rig
+    assert inference["extra_latency_s"] == pytest.approx(0.03)  # (d − ½)·Δt: half a step left to the transport
+    assert node_overrides(cfg, mode="full", delay=2)["inference_node"]["extra_latency_s"] == pytest.approx(0.04)
     assert o["executor_node"]["execution_horizon"] == 5
     with pytest.raises(SystemExit) as e:  # no node parameter could carry it: refused, not dropped
         main(["--out", str(tmp_path), "--dds", "--policy", "pi05", "--policy-param", "dtype=float32", "--quiet"])

@@ -28,8 +28,8 @@ def chunk_at(t_obs, h=H, fn=trajectory, **kw):
     return Chunk(NAMES, fn(t_obs + DT * np.arange(h)), t_obs, DT, **kw)
 
 
-def make(hold=None):
-    tl = ChunkTimeline(TimelineConfig(names=NAMES, action_rate_hz=1 / DT, max_horizon=50))
+def make(hold=None, interpolation="cubic"):
+    tl = ChunkTimeline(TimelineConfig(names=NAMES, action_rate_hz=1 / DT, max_horizon=50, interpolation=interpolation))
     tl.reset(trajectory(0.0) if hold is None else hold)
     return tl
 
@@ -48,6 +48,8 @@ def test_config_validation():
         TimelineConfig(names=NAMES, action_rate_hz=0, max_horizon=10)
     with pytest.raises(ValueError):
         TimelineConfig(names=NAMES, action_rate_hz=50, max_horizon=1)
+    with pytest.raises(ValueError, match="interpolation"):
+        TimelineConfig(names=NAMES, action_rate_hz=50, max_horizon=10, interpolation="spline")
 
 
 def test_holds_the_initial_pose_before_any_chunk():
@@ -153,7 +155,7 @@ def test_linear_and_slerp_interpolation_between_steps():
     a[1, 0] = 0.1  # left_x
     a[0, 5], a[1, 5] = 3.1, -3.1  # left_rz across the wrap
     a[1, 6] = 0.08  # gripper
-    tl = make(np.zeros(14))
+    tl = make(np.zeros(14), interpolation="linear")
     offer(tl, Chunk(NAMES, a, 0.0, DT), 0.0)
     out = np.zeros(14)
     tl.sample(DT / 2, out)
@@ -216,7 +218,7 @@ def test_accept_refuses_a_chunk_superseded_in_between():
 
 def test_joint_space_is_linear():
     names = action_names("joint")
-    tl = ChunkTimeline(TimelineConfig(names=names, action_rate_hz=50, max_horizon=10, kind="joint"))
+    tl = ChunkTimeline(TimelineConfig(names=names, action_rate_hz=50, max_horizon=10, kind="joint", interpolation="linear"))
     tl.reset(np.zeros(16))
     a = np.zeros((2, 16))
     a[1] = np.arange(16) * 0.05  # joints [rad], grippers [m]: plausible values

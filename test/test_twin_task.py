@@ -3,17 +3,30 @@
 import numpy as np
 import pytest
 
-from rtc_controller.sim.episode import EpisodeConfig, EpisodeRunner
+from rtc_controller.control.executor_params import build_config
+from rtc_controller.policy.inference_loop import InferenceLoop, LoopSettings
+from rtc_controller.sim.episode import EpisodeRunner
 from rtc_controller.sim.expert import ExpertConfig, plan_chunk
+from rtc_controller.sim.twin_config import twin_executor_values
 from rtc_controller.sim.task import TaskConfig, TaskInstance, TaskMonitor, bin_positions
 from rtc_controller.sim.scene import SceneConfig
 from rtc_controller.sim.world import DOWN_ROTVEC, TwinWorld
 
 
+TWIN_EXECUTOR = build_config(twin_executor_values(execution_horizon=10))  # config/twin.yaml's executor, s = 10
+
+
+def run(world, seed, make_chunk):
+    """One episode through the executor core and the inference loop (s = 10, no guidance)."""
+    runner = EpisodeRunner(world, TWIN_EXECUTOR)
+    return runner.run(seed, loop=InferenceLoop(50, 0.02), settings=LoopSettings(execution_horizon=10, mode="none"),
+                      make_chunk=make_chunk)
+
+
 def expert_fn(world, slots=(0, 0)):
     ex = ExpertConfig()
 
-    def fn(obs, d, prev):
+    def fn(obs, plan):
         return plan_chunk(world.scene, world.task, ex, state=obs.state, priv=world.privileged(), slots=slots,
                           horizon=50, dt_s=0.02, rot_ref=np.array([DOWN_ROTVEC] * 2))
 
@@ -43,32 +56,30 @@ def test_monitor_detects_placed_dropped_and_timeout():
 @pytest.mark.slow
 def test_scripted_episodes_success_drop_and_timeout():
     world = TwinWorld(task=TaskConfig(time_limit_s=12.0))
-    runner = EpisodeRunner(world, EpisodeConfig(horizon=50, execution_horizon=10))
-    ok = runner.run(0, expert_fn(world))
+    ok = run(world, 0, expert_fn(world))
     assert ok.success and ok.items == ["placed", "placed"] and ok.completion_time_s < 12.0
 
-    def opens_early(obs, d, prev):  # the expert, but the left gripper opens as soon as the item is lifted
-        chunk = expert_fn(world)(obs, d, prev)
+    def opens_early(obs, plan):  # the expert, but the left gripper opens as soon as the item is lifted
+        chunk = expert_fn(world)(obs, plan)
         if world.held()[0] == 0 and world.item_positions()[0][2] > 0.12:
             chunk[:, 6] = 0.08
         return chunk
 
-    drop = runner.run(0, opens_early)
+    drop = run(world, 0, opens_early)
     assert not drop.success and drop.reason == "dropped" and drop.items[0] == "dropped"
 
-    def hold_still(obs, d, prev):
+    def hold_still(obs, plan):
         return np.broadcast_to(obs.state, (50, 14)).copy()
 
     world.task = TaskConfig(time_limit_s=1.0)
-    idle = runner.run(0, hold_still)
+    idle = run(world, 0, hold_still)
     assert idle.reason == "timeout" and idle.items == ["waiting", "waiting"]
 
 
 @pytest.mark.slow
 def test_expert_succeeds_on_at_least_9_of_10_seeds():
     world = TwinWorld(task=TaskConfig(time_limit_s=15.0))
-    runner = EpisodeRunner(world, EpisodeConfig(horizon=50, execution_horizon=10))
-    results = [runner.run(seed, expert_fn(world)) for seed in range(10)]
+    results = [run(world, seed, expert_fn(world)) for seed in range(10)]
     assert sum(r.success for r in results) >= 9, [(r.seed, r.reason, r.items) for r in results]
 
 
@@ -76,7 +87,7 @@ def test_expert_succeeds_on_at_least_9_of_10_seeds():
 def test_expert_demonstration_arrays_for_training():
     from rtc_controller.sim.demos import expert_episode
 
-    demo = expert_episode(1, frame_rate_hz=2.0, height=32, width=32)
+    demo = expert_episode(1, executor=TWIN_EXECUTOR, frame_rate_hz=2.0, height=32, width=32)
     assert demo.success and demo.state.shape == demo.action.shape and demo.state.shape[1] == 14
     assert np.all(np.diff(demo.t_s) == pytest.approx(0.02))
     assert set(demo.frames) == {"base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"}
@@ -91,7 +102,7 @@ def test_expert_demonstrations_write_to_the_training_dataset(tmp_path):
     from rtc_controller.sim.demos import expert_episode
     from rtc_controller.train.dataset import CameraInfo, DatasetInfo, DatasetWriter, EpisodeDataset
 
-    demo = expert_episode(2, frame_rate_hz=5.0, height=24, width=32)
+    demo = expert_episode(2, executor=TWIN_EXECUTOR, frame_rate_hz=5.0, height=24, width=32)
     names = action_names("cartesian")
     info = DatasetInfo(fps=50.0, state_names=names, action_names=names, prompts=(demo.prompt,),
                        cameras={s: CameraInfo(24, 32, 5.0) for s in demo.frames}, generator={"name": "twin_expert"})  # fmt: skip
@@ -111,8 +122,8 @@ def test_an_episode_depends_on_its_seed_alone_not_on_what_ran_before():
     from rtc_controller.sim.world import TwinWorld
 
     used = TwinWorld()
-    expert_episode(7, world=used, frame_rate_hz=0)
-    after = expert_episode(8, world=used, frame_rate_hz=0)
-    fresh = expert_episode(8, world=TwinWorld(), frame_rate_hz=0)
+    expert_episode(7, executor=TWIN_EXECUTOR, world=used, frame_rate_hz=0)
+    after = expert_episode(8, executor=TWIN_EXECUTOR, world=used, frame_rate_hz=0)
+    fresh = expert_episode(8, executor=TWIN_EXECUTOR, world=TwinWorld(), frame_rate_hz=0)
     np.testing.assert_array_equal(after.state, fresh.state)
     np.testing.assert_array_equal(after.action, fresh.action)

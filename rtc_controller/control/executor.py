@@ -7,8 +7,9 @@ Threads:
 - service/diagnostic threads call ``hold``/``resume``/``reset_fault``/``snapshot``; mode changes are requests
   the loop applies at its next tick.
 
-Clock: executor time [s] = ``time.monotonic() + offset`` with the offset taken once at construction so that it
-reads like the ROS system clock (``time.time()``) but never jumps. Robot-state stamps, chunk arrival times and the
+Clock: executor time [s] = ``clock() + offset``: by default ``time.monotonic()`` with the offset taken once at
+construction so that it reads like the ROS system clock (``time.time()``) but never jumps; the in-process episode
+runner injects its simulated clock (offset 0) and calls ``tick`` itself. Robot-state stamps, chunk arrival times and the
 timeline all use it, so δ = t_arrival − t_obs is measured on one clock (DESIGN.md, "Clocks and δ").
 
 Modes: ``running`` (following chunks), ``holding`` (braking to and holding the stopping point; chunks are still
@@ -55,7 +56,11 @@ class Executor:
         driver: ArmDriver,
         *,
         on_fault: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        clock_offset_s: float | None = None,
     ) -> None:
+        """``clock``: monotonic seconds (the servo loop's deadlines are on ``time.monotonic``: a simulated clock
+        goes with ``start(run_loop=False)``); ``clock_offset_s``: executor time − clock (None: the system clock's)."""
         self.config = config
         self.driver = driver
         self.timeline = ChunkTimeline(config.timeline)
@@ -66,7 +71,8 @@ class Executor:
         self.hold_reason = ""  # why the executor switched to holding by itself ("" = operator or start)
         self.resume_refusal = ""  # why the last resume() was refused
         self.loop = ServoLoop(config.loop, self.tick, name="executor_servo")
-        self._offset_s = time.time() - time.monotonic()
+        self._clock = clock
+        self._offset_s = time.time() - clock() if clock_offset_s is None else float(clock_offset_s)
         ad = len(config.timeline.names)
         self._state = np.zeros(ad)
         self._target = np.zeros(ad)
@@ -88,12 +94,12 @@ class Executor:
         # Switch ticks stay cheap: the tick only captures the switch; the event is computed, and the replaced chunk
         # released, after later ticks' commands (switch_log).
         self.switches = SwitchLog(kind=config.timeline.kind, num_arms=config.timeline.num_arms,
-                                  period_s=config.loop.period_s)  # fmt: skip
+                                  period_s=config.loop.period_s, clock=clock)  # fmt: skip
 
     # ---- clock -------------------------------------------------------------------------------------------------
     def now_s(self) -> float:
-        """Executor time [s] (monotonic, offset to read like the system clock)."""
-        return time.monotonic() + self._offset_s
+        """Executor time [s] (``clock()`` + offset: monotonic, reads like the system clock by default)."""
+        return self._clock() + self._offset_s
 
     def to_executor_time(self, monotonic_s: float) -> float:
         return monotonic_s + self._offset_s
@@ -289,7 +295,7 @@ class Executor:
             return
         with self._state_lock:
             self._state_pub[:] = self._state
-            self._state_stamp_s = time.monotonic() + self._offset_s
+            self._state_stamp_s = self._clock() + self._offset_s
         if not healthy:
             if mode != "faulted":
                 self._enter_fault(f"robot fault: {self.driver.status().message}")
@@ -335,6 +341,11 @@ class Executor:
         """(stamp [s, executor clock], measured state copy ``[ad]``)."""
         with self._state_lock:
             return self._state_stamp_s, self._state_pub.copy()
+
+    def target(self) -> np.ndarray:
+        """The target the servo loop follows ``[ad]`` before the safety filter (the timeline's command, the hold
+        pose while holding), a copy; for recorders in the loop's thread (the in-process runner)."""
+        return (self._hold if self.mode == "holding" else self._target).copy()
 
     @property
     def d(self) -> int:

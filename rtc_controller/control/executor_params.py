@@ -211,6 +211,20 @@ def check_param(name: str, value: Any) -> str | None:
     return f"{name}: {reason}" if reason else None
 
 
+def values_with(*layers: dict[str, Any], where: str = "executor_node") -> dict[str, Any]:
+    """The defaults with each layer of values on top (a parameter file's section, then overrides), checked: a bad
+    value or combination raises ValueError naming ``where``, the key and the value."""
+    values = {k: p.default for k, p in PARAMS.items()}
+    for layer in layers:
+        values |= layer
+    for name, value in values.items():
+        if (reason := check_param(name, value)) is not None:
+            raise ValueError(f"{where}: {reason}")
+    if (reason := check_consistency(values)) is not None:
+        raise ValueError(f"{where}: {reason}")
+    return values
+
+
 def check_consistency(v: dict[str, Any]) -> str | None:
     """Cross-parameter rules (reason or None)."""
     if v["execution_horizon"] > v["horizon"]:

@@ -10,6 +10,7 @@ delays the next one. The events go into a bounded log that other threads drain.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 import time
 
 from rtc_controller.control.timeline import CapturedSwitch, SwitchEvent, switch_event
@@ -26,9 +27,12 @@ MAX_DEFERRED = 4
 class SwitchLog:
     """Captured switches waiting for their event, and the events since start (at most ``SWITCH_HISTORY`` kept)."""
 
-    def __init__(self, *, kind: str, num_arms: int, period_s: float) -> None:
-        """``kind``/``num_arms``: the timeline's (for the event's jumps); ``period_s``: the servo period [s]."""
+    def __init__(self, *, kind: str, num_arms: int, period_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        """``kind``/``num_arms``: the timeline's (for the event's jumps); ``period_s``: the servo period [s];
+        ``clock``: the clock of the ticks' deadlines (the executor's)."""
         self._kind, self._num_arms = kind, num_arms
+        self._clock = clock
         self._budget_s = DEFERRED_BUDGET * period_s
         self._deferred: collections.deque[list] = collections.deque()  # [CapturedSwitch, SwitchEvent | None]
         self.events: collections.deque[SwitchEvent] = collections.deque(maxlen=SWITCH_HISTORY)
@@ -55,7 +59,7 @@ class SwitchLog:
     def after_command(self, deadline_mono_s: float) -> None:
         """After a tick's command: one step of pending work, when the tick is early enough (or too much waits)."""
         if self._deferred:
-            if len(self._deferred) > MAX_DEFERRED or time.monotonic() - deadline_mono_s < self._budget_s:
+            if len(self._deferred) > MAX_DEFERRED or self._clock() - deadline_mono_s < self._budget_s:
                 self._finish_one()
 
     def _finish_one(self) -> None:

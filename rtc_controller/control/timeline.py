@@ -6,9 +6,10 @@ clock], dt = 1/action_rate_hz. A chunk that arrives at ``t_arrival`` switches in
 yet started, ``k* = ceil((t_arrival − t_obs)/dt)``: actions 0…k*−1 are frozen (the old chunk executes them), the
 old chunk stays in command until ``t_switch = t_obs + k*·dt`` and the new chunk takes over from a_{k*}.
 
-Between action steps the command is interpolated: positions, joints and gripper linearly, rotations by slerp on
-SO(3) (never component-wise on rotation vectors). Past the last action the last command is held and the timeline
-reports starvation.
+Between action steps the command is interpolated (``control/interpolation.py``): by default a cubic Hermite curve
+through the actions, velocity-continuous inside a chunk, rotations on SO(3) (never component-wise on rotation
+vectors); ``linear`` interpolates linearly and slerps. Past the last action the last command is held and the
+timeline reports starvation.
 
 Threads: ``check`` runs in the subscriber's thread (validation + precomputation, may allocate); ``accept`` and
 ``sample`` run in the loop thread and only touch preallocated buffers plus a few tiny temporaries.
@@ -25,6 +26,7 @@ import numpy as np
 from rtc_controller.action_space import ActionSpaceKind, arm_slices
 from rtc_controller.control import so3
 from rtc_controller.control.chunk import Chunk
+from rtc_controller.control.interpolation import INTERPOLATIONS, Interpolation, Segments, evaluate, prepare_segments
 
 RejectReason = Literal[
     "names", "dimension", "too_short", "non_finite", "magnitude", "time_base", "older", "stale", "future"
@@ -56,6 +58,7 @@ class TimelineConfig:
         time_base_rel_tol: relative tolerance on the chunk's dt.
         workspace_boxes_m: per arm (lo x, lo y, lo z, hi x, hi y, hi z) [m, world frame]: chunk positions beyond
             the box by more than ``POSITION_MARGIN_M`` are refused as implausible (``()``: ±MAX_ABS_POSITION_M).
+        interpolation: between action steps, ``cubic`` (velocity-continuous) or ``linear``.
     """
 
     names: tuple[str, ...]
@@ -65,8 +68,11 @@ class TimelineConfig:
     future_tolerance_s: float = 0.05
     time_base_rel_tol: float = 0.01
     workspace_boxes_m: tuple[tuple[float, ...], ...] = ()
+    interpolation: Interpolation = "cubic"
 
     def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
         width = 7 if self.kind == "cartesian" else 8
         if not self.names or len(self.names) % width:
             raise ValueError(f"{len(self.names)} action names is not a whole number of {self.kind} arms ({width} each)")
@@ -109,10 +115,7 @@ class PreparedChunk:
         delay_s: δ = t_arrival − t_obs [s].
         k_star: first action executed from this chunk, ceil(δ/dt) (≥ 0).
         t_switch_s: t_obs + k*·dt [s].
-        rows: the actions as nested lists ``[h][ad]`` (plain floats: the hot path avoids numpy's per-call cost).
-        delta_rows: a_{k+1} − a_k, ``[h−1][ad]`` (rotation columns unused).
-        quat_rows: per step and arm the rotation as a quaternion tuple ``[h][n]`` (empty lists for joint space).
-        rel_rows: body-frame rotation vector from step k to k+1 ``[h−1][n]`` (short arc).
+        segments: the actions prepared for interpolation (plain floats: the hot path avoids numpy's per-call cost).
     """
 
     chunk: Chunk
@@ -120,10 +123,7 @@ class PreparedChunk:
     delay_s: float
     k_star: int
     t_switch_s: float
-    rows: list
-    delta_rows: list
-    quat_rows: list
-    rel_rows: list
+    segments: Segments
 
 
 @dataclass(frozen=True)
@@ -215,6 +215,7 @@ class ChunkTimeline:
         ad = len(config.names)
         self._slices = arm_slices(config.kind, config.num_arms)
         self._rot_cols = [s.rotation for s in self._slices if s.rotation is not None]
+        self._gripper_cols = tuple(s.gripper for s in self._slices)
         self._hold = np.zeros(ad)
         self._tmp = np.zeros(ad)
         self._old = np.zeros(ad)
@@ -280,19 +281,13 @@ class ChunkTimeline:
         k_star = max(0, math.ceil(delay_s / self._dt - INDEX_EPS))
         if k_star >= h:
             return self._reject("stale", f"k*={k_star} >= horizon {h} (δ={delay_s * 1e3:.1f} ms)")
-        rot = np.stack([a[:, c] for c in self._rot_cols], axis=1) if self._rot_cols else np.zeros((h, 0, 3))
-        quats = so3.rotvec_to_quat(rot)  # [h, n, 4]
-        rel = so3.relative_rotvec(quats[:-1], quats[1:])  # [h-1, n, 3]
         return PreparedChunk(
             chunk=chunk,
             t_arrival_s=t_arrival_s,
             delay_s=delay_s,
             k_star=k_star,
             t_switch_s=chunk.t_obs_s + k_star * self._dt,
-            rows=a.tolist(),
-            delta_rows=np.diff(a, axis=0).tolist(),
-            quat_rows=[[tuple(q) for q in step] for step in quats.tolist()],
-            rel_rows=[[tuple(r) for r in step] for step in rel.tolist()],
+            segments=prepare_segments(a, self._rot_cols, cfg.interpolation, self._gripper_cols),
         )
 
     def _implausible(self, a: np.ndarray) -> str | None:
@@ -339,7 +334,7 @@ class ChunkTimeline:
         if p is None:
             out[:] = self._hold
             return False
-        rows = p.rows
+        rows = p.segments.rows
         h = len(rows)
         u = (t_s - p.chunk.t_obs_s) / self._dt
         k = math.floor(u + INDEX_EPS)
@@ -350,17 +345,10 @@ class ChunkTimeline:
         if k >= h - 1:
             out[:] = rows[h - 1]
             return True
-        a = rows[k]
         if alpha == 0.0:
-            out[:] = a
+            out[:] = rows[k]
             return False
-        cmd = [x + alpha * dx for x, dx in zip(a, p.delta_rows[k])]
-        for arm, cols in enumerate(self._rot_cols):
-            w = p.rel_rows[k][arm]
-            q = so3.quat_mul_s(p.quat_rows[k][arm], so3.rotvec_to_quat_s((w[0] * alpha, w[1] * alpha, w[2] * alpha)))
-            c0 = cols.start
-            cmd[c0 : c0 + 3] = so3.rotvec_near_s(so3.quat_to_rotvec_s(q), (a[c0], a[c0 + 1], a[c0 + 2]))
-        out[:] = cmd
+        out[:] = evaluate(p.segments, k, alpha, self._rot_cols)
         return False
 
     def capture(self, t_s: float, out: np.ndarray) -> CapturedSwitch | None:

@@ -1,4 +1,11 @@
-"""Bookkeeping of the inference loop, ROS-free: when to sample, which chunk to guide toward, which d to use.
+"""The inference loop, ROS-free: when to sample, which chunk to guide toward, which d to use, and the loop itself.
+
+:class:`InferenceLoop` holds the inference node's per-chunk decisions; the node's worker thread
+(``ros/inference_worker.py``) and the in-process episode runner (``sim/episode.py``) both drive it, so the
+evaluation runs the rig's code: (1) :meth:`InferenceLoop.due` on each new robot state, (2) :meth:`~InferenceLoop.plan`
+(d, the prefix, the guidance settings), (3) :meth:`~InferenceLoop.sample` (or another chunk source: the scripted
+expert), then publish after the latency (wall time
+on the rig, simulated in the runner), (4) :meth:`~InferenceLoop.published`.
 
 Time: all stamps are executor-clock seconds (t_obs of robot states and chunks), so comparisons use one clock;
 Δt = one action step [s]; s = execution horizon, d = inference delay [action steps].
@@ -8,11 +15,13 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
-from .chunk_sampler import PreviousChunk
+from .base import Observation
+from .chunk_sampler import ChunkResult, ChunkSampler, GuidanceSettings, PreviousChunk
 
 NS_PER_S = 1_000_000_000
 STAMP_TOLERANCE_S = 1e-4  # state stamps are compared to the trigger time within this
@@ -27,13 +36,16 @@ def stamp_key(t_s: float) -> int:
 
 
 def trigger_due(state_stamp_s: float, previous_t_obs_s: float | None, *, execution_horizon: int, dt_s: float) -> bool:
-    """Sample the next chunk once the latest robot state is s action steps past the previous chunk's t_obs.
+    """Sample the next chunk once the latest robot state is newer than, and s action steps past, the previous
+    chunk's t_obs.
 
     The first chunk (no previous) is due at once. Example: t_obs_prev = 10.0 s, s = 50, Δt = 0.02 s -> due
     for states stamped ≥ 11.0 s.
     """
     if previous_t_obs_s is None:
         return True
+    if state_stamp_s <= previous_t_obs_s:
+        return False
     return state_stamp_s >= previous_t_obs_s + execution_horizon * dt_s - STAMP_TOLERANCE_S
 
 
@@ -110,3 +122,115 @@ class ChunkHistory:
             return last, ("last_published" if last is not None else "none")
         chunk = self._chunks.get(int(active_stamp_ns))
         return chunk, ("active" if chunk is not None else "none")
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """The inference node's run-time parameters one chunk reads (``ros/inference_params.py`` names them).
+
+    execution_horizon: s [action steps]; inference_delay: a fixed d [action steps], None = ``auto`` (the
+    executor's estimate, else this loop's own latency); max_guidance_weight: β; mode / schedule: the guidance;
+    with_unguided: also sample the unguided chunk from the same noise (diagnostics).
+    """
+
+    execution_horizon: int
+    inference_delay: int | None = None
+    max_guidance_weight: float = 10.0
+    mode: str = "stop"
+    schedule: str = "exp"
+    with_unguided: bool = False
+
+    @staticmethod
+    def from_params(p: dict[str, Any], horizon: int) -> LoopSettings:
+        """From the node's parameter values (``inference_delay`` as the parameter spells it)."""
+        return LoopSettings(execution_horizon=int(p["execution_horizon"]),
+                            inference_delay=parse_inference_delay(p["inference_delay"], horizon),
+                            max_guidance_weight=float(p["max_guidance_weight"]), mode=p["guidance_mode"],
+                            schedule=p["prefix_schedule"], with_unguided=bool(p["publish_unguided"]))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """What one chunk will be sampled with: the guidance settings (d, s, β, mode), the chunk it is guided toward
+    (None: unguided) and where d and the prefix came from; ``back_to_back``: d > s (inference cannot keep up)."""
+
+    settings: GuidanceSettings
+    previous: PreviousChunk | None
+    d_source: DelaySource
+    prefix_source: PrefixSource
+    back_to_back: bool
+    with_unguided: bool = False
+
+
+@dataclass
+class LoopCounts:
+    """Counters reported in the inference node's diagnostics."""
+
+    chunks: int = 0
+    back_to_back: int = 0
+    stale_waits: int = 0
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"chunks": self.chunks, "back_to_back": self.back_to_back, "stale_waits": self.stale_waits,
+                "errors": self.errors}  # fmt: skip
+
+
+@dataclass
+class InferenceLoop:
+    """The inference node's decisions from one chunk to the next (see the module docstring); use from one thread.
+
+    horizon: H [action steps]; dt_s: Δt [s]; history_capacity: published chunks kept (``chunk_history``); seed: of
+    the PRNG key the chunks' noise is split from (``seed``), one split per sampled chunk.
+    """
+
+    horizon: int
+    dt_s: float
+    history_capacity: int = 8
+    seed: int = 0
+    previous_t_obs_s: float | None = None
+    last_latency_s: float | None = None
+    counts: LoopCounts = field(default_factory=LoopCounts)
+
+    def __post_init__(self) -> None:
+        self.history = ChunkHistory(self.history_capacity)
+        self._key: Any = None
+
+    def due(self, state_stamp_s: float, execution_horizon: int) -> bool:
+        """Whether a robot state stamped ``state_stamp_s`` is the observation of the next chunk."""
+        return trigger_due(state_stamp_s, self.previous_t_obs_s, execution_horizon=execution_horizon, dt_s=self.dt_s)
+
+    def rebase(self) -> None:
+        """The executor's time base moved (restart, reset): the next state is due at once."""
+        self.previous_t_obs_s = None
+
+    def plan(self, settings: LoopSettings, *, executor_d: int | None, active_stamp_ns: int | None) -> ChunkPlan:
+        """d (fixed, the executor's, or this loop's own latency) and the chunk to guide toward (the one the
+        executor reports active, else the last published) for the next chunk."""
+        d, d_source = resolve_delay(settings.inference_delay, executor_d, last_latency_s=self.last_latency_s,
+                                    dt_s=self.dt_s, horizon=self.horizon)  # fmt: skip
+        previous, prefix_source = self.history.select(active_stamp_ns)
+        guidance = GuidanceSettings(inference_delay=d, execution_horizon=settings.execution_horizon,
+                                    max_guidance_weight=settings.max_guidance_weight, mode=settings.mode,  # type: ignore[arg-type]
+                                    schedule=settings.schedule)  # type: ignore[arg-type]  # fmt: skip
+        back_to_back = self.previous_t_obs_s is not None and d > settings.execution_horizon
+        return ChunkPlan(guidance, previous, d_source, prefix_source, back_to_back, settings.with_unguided)
+
+    def sample(self, sampler: ChunkSampler, observation: Observation, plan: ChunkPlan) -> ChunkResult:
+        """The chunk for ``observation`` (t_obs = its stamp) as ``plan`` says; a new noise key per call."""
+        import jax
+
+        if self._key is None:
+            self._key = jax.random.key(int(self.seed))
+        self._key, sub = jax.random.split(self._key)
+        return sampler.sample(observation, previous=plan.previous, settings=plan.settings, key=sub,
+                              with_unguided=plan.with_unguided)  # fmt: skip
+
+    def published(self, actions: np.ndarray, t_obs_s: float, plan: ChunkPlan, *, latency_s: float) -> None:
+        """Record a chunk ``actions[H, D]`` (t_obs ``t_obs_s``) that went out ``latency_s`` after its observation was
+        taken in (the own-latency fallback of d)."""
+        self.last_latency_s = latency_s
+        self.history.add(PreviousChunk(np.asarray(actions), float(t_obs_s)))
+        self.previous_t_obs_s = float(t_obs_s)
+        self.counts.chunks += 1
+        self.counts.back_to_back += int(plan.back_to_back)

@@ -55,12 +55,15 @@ class MujocoDriverConfig:
 class MujocoDriver:
     """See the module docstring."""
 
-    def __init__(self, config: MujocoDriverConfig = MujocoDriverConfig(), *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: MujocoDriverConfig = MujocoDriverConfig(), *, clock: Callable[[], float] = time.monotonic,
+                 world=None) -> None:  # fmt: skip
+        """``world``: a ``TwinWorld`` already reset for its episode, driven as it is and without a snapshot (the
+        in-process episode runner, which owns it); None: the driver builds and resets its own at ``connect``."""
         self.config = config
         self.kind: ActionSpaceKind = "cartesian"
         self.num_arms = 2
         self._clock = clock
-        self.world = None
+        self.world = world
         self._writer = None
         self._t0 = math.nan  # monotonic time of the world's episode time 0 (moves on when the world slips)
         self._t_connect = math.nan

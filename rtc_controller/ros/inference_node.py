@@ -37,7 +37,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from rtc_controller import topics
 from rtc_controller.policy.base import Observation
-from rtc_controller.policy.inference_loop import stamp_key, trigger_due
+from rtc_controller.policy.inference_loop import stamp_key
 from rtc_controller.ros.conversions import chunk_to_msg, image_to_array, msg_to_state, stamp_to_s
 from rtc_controller.ros.inference_diagnostics import InferenceDiagnostics
 from rtc_controller.ros.inference_guards import InferenceGuards
@@ -198,8 +198,9 @@ class InferenceNode(Node):
         if result.unguided is not None:
             self._unguided_pub.publish(chunk_to_msg(result.unguided, self.names, t_obs_s, self.dt_s, guided_d=d))
 
-    def _snapshot(self, previous_t_obs: float | None, s: int, max_age_s: float) -> Snapshot:
-        """(Observation, executor d, active stamp) when a chunk is due; None when not due; "stale" when inputs are old."""
+    def _snapshot(self, due: Callable[[float, int], bool], s: int, max_age_s: float) -> Snapshot:
+        """(Observation, executor d, active stamp) when ``due(state stamp, s)``; None when not due; "stale" when
+        inputs are old."""
         with self._lock:
             inputs = self._inputs
             state_msg, state_rx = inputs.state, inputs.state_rx_s
@@ -208,9 +209,7 @@ class InferenceNode(Node):
         if state_msg is None:
             return None
         stamp_s = stamp_to_s(state_msg.header.stamp)
-        if previous_t_obs is not None and stamp_s <= previous_t_obs:
-            return None
-        if not trigger_due(stamp_s, previous_t_obs, execution_horizon=s, dt_s=self.dt_s):
+        if not due(stamp_s, s):
             return None
         now = time.monotonic()
         if now - state_rx > max_age_s:

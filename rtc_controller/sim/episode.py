@@ -1,14 +1,21 @@
-"""The in-process episode runner (``rtc-eval``'s fast path): the twin, the executor's cores and the chunk sampler in
-simulated time, deterministic from a seed.
+"""The in-process episode runner (``rtc-eval``'s fast path, ``rtc-train collect``): the rig's executor core and the
+inference node's loop driving the MuJoCo twin in simulated time, deterministic from a seed.
 
-Per servo tick (``1/servo_rate_hz``, one physics step at the default 1 kHz), exactly as the executor does:
-``ChunkTimeline.capture`` (switches at k*), ``SafetyFilter.filter``, then the command goes to the twin's Cartesian
-controller and the world steps. Inference, as the inference node does it: when the latest state is s·Δt past the
-previous chunk's t_obs, the observation at t_obs (state, and camera frames when the policy takes images) is
-handed to ``chunk_fn``; the chunk arrives at t_obs + d·Δt (the injected delay), so the executor switches at k* = d.
-The world does not move while a chunk is computed: simulated time, not wall time.
+What runs is the code of the two nodes, not a copy of it:
+- the executor: ``control.executor.Executor`` (timeline, delay estimator, safety filter, start-up supervisor) with
+  the configuration ``executor_params.build_config`` makes from the executor node's parameters, ticked at its
+  servo rate by this runner's clock, and the twin's ``MujocoDriver`` on the runner's world (each command steps the
+  physics to the tick's time);
+- the inference node: ``policy.inference_loop.InferenceLoop`` (when a chunk is due, d, the prefix, the history of
+  published chunks) with the node's run-time settings; the chunk comes from ``make_chunk`` (the node's
+  ``ChunkSampler`` for a flow policy, or the scripted expert).
+Only transport and wall-clock timing differ from the processes over DDS: the robot state is "published" every
+1/``state_rate_hz`` (the executor node's timer), the observation is taken from it (camera frames rendered at its
+stamp), the world stands still while a chunk is computed, and the chunk reaches the executor exactly
+``latency_s`` after its observation (so it switches in at k* = ⌈latency/Δt⌉). d follows the rig's rule: the
+executor's estimate of δ once it has one, the loop's own latency (+1 step) before.
 
-Time: t [s] = episode time since ``TwinWorld.reset`` (the executor clock of this runner); Δt = 1/action_rate_hz.
+Time: t [s] = episode time since ``TwinWorld.reset`` = the executor's clock here (offset 0); Δt = 1/action rate.
 """
 
 from __future__ import annotations
@@ -19,59 +26,50 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rtc_controller.action_space import action_names
-from rtc_controller.control.safety import ArmLimits, SafetyConfig, SafetyFilter
-from rtc_controller.control.timeline import ChunkTimeline, PreparedChunk, TimelineConfig, switch_event
 from rtc_controller.control.chunk import Chunk
+from rtc_controller.control.executor import Executor
+from rtc_controller.control.executor_types import ExecutorConfig
+from rtc_controller.control.timeline import Rejection
 from rtc_controller.policy.base import Observation
+from rtc_controller.policy.inference_loop import ChunkPlan, InferenceLoop, LoopSettings, stamp_key
+from rtc_controller.robots.mujoco_driver import MujocoDriver, MujocoDriverConfig
 from rtc_controller.sim.task import TaskMonitor
 from rtc_controller.sim.world import TwinWorld
 
 MONITOR_EVERY_S = 0.02  # task-monitor sample period [s]
-ChunkFn = Callable[[Observation, int, "PreviousChunkLike | None"], np.ndarray]
-
-
-@dataclass(frozen=True)
-class PreviousChunkLike:
-    actions: np.ndarray  # [H, D]
-    t_obs_s: float
+TCP_COLUMNS = [0, 1, 2, 7, 8, 9]  # left then right TCP position in the two-arm Cartesian action space
+MakeChunk = Callable[[Observation, ChunkPlan], np.ndarray]  # (observation, plan) -> actions [H, 14], physical
 
 
 @dataclass(frozen=True)
 class EpisodeConfig:
-    """horizon H, execution_horizon s, delay d [action steps] (the chunk arrives d·Δt after t_obs), rates [Hz],
-    camera_slots rendered into each observation (empty: none), the safety limits per arm."""
+    """What the runner simulates around the two nodes: latency_s, the injected inference latency [s] (a chunk
+    reaches the executor this long after its observation); state_rate_hz, the executor node's robot-state rate;
+    camera_slots rendered into each observation (empty: none); record: per-action-step arrays in the result."""
 
-    horizon: int = 50
-    execution_horizon: int = 25
-    delay: int = 0
-    action_rate_hz: float = 50.0
-    servo_rate_hz: float = 1000.0
+    latency_s: float = 0.0
+    state_rate_hz: float = 50.0
     camera_slots: tuple[str, ...] = ()
-    limits: tuple[ArmLimits, ...] = (
-        ArmLimits(workspace_min_m=(0.2, -0.05, 0.0), workspace_max_m=(0.8, 0.65, 0.6)),
-        ArmLimits(workspace_min_m=(0.2, -0.65, 0.0), workspace_max_m=(0.8, 0.05, 0.6)),
-    )
     record: bool = False
 
     def __post_init__(self) -> None:
-        if not 1 <= self.execution_horizon <= self.horizon:
-            raise ValueError(f"execution_horizon must be in [1, H = {self.horizon}], got {self.execution_horizon}")
-        if not 0 <= self.delay < self.horizon:
-            raise ValueError(f"delay must be in [0, H), got {self.delay}")
-        if self.delay > self.execution_horizon:
-            raise ValueError(f"delay d = {self.delay} > s = {self.execution_horizon}: RTC needs d <= s")
-        if self.servo_rate_hz < self.action_rate_hz:
-            raise ValueError("servo_rate_hz must be >= action_rate_hz")
+        if not (math.isfinite(self.latency_s) and self.latency_s >= 0):
+            raise ValueError(f"latency_s must be finite and >= 0, got {self.latency_s}")
+        if not self.state_rate_hz > 0:
+            raise ValueError(f"state_rate_hz must be > 0, got {self.state_rate_hz}")
 
 
 @dataclass
 class EpisodeResult:
     """Outcome and metrics of one episode (the fields rtc-eval aggregates).
 
-    jumps: ‖new − old‖ over all 14 dims at each chunk-to-chunk switch; jumps_linear_m: the larger TCP jump;
-    jerk_rms_m_s3: RMS of the executed TCP command's third difference at the action rate; interventions: safety
-    filter interventions (ticks, all kinds); record: per-action-step arrays when ``EpisodeConfig.record``."""
+    jumps: ‖new − old‖ over all 14 dims at each chunk-to-chunk switch (the executor's switch events);
+    jumps_linear_m: the larger TCP jump; jerk_rms_m_s3: RMS of the executed (filtered) TCP command's third
+    difference at the action rate; interventions: servo ticks in which the safety filter changed the command
+    (any kind); intervention_kinds: the same per kind; intervention_events: runs of consecutive such ticks;
+    rejected: chunks the executor refused; d_used: the d each chunk was guided with; record: per-action-step
+    arrays when ``EpisodeConfig.record`` (state, the action the executor followed, t, the t_obs of the chunk it
+    came from: NaN before the first)."""
 
     seed: int
     success: bool
@@ -82,15 +80,22 @@ class EpisodeResult:
     jumps_linear_m: list[float] = field(default_factory=list)
     jerk_rms_m_s3: float = math.nan
     interventions: int = 0
+    intervention_kinds: dict[str, int] = field(default_factory=dict)
+    intervention_events: int = 0
     chunks: int = 0
+    rejected: int = 0
+    d_used: list[int] = field(default_factory=list)
     items: list[str] = field(default_factory=list)
+    placed_time_s: list[float] = field(default_factory=list)
     record: dict[str, np.ndarray] | None = None
 
     def summary(self) -> dict:
         return {"seed": self.seed, "success": self.success, "reason": self.reason, "time_s": self.time_s,
                 "completion_time_s": self.completion_time_s, "jumps": self.jumps,
                 "jumps_linear_m": self.jumps_linear_m, "jerk_rms_m_s3": self.jerk_rms_m_s3,
-                "interventions": self.interventions, "chunks": self.chunks, "items": self.items}  # fmt: skip
+                "interventions": self.interventions, "intervention_kinds": self.intervention_kinds,
+                "intervention_events": self.intervention_events, "chunks": self.chunks, "rejected": self.rejected,
+                "d_used": self.d_used, "items": self.items, "placed_time_s": self.placed_time_s}  # fmt: skip
 
 
 def jerk_rms(positions: np.ndarray, dt_s: float) -> float:
@@ -101,85 +106,132 @@ def jerk_rms(positions: np.ndarray, dt_s: float) -> float:
     return float(np.sqrt(np.mean(np.sum(j**2, axis=-1))))
 
 
+class SimClock:
+    """The runner's clock [s]: the executor's and the driver's ``clock``."""
+
+    def __init__(self) -> None:
+        self.t_s = 0.0
+
+    def __call__(self) -> float:
+        return self.t_s
+
+
+@dataclass
+class _Pending:
+    arrival_s: float
+    chunk: Chunk
+
+
+class _InterventionTally:
+    """Ticks (and runs of ticks) in which the safety filter changed the command, from its counters."""
+
+    def __init__(self) -> None:
+        self.ticks = self.events = 0
+        self._last_total = 0
+        self._in_run = False
+
+    def update(self, total: int) -> None:
+        hit = total > self._last_total
+        self._last_total = total
+        self.ticks += hit
+        self.events += hit and not self._in_run
+        self._in_run = hit
+
+
 class EpisodeRunner:
-    """Runs episodes of a world with a chunk function (see the module docstring)."""
+    """Runs episodes of ``world`` through the executor core configured by ``executor`` (see the module docstring)."""
 
-    def __init__(self, world: TwinWorld, config: EpisodeConfig, renderer=None) -> None:
-        self.world, self.config = world, config
-        self.renderer = renderer
-        names = action_names("cartesian")
-        self.names = names
-        self.dt = 1.0 / config.action_rate_hz
-        self.servo_dt = 1.0 / config.servo_rate_hz
-        self.substeps = max(1, round(self.servo_dt / world.model.opt.timestep))
-        self.timeline_cfg = TimelineConfig(names=names, action_rate_hz=config.action_rate_hz, max_horizon=config.horizon)
-        self.safety_cfg = SafetyConfig(servo_dt_s=self.servo_dt, arms=config.limits)
+    def __init__(self, world: TwinWorld, executor: ExecutorConfig, config: EpisodeConfig = EpisodeConfig(),
+                 renderer=None) -> None:  # fmt: skip
+        self.world, self.executor_config, self.config, self.renderer = world, executor, config, renderer
+        self.names = executor.timeline.names
+        self.dt_s = executor.timeline.dt_s
+        self.servo_dt_s = executor.loop.period_s
+        self._per_state = max(1, round(1.0 / (config.state_rate_hz * self.servo_dt_s)))
+        self._per_action = max(1, round(self.dt_s / self.servo_dt_s))
+        self._per_monitor = max(1, round(MONITOR_EVERY_S / self.servo_dt_s))
 
-    def observe(self, t_s: float, prompt: str) -> Observation:
+    def observe(self, stamp_s: float, state: np.ndarray, prompt: str) -> Observation:
         images = {}
         if self.config.camera_slots and self.renderer is not None:
             images = self.renderer.render_world(self.world, self.config.camera_slots)
-        return Observation(state=self.world.state(), stamp_s=t_s, prompt=prompt, images=images)
+        return Observation(state=state, stamp_s=stamp_s, prompt=prompt, images=images)
 
-    def run(self, seed: int, chunk_fn: ChunkFn, *, on_tick: Callable[[float], None] | None = None) -> EpisodeResult:
-        """One episode from ``seed``; ``chunk_fn(observation, d, previous)`` returns a chunk ``[H, 14]``."""
-        cfg, w = self.config, self.world
+    def run(self, seed: int, *, loop: InferenceLoop, settings: LoopSettings, make_chunk: MakeChunk,
+            on_tick: Callable[[float], None] | None = None) -> EpisodeResult:  # fmt: skip
+        """One episode of twin seed ``seed``; ``on_tick(t)`` after every servo tick (e.g. to render frames)."""
+        w, clock = self.world, SimClock()
         monitor = TaskMonitor(w.scene, w.task, w.reset(seed))
-        timeline, safety = ChunkTimeline(self.timeline_cfg), SafetyFilter(self.safety_cfg)
-        state = w.state()
-        timeline.reset(state)
-        safety.reset(state)
-        target, cmd = np.zeros_like(state), np.zeros_like(state)
+        driver = MujocoDriver(MujocoDriverConfig(scene=w.scene, task=w.task, seed=seed), clock=clock, world=w)
+        ex = Executor(self.executor_config, driver, clock=clock, clock_offset_s=0.0)
+        ex.start(run_loop=False)
         res = EpisodeResult(seed=seed, success=False, reason="", time_s=0.0, completion_time_s=math.nan)
-        self._pending: tuple[float, Chunk] | None = None  # (arrival time [s], chunk) of the chunk "in inference"
-        self._previous: PreviousChunkLike | None = None
-        cmd_log, rec = [], {"state": [], "action": [], "t": []}
-        per_action = max(1, round(self.dt / self.servo_dt))
-        per_monitor = max(1, round(MONITOR_EVERY_S / self.servo_dt))
-        for tick in range(int(math.ceil(w.task.time_limit_s / self.servo_dt)) + 1):
-            t = tick * self.servo_dt
-            self._infer_and_deliver(t, chunk_fn, timeline, res)
-            captured = timeline.capture(t, target)  # the executor's tick: switch at k*, filter, command
-            if captured is not None and captured.replaced is not None:
-                ev = switch_event(captured, kind="cartesian", num_arms=2)
-                res.jumps.append(float(np.linalg.norm(ev.jump)))
-                res.jumps_linear_m.append(ev.jump_linear_m)
-            safety.filter(target, cmd)
-            w.set_command(cmd)
-            w.step(self.substeps)
-            if tick % per_action == 0:
-                cmd_log.append(cmd[[0, 1, 2, 7, 8, 9]].reshape(2, 3).copy())
-                if cfg.record:
-                    rec["state"].append(w.state())
-                    rec["action"].append(target.copy())
-                    rec["t"].append(t)
-            if tick % per_monitor == 0 and monitor.update(w.time_s, w.item_positions(), w.item_speeds(), w.held()).done:
+        tally, pending = _InterventionTally(), None
+        cmd_log: list[np.ndarray] = []
+        rec: dict[str, list] = {"state": [], "action": [], "t": [], "active_t_obs": []}
+        for tick in range(int(math.ceil(w.task.time_limit_s / self.servo_dt_s)) + 1):
+            t = clock.t_s = tick * self.servo_dt_s
+            if pending is not None and t >= pending.arrival_s - 1e-9:  # the executor node's chunk callback
+                res.rejected += isinstance(ex.submit(pending.chunk, pending.arrival_s), Rejection)
+                pending = None
+            ex.tick(t)
+            tally.update(ex.safety.counters.total)
+            if tick % self._per_state == 0:  # the executor node's state timer
+                self._collect_switches(ex, res)
+                if pending is None:  # the inference node, on the state it receives
+                    pending = self._infer(ex, loop, settings, make_chunk, res)
+            if tick % self._per_action == 0:
+                self._log_step(ex, t, cmd_log, rec)
+            if tick % self._per_monitor == 0 and monitor.update(w.time_s, w.item_positions(), w.item_speeds(), w.held()).done:
                 break
             if on_tick is not None:
                 on_tick(t)
-        st = monitor.state
-        res.success, res.reason, res.items = st.status == "success", st.reason, list(st.items)
-        res.time_s = w.time_s
-        res.completion_time_s = st.end_time_s if res.success else math.nan
-        res.jerk_rms_m_s3 = jerk_rms(np.array(cmd_log), self.dt)
-        res.interventions = safety.counters.total
-        if cfg.record:
-            res.record = {k: np.array(v) for k, v in rec.items()}
+        self._finish(ex, monitor, res, tally, cmd_log, rec)
         return res
 
-    def _infer_and_deliver(self, t: float, chunk_fn: ChunkFn, timeline: ChunkTimeline, res: EpisodeResult) -> None:
-        """As the inference node: sample when the state is s·Δt past the previous t_obs (none in flight); as the
-        executor's chunk callback: hand a chunk to the timeline when it arrives, d·Δt after its t_obs."""
-        cfg, prev = self.config, self._previous
-        if self._pending is None and (prev is None or t >= prev.t_obs_s + cfg.execution_horizon * self.dt - 1e-9):
-            actions = chunk_fn(self.observe(t, self.world.task.prompt), cfg.delay, prev)
-            chunk = Chunk(names=self.names, t_obs_s=t, dt_s=self.dt, actions=np.asarray(actions, float),
-                          guided_d=cfg.delay)  # fmt: skip
-            self._pending = (t + cfg.delay * self.dt, chunk)
-            self._previous = PreviousChunkLike(chunk.actions, t)
-            res.chunks += 1
-        if self._pending is not None and t >= self._pending[0] - 1e-9:
-            prepared = timeline.check(self._pending[1], self._pending[0])
-            if isinstance(prepared, PreparedChunk):
-                timeline.accept(prepared)
-            self._pending = None
+    def _infer(self, ex: Executor, loop: InferenceLoop, settings: LoopSettings, make_chunk: MakeChunk,
+               res: EpisodeResult) -> _Pending | None:  # fmt: skip
+        """The inference node on a new robot state: a chunk when one is due, published after the latency."""
+        stamp_s, state = ex.latest_state()
+        if not loop.due(stamp_s, settings.execution_horizon):
+            return None
+        active = ex.active_t_obs_s
+        plan = loop.plan(settings, executor_d=ex.d if ex.has_estimate else None,
+                         active_stamp_ns=stamp_key(active) if math.isfinite(active) else None)  # fmt: skip
+        actions = np.asarray(make_chunk(self.observe(stamp_s, state, self.world.task.prompt), plan), float)
+        d = plan.settings.inference_delay
+        chunk = Chunk(names=self.names, actions=actions, t_obs_s=stamp_s, dt_s=self.dt_s, guided_d=d)
+        loop.published(actions, stamp_s, plan, latency_s=self.config.latency_s)
+        res.chunks += 1
+        res.d_used.append(int(d))
+        return _Pending(stamp_s + self.config.latency_s, chunk)
+
+    def _log_step(self, ex: Executor, t: float, cmd_log: list, rec: dict[str, list]) -> None:
+        cmd_log.append(ex.safety.command[TCP_COLUMNS].reshape(2, 3))
+        if self.config.record:
+            rec["state"].append(ex.latest_state()[1])
+            rec["action"].append(ex.target())
+            rec["t"].append(t)
+            rec["active_t_obs"].append(ex.active_t_obs_s)
+
+    @staticmethod
+    def _collect_switches(ex: Executor, res: EpisodeResult) -> None:
+        """The executor's chunk-to-chunk switch events since the last call (not the first one, from hold)."""
+        for ev in ex.drain_switch_events():
+            if not ev.from_hold:
+                res.jumps.append(float(np.linalg.norm(ev.jump)))
+                res.jumps_linear_m.append(ev.jump_linear_m)
+
+    def _finish(self, ex: Executor, monitor: TaskMonitor, res: EpisodeResult, tally: _InterventionTally,
+                cmd_log: list, rec: dict[str, list]) -> None:  # fmt: skip
+        self._collect_switches(ex, res)
+        st = monitor.state
+        res.success, res.reason, res.items = st.status == "success", st.reason, list(st.items)
+        res.placed_time_s = list(st.placed_time_s)
+        res.time_s = self.world.time_s
+        res.completion_time_s = st.end_time_s if res.success else math.nan
+        res.jerk_rms_m_s3 = jerk_rms(np.array(cmd_log), self.dt_s)
+        res.interventions, res.intervention_events = tally.ticks, tally.events
+        res.intervention_kinds = {k: v for k, v in ex.safety.counters.interventions.items() if v}
+        if self.config.record:
+            res.record = {k: np.array(v) for k, v in rec.items()}

@@ -9,8 +9,9 @@ continues the same motion. Phases, decided from the state at every step:
 - item held: squeeze to ``gripper_closed_m``; lift; carry to the hover point of the chosen bin (its position at
   each step's time, y clamped to the arm's window: the arm waits at the window's entry for a bin still upstream);
   once over the bin, descend with it to the release height and open.
-Motion: velocity toward the phase's target, min(cruise, √(2a·distance)) plus the target's own velocity, changed by
-at most a·Δt per step (acceleration-limited, so the executor's safety filter rarely intervenes).
+Motion: velocity toward the phase's target, min(cruise, √(2·brake·distance)) plus the target's own velocity,
+changed by at most a·Δt per step, positions advanced by the step's mean velocity: within the executor's limits (its
+acceleration limit and its workspace walls' braking envelope), so that its safety filter does not intervene.
 
 Bin choice ("slot"): the bins in the order they leave the arm's window, skipping those that leave before the arm
 could reach them and release; slot 0 = the first feasible bin, slot 1 = the next. Both exist at any time, so the
@@ -40,6 +41,9 @@ class ExpertConfig:
 
     cruise_speed_m_s: float = 0.35
     accel_m_s2: float = 1.2
+    # Braking toward a target: below the executor's wall deceleration (max_linear_acc_m_s2/√3 = 0.87 m/s² at the
+    # twin's 1.5 m/s²), so that a descent to the table never runs into the workspace floor's braking envelope.
+    brake_m_s2: float = 0.8
     approach_height_m: float = 0.07
     carry_height_m: float = 0.19
     release_height_m: float = 0.12
@@ -180,18 +184,23 @@ def plan_arm(scene: SceneConfig, task: TaskConfig, ex: ExpertConfig, *, arm: int
 
 
 def _move(p: list, v: list, target, ff, ex: ExpertConfig, dt: float) -> tuple[list, list]:
-    """One acceleration-limited step toward ``target`` (moving at ``ff``): new position and velocity."""
+    """One acceleration-limited step toward ``target`` (moving at ``ff``): new position and velocity.
+
+    The position advances by the mean of the old and new velocity (exact at the step's constant acceleration), so
+    the plan's positions are samples of a velocity-continuous motion that starts at the observed velocity ``v``:
+    the executor's cubic interpolation through them reproduces that motion, and a plan made later along the same
+    motion continues it without a velocity step."""
     d = [target[i] - p[i] for i in range(3)]
     dist = math.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)
-    speed = min(ex.cruise_speed_m_s, math.sqrt(2.0 * ex.accel_m_s2 * dist), dist / dt)
+    speed = min(ex.cruise_speed_m_s, math.sqrt(2.0 * ex.brake_m_s2 * dist), dist / dt)
     want = [ff[i] + (d[i] / dist * speed if dist > 1e-9 else 0.0) for i in range(3)]
     dv = [want[i] - v[i] for i in range(3)]
     n = math.sqrt(dv[0] ** 2 + dv[1] ** 2 + dv[2] ** 2)
     amax = ex.accel_m_s2 * dt
     if n > amax:
         dv = [x * amax / n for x in dv]
-    v = [v[i] + dv[i] for i in range(3)]
-    return [p[i] + v[i] * dt for i in range(3)], v
+    v_new = [v[i] + dv[i] for i in range(3)]
+    return [p[i] + 0.5 * (v[i] + v_new[i]) * dt for i in range(3)], v_new
 
 
 def plan_chunk(scene: SceneConfig, task: TaskConfig, ex: ExpertConfig, *, state: np.ndarray, priv: Privileged,

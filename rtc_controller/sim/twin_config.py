@@ -58,3 +58,16 @@ def driver_config(v: dict[str, Any]):
         kind=v.get("action_space", "cartesian"),
         num_arms=int(v.get("num_arms", 2)),
     )
+
+
+def twin_executor_values(config: str | Path | None = None, **overrides: Any) -> dict[str, Any]:
+    """The executor node's parameter values of the twin's parameter file (``config/twin.yaml`` by default) with
+    ``overrides`` on top, checked: what ``rtc-train collect`` and ``rtc-eval`` build the executor core from."""
+    from rtc_controller import topics
+    from rtc_controller.config_files import config_path
+    from rtc_controller.control.executor_params import values_with
+    from rtc_controller.ros.param_files import check_params_file  # ROS-free (no rclpy)
+
+    path = Path(config) if config else config_path("twin.yaml")
+    file_values = check_params_file(path).get(topics.EXECUTOR_NODE, {})
+    return values_with(file_values, overrides, where=f"{path}: {topics.EXECUTOR_NODE}")

@@ -1,11 +1,12 @@
 """``rtc-eval``: closed-loop evaluation on the MuJoCo twin: task success vs inference delay, per guidance mode.
 
-Grid: delays d ∈ ``--delays`` (action steps at Δt = 1/``--action-rate``; injected exactly: each chunk arrives d·Δt
-after its observation) × modes (``none``, ``stop``, ``full``, ``hard``) × the same seeds in every cell. Each episode
-runs in-process (``sim.episode``): the twin world and Cartesian controller, the executor's timeline and safety
-filter at the servo rate, and the inference node's chunk sampler and guidance, in simulated time (faster than real
-time, deterministic from the seed). ``--dds`` runs each episode through the real processes instead
-(``tools/eval_dds.py``: a fresh ``rtc-bringup --config config/twin.yaml`` per episode; slow, for spot checks).
+Grid: delays d ∈ ``--delays`` (action steps at Δt = 1/``--action-rate``; injected exactly: each chunk reaches the
+executor d·Δt after its observation) × modes (``none``, ``stop``, ``full``, ``hard``) × the same seeds in every
+cell. Each episode runs in-process (``sim.episode``): the executor core and the inference node's loop, configured
+from the nodes' parameter file (``--config``, default ``config/twin.yaml``: ``tools/eval_config.py``), on the twin
+world in simulated time (faster than real time, deterministic from the seed). ``--dds`` runs each episode through
+the real processes instead (``tools/eval_dds.py``: a fresh ``rtc-bringup`` per episode with the same parameter
+overrides; slow, for spot checks).
 
 Output (``--out``): ``cells/<mode>_d<d>.json`` (each episode's metrics; a finished cell is not re-run: the run
 is resumable), ``summary.json`` (per-cell metrics), ``report.md`` (table) and ``success_vs_delay.png``.
@@ -20,38 +21,15 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from rtc_controller.config_files import world_file
 from rtc_controller.rtc import GUIDANCE_MODES
+from rtc_controller.tools.eval_config import EvalConfig, executor_values, fingerprint, inference_values
 from rtc_controller.tools.eval_stats import summarize_cell
 
 DEFAULT_DELAYS = (0, 4, 8, 16, 24)
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """What defines a cell's results (a cell file made with another config is re-run)."""
-
-    policy: str = "twin"
-    horizon: int = 50
-    execution_horizon: int = 25
-    action_rate_hz: float = 50.0
-    servo_rate_hz: float = 1000.0
-    num_steps: int = 10
-    max_guidance_weight: float = 10.0
-    schedule: str = "exp"
-    seeds: tuple[int, ...] = tuple(range(10))
-    time_limit_s: float = 15.0
-    camera_slots: tuple[str, ...] = ()
-    checkpoint: str = ""
-    tokenizer_path: str = ""
-    policy_config: str = ""
-    policy_params: tuple[tuple[str, Any], ...] = ()  # extra make_policy parameters (pi05), e.g. dtype=float32
-    dds: bool = False
-    twin_config: str = ""  # the world file (scene: / task:; '' = the defaults); the time limit is time_limit_s
 
 
 class Progress:
@@ -71,65 +49,63 @@ class Progress:
             self.stream.write("\n")
 
 
-def _make_policy(cfg: EvalConfig, world):
-    from rtc_controller.action_space import action_names
+def _make_policy(cfg: EvalConfig, p: dict[str, Any], world):
+    """The inference node's policy for parameter values ``p`` (the twin policies read the in-process world)."""
     from rtc_controller.policy.registry import make_policy
+    from rtc_controller.ros.inference_params import policy_params, policy_section
 
-    if cfg.policy in ("twin", "twin_expert"):
+    names = tuple(p["action_names"])
+    if p["policy"] in ("twin", "twin_expert"):
         from rtc_controller.sim.twin_policy import WorldSource
 
-        return make_policy(cfg.policy, horizon=cfg.horizon, dt_s=1.0 / cfg.action_rate_hz, source=WorldSource(world))
-    extra = dict(cfg.policy_params)
-    if cfg.policy == "pi05" and cfg.policy_config:  # the policy section (issue 9), as the inference node loads it
-        return make_policy("pi05", policy_config=cfg.policy_config, action_names=action_names("cartesian"), **extra)
-    if cfg.policy == "pi05":
-        return make_policy("pi05", checkpoint_dir=cfg.checkpoint, tokenizer_path=cfg.tokenizer_path,
-                           action_horizon=cfg.horizon, action_names=action_names("cartesian"), **extra)  # fmt: skip
-    raise ValueError(f"rtc-eval: policy {cfg.policy!r} does not run on the twin (twin, twin_expert, pi05)")
+        return make_policy(p["policy"], horizon=cfg.horizon, dt_s=cfg.dt_s, names=names, source=WorldSource(world))
+    if p["policy"] != "pi05":
+        raise ValueError(f"rtc-eval: policy {p['policy']!r} does not run on the twin (twin, twin_expert, pi05)")
+    section = policy_section(p, cfg.horizon)
+    return make_policy("pi05", **policy_params(p, section=section, horizon=cfg.horizon, dt_s=cfg.dt_s, names=names),
+                       **dict(cfg.policy_params))  # fmt: skip
 
 
 class Evaluator:
-    """Builds the world, the policy and the sampler once, then runs cells (see the module docstring)."""
+    """Builds the world, the executor configuration, the policy and its sampler once, then runs episodes of cells
+    (see the module docstring)."""
 
     def __init__(self, cfg: EvalConfig) -> None:
-        import jax
-
+        from rtc_controller.control.executor_params import build_config
         from rtc_controller.policy.chunk_sampler import ChunkSampler
         from rtc_controller.sim.twin_config import load_twin_config
         from rtc_controller.sim.world import TwinWorld
 
-        self.cfg, self.jax = cfg, jax
-        scene, task = load_twin_config(cfg.twin_config)
+        self.cfg = cfg
+        self.executor_values = executor_values(cfg)
+        self.executor_config = build_config(self.executor_values)
+        scene, task = load_twin_config(self.executor_values["twin_config"])
         self.world = TwinWorld(scene=scene, task=dataclasses.replace(task, time_limit_s=cfg.time_limit_s))
-        self.policy = _make_policy(cfg, self.world)
+        p = inference_values(cfg, mode="none", delay=0)
+        self.policy = _make_policy(cfg, p, self.world)
         if self.policy.horizon != cfg.horizon:
             raise ValueError(f"the policy's horizon is {self.policy.horizon}, rtc-eval runs --horizon {cfg.horizon}")
-        self.sampler = ChunkSampler(self.policy, dt_s=1.0 / cfg.action_rate_hz, num_steps=cfg.num_steps)
-        renderer = None
+        self.sampler = ChunkSampler(self.policy, dt_s=cfg.dt_s, num_steps=int(p["num_steps"]))
+        self.renderer = None
         if cfg.camera_slots:
             from rtc_controller.sim.render import CameraRenderer
 
-            renderer = CameraRenderer(self.world.model, self.world.scene)
-        self.renderer = renderer
+            self.renderer = CameraRenderer(self.world.model, self.world.scene)
 
-    def run_episode(self, seed: int, *, mode: str, delay: int):
-        from rtc_controller.policy.chunk_sampler import GuidanceSettings, PreviousChunk
+    def run_episode(self, seed: int, *, mode: str, delay: int, record: bool = False):
+        """One episode of cell (``mode``, ``delay``): the executor core and the inference loop on twin seed ``seed``
+        (also the seed of the sampling noise, so every cell sees the same noise)."""
+        from rtc_controller.policy.inference_loop import InferenceLoop, LoopSettings
         from rtc_controller.sim.episode import EpisodeConfig, EpisodeRunner
 
-        c = self.cfg
-        runner = EpisodeRunner(self.world, EpisodeConfig(horizon=c.horizon, execution_horizon=c.execution_horizon,
-                                                         delay=delay, action_rate_hz=c.action_rate_hz,
-                                                         servo_rate_hz=c.servo_rate_hz, camera_slots=c.camera_slots),
-                               renderer=self.renderer)  # fmt: skip
-        key = [self.jax.random.key(seed)]
-        settings = GuidanceSettings(delay, c.execution_horizon, c.max_guidance_weight, mode, c.schedule)  # type: ignore[arg-type]
-
-        def chunk_fn(obs, d, prev):
-            key[0], sub = self.jax.random.split(key[0])
-            p = None if prev is None else PreviousChunk(prev.actions, prev.t_obs_s)
-            return self.sampler.sample(obs, previous=p, settings=settings, key=sub).actions
-
-        return runner.run(seed, chunk_fn)
+        p = inference_values(self.cfg, mode=mode, delay=delay)
+        episode = EpisodeConfig(latency_s=float(p["extra_latency_s"]), state_rate_hz=self.executor_values["state_rate_hz"],
+                                camera_slots=self.cfg.camera_slots, record=record)  # fmt: skip
+        runner = EpisodeRunner(self.world, self.executor_config, episode, renderer=self.renderer)
+        loop = InferenceLoop(self.cfg.horizon, self.cfg.dt_s, history_capacity=int(p["chunk_history"]), seed=seed)
+        sampler = self.sampler
+        return runner.run(seed, loop=loop, settings=LoopSettings.from_params(p, self.cfg.horizon),
+                          make_chunk=lambda obs, plan: loop.sample(sampler, obs, plan).actions)  # fmt: skip
 
 
 def cell_path(out: Path, mode: str, delay: int) -> Path:
@@ -143,7 +119,7 @@ def run_grid(cfg: EvalConfig, *, modes, delays, out: Path, progress: bool = True
     for mode in modes:
         for d in delays:
             p = cell_path(out, mode, d)
-            if p.exists() and json.loads(p.read_text()).get("config") == _jsonable(cfg):
+            if p.exists() and json.loads(p.read_text()).get("config") == fingerprint(cfg):
                 continue
             todo.append((mode, d))
     bar = Progress(len(todo) * len(cfg.seeds), sys.stderr if progress else open("/dev/null", "w"))  # noqa: SIM115
@@ -160,22 +136,18 @@ def run_grid(cfg: EvalConfig, *, modes, delays, out: Path, progress: bool = True
             bar.step(f"{mode} d={d} seed {seed}")
         p = cell_path(out, mode, d)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps({"config": _jsonable(cfg), "mode": mode, "delay": d, "episodes": episodes}))
+        p.write_text(json.dumps({"config": fingerprint(cfg), "mode": mode, "delay": d, "episodes": episodes}))
     cells: dict = {}
     for mode in modes:
         for d in delays:
             data = json.loads(cell_path(out, mode, d).read_text())
             cells.setdefault(mode, {})[str(d)] = summarize_cell(data["episodes"])
-    summary = {"config": _jsonable(cfg), "delays": list(delays), "modes": list(modes), "cells": cells}
+    summary = {"config": fingerprint(cfg), "delays": list(delays), "modes": list(modes), "cells": cells}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     from rtc_controller.tools.eval_report import write_report
 
     write_report(summary, out)
     return summary
-
-
-def _jsonable(cfg: EvalConfig) -> dict:
-    return json.loads(json.dumps(asdict(cfg)))
 
 
 def _policy_param(text: str) -> tuple[str, Any]:

@@ -2,9 +2,11 @@
 (``rtc-bringup --config config/twin.yaml`` with the recorder). ROS-free here: processes are started with
 ``start_rig`` and everything is read back from the twin node's status file and the bag.
 
-The delay (``rtc-eval --dds``): the inference node guides with d (``inference_delay``) and waits until d·Δt has
-passed since its observation (``extra_latency_s``); the executor then switches at k* = ⌈δ/Δt⌉ ≥ d (δ also holds the
-inference time and the transport, so small d cannot be reached exactly: the episode reports the k* it got). Each
+The delay (``rtc-eval --dds``): the cell's parameter overrides are the in-process runner's
+(``eval_config.node_overrides``): the inference node waits until (d − ½)·Δt has passed since its observation
+(``extra_latency_s``; half a step is left to the transport) and guides with the parameter file's
+``inference_delay`` (``auto``: the executor's estimate); the executor switches at k* = ⌈δ/Δt⌉ ≥ d (δ also holds the
+inference time, so small d cannot be reached exactly: the episode reports the k* it got). Each
 episode is a fresh bringup (world reset = new processes); the JAX compilation cache keeps the restarts short.
 """
 
@@ -27,9 +29,10 @@ from rtc_controller.sim.episode import jerk_rms
 from rtc_controller.tools.bag_messages import read_diagnostics
 from rtc_controller.tools.bag_reader import BagReader
 from rtc_controller.tools.demo import ModeRun, analyse_bag
+from rtc_controller.tools.eval_config import DDS_TRANSPORT_STEPS, node_overrides
 
 if TYPE_CHECKING:
-    from rtc_controller.tools.eval import EvalConfig
+    from rtc_controller.tools.eval_config import EvalConfig
 
 EPISODE_TIMEOUT_S = 300.0  # start-up (JIT) + the episode's time limit, generously
 TCP_COLUMNS = [0, 1, 2, 7, 8, 9]
@@ -110,38 +113,14 @@ def dds_episode(*, seed: int, mode: str, run_dir: Path, overrides: dict[str, dic
                       run_dir)
 
 
-def dds_overrides(cfg: EvalConfig, *, delay: int) -> dict[str, dict]:
-    """The per-node parameter overrides of one cell: everything of the cell's config that the nodes take (the
-    policy and its section or checkpoint, its cameras, H, s, Δt, n, β, the schedule, the servo rate), so the DDS
-    path runs the same cell as the in-process one (the seed, mode, world and status file: ``dds_episode``)."""
-    inference = {"policy": cfg.policy, "max_guidance_weight": cfg.max_guidance_weight,
-                 "prefix_schedule": cfg.schedule, "num_steps": cfg.num_steps, "inference_delay": delay,
-                 "extra_latency_s": max(0.0, (delay - 0.5) / cfg.action_rate_hz), "horizon": cfg.horizon,
-                 "execution_horizon": cfg.execution_horizon, "action_rate_hz": cfg.action_rate_hz}  # fmt: skip
-    if cfg.policy == "pi05":
-        inference |= {k: v for k, v in (("policy_config", cfg.policy_config), ("checkpoint", cfg.checkpoint),
-                                        ("tokenizer_path", cfg.tokenizer_path)) if v}  # fmt: skip
-        slots = cfg.camera_slots
-        if cfg.policy_config:  # the node takes the section's cameras (and refuses other camera_slots)
-            from rtc_controller.policy.pi05.policy_section import load_policy_section
-
-            slots = load_policy_section(cfg.policy_config).camera_slots
-        if slots:
-            inference["camera_slots"] = list(slots)
-    return {
-        topics.EXECUTOR_NODE: {"horizon": cfg.horizon, "execution_horizon": cfg.execution_horizon,
-                               "action_rate_hz": cfg.action_rate_hz, "servo_rate_hz": cfg.servo_rate_hz},
-        topics.INFERENCE_NODE: inference,
-    }  # fmt: skip
-
-
 def run_dds_episode(cfg: EvalConfig, *, seed: int, mode: str, delay: int, out: Path, config: str | Path | None = None,
                     timeout_s: float = EPISODE_TIMEOUT_S) -> dict:  # fmt: skip
     """One episode of cell (``cfg``, ``mode``, ``delay``) (see the module docstring) -> the same summary as
     ``EpisodeResult.summary()`` plus ``k_star_median`` (the switch index the executor measured)."""
     dt_s = 1.0 / cfg.action_rate_hz
     ep = dds_episode(seed=seed, mode=mode, run_dir=out / "dds" / f"{mode}_d{delay}_seed{seed}",
-                     overrides=dds_overrides(cfg, delay=delay), config=config, dt_s=dt_s,
+                     overrides=node_overrides(cfg, mode=mode, delay=delay, transport_steps=DDS_TRANSPORT_STEPS),
+                     config=config or cfg.config_file, dt_s=dt_s,
                      time_limit_s=cfg.time_limit_s, twin_config=cfg.twin_config, timeout_s=timeout_s)  # fmt: skip
     mr = ep.run
     switches = mr.chunk_switches

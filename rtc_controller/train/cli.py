@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--cameras", type=_slots, default=IMAGE_KEYS, help="comma-separated π0.5 slots (default all three)")
     k.add_argument("--twin-config", default="", help="world file with scene:/task: (default: the twin's defaults)")
     k.add_argument("--execution-horizon", type=int, default=10, help="the expert replans every N action steps")
+    k.add_argument("--perturb", type=float, default=0.0, metavar="SIGMA_M",
+                   help="recovery demonstrations: perturb the executed chunks by bumps of this std [m] (0 = off)")
+    k.add_argument("--perturb-fraction", type=float, default=0.5, help="fraction of the episodes perturbed (0.5)")
     kmode = k.add_mutually_exclusive_group()
     kmode.add_argument("--resume", action="store_true", help="continue a stopped collection in OUT")
     kmode.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
@@ -119,7 +122,7 @@ def _collect(ns: argparse.Namespace) -> None:
     h, w = ns.image_size or (0, 0)
     cfg = CollectConfig(num_episodes=ns.episodes, seed=ns.seed, camera_rate_hz=ns.camera_rate, cameras=ns.cameras,
                         image_height=h, image_width=w, execution_horizon=ns.execution_horizon,
-                        twin_config=ns.twin_config)
+                        twin_config=ns.twin_config, perturb_sigma_m=ns.perturb, perturb_fraction=ns.perturb_fraction)
     bar = tqdm(total=ns.episodes, disable=ns.no_progress, unit="episode", dynamic_ncols=True, desc="rtc-train collect",
                mininterval=1.0 if sys.stderr.isatty() else 30.0)
     failed = [0]
