@@ -241,6 +241,7 @@ def test_node_publishes_guided_chunks_at_the_cadence_and_takes_parameters():
         assert ok[0].successful
         for name, value, needle in (("max_guidance_weight", -1.0, "max_guidance_weight"),
                                      ("guidance_mode", "foo", "guidance_mode"),
+                                     ("guidance_mode", "trained", "training-time RTC"),  # the sim policy: not so trained
                                      ("execution_horizon", 0, "execution_horizon")):
             res = _set_params(node, {name: value})
             assert not res[0].successful and needle in res[0].reason, res[0].reason

@@ -263,3 +263,20 @@ def test_pytorch_checkpoint_is_refused_with_the_way_out(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\0" * 8)
     with pytest.raises(CheckpointError, match=r"PyTorch checkpoint .*model.safetensors.*JAX checkpoints \(params/"):
         load_pi05(tmp_path)
+
+
+def test_a_flow_time_per_action_token_conditions_each_token(model, velocity_jit):
+    """Training-time RTC's per-token flow time: all tokens at t equals the per-sample t; tokens at another time
+    change their own velocity (and, through attention, the others')."""
+    cfg = model.config
+    images, masks, tokens, token_mask = _inputs(cfg)
+    x = _noise(cfg)
+    ctx = model.prepare(images, masks, tokens, token_mask)
+    v = velocity_jit(ctx, x, jnp.float32(0.63))
+    per_token = jnp.full((B, cfg.action_horizon), 0.63, jnp.float32)
+    np.testing.assert_allclose(np.asarray(velocity_jit(ctx, x, per_token)), np.asarray(v), rtol=1e-5, atol=1e-5)
+    prefix_clean = per_token.at[:, :3].set(0.0)
+    v2 = velocity_jit(ctx, x, prefix_clean)
+    assert float(jnp.max(jnp.abs(v2[:, :3] - v[:, :3]))) > 1e-3
+    v_joint = jax.jit(model.forward_joint)(images, masks, tokens, token_mask, x, prefix_clean)
+    np.testing.assert_allclose(np.asarray(v2), np.asarray(v_joint), rtol=1e-4, atol=1e-4)

@@ -55,7 +55,7 @@ def test_loss_decreases(runs, tmp_path):
     # On held-out episodes: the trained (EMA) weights against the initial ones, same batches and noise.
     cfg = train_config(num_steps=STEPS)
     setup = prepare_run(cfg, runs["data"], tmp_path, log=lambda _: None)
-    eval_fn = make_eval_loss(setup)
+    eval_fn = make_eval_loss(setup, cfg)
     before = validation_loss(eval_fn, jax.tree.map(jnp.asarray, setup.init_params), setup.val_set, cfg)
     after = validation_loss(eval_fn, jax.tree.map(jnp.asarray, runs["full"].params), setup.val_set, cfg)
     assert after < 0.75 * before

@@ -32,6 +32,7 @@ import numpy as np
 
 from rtc_controller.rtc import (
     GUIDANCE_MODES,
+    PREFIX_CONDITIONED_MODES,
     PREFIX_SCHEDULES,
     GuidanceMode,
     PrefixSchedule,
@@ -42,7 +43,25 @@ from rtc_controller.rtc import (
 
 from .base import FlowPolicy, Observation
 
-GUIDED_MODES: tuple[GuidanceMode, ...] = ("stop", "full", "hard")  # the modes that need their own compilation
+GUIDED_MODES: tuple[GuidanceMode, ...] = ("stop", "full", "hard", "trained")  # each needs its own compilation
+
+
+def trained_prefix_steps(policy: FlowPolicy) -> int:
+    """The longest clean prefix ``policy`` was trained with (training-time RTC; 0: none, ``trained`` refused)."""
+    return int(getattr(policy, "rtc_training_max_delay", 0) or 0)
+
+
+def supported_modes(policy: FlowPolicy) -> tuple[str, ...]:
+    """The guidance modes ``policy`` can be sampled with (``trained`` only after training-time RTC)."""
+    return tuple(m for m in GUIDANCE_MODES if m not in PREFIX_CONDITIONED_MODES or trained_prefix_steps(policy) > 0)
+
+
+def mode_refusal(policy: FlowPolicy, mode: str) -> str | None:
+    """Why ``policy`` cannot be sampled in ``mode`` (None: it can)."""
+    if mode in PREFIX_CONDITIONED_MODES and trained_prefix_steps(policy) <= 0:
+        return (f"guidance_mode {mode!r} needs a policy trained with training-time RTC (a clean prefix at flow time "
+                f"0: rtc_training_max_delay > 0 in its policy section); this policy was not")
+    return None
 
 
 @dataclass(frozen=True)
@@ -51,8 +70,8 @@ class GuidanceSettings:
 
     inference_delay: d [action steps], actions 0 … d−1 of the new chunk are frozen (executed from the previous
     chunk while inference runs); execution_horizon: s [action steps] between chunks, the weights end at H − s;
-    max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none`` | ``hard``; schedule: the soft mask's decay (mode
-    ``hard`` always uses the hard mask, ``zeros``).
+    max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none`` | ``hard`` | ``trained``; schedule: the soft
+    mask's decay (modes ``hard`` and ``trained`` always use the hard mask, ``zeros``).
     """
 
     inference_delay: int
@@ -101,19 +120,25 @@ class Guidance(NamedTuple):
 
 
 def build_guidance(
-    previous: PreviousChunk, *, t_obs_s: float, dt_s: float, settings: GuidanceSettings, horizon: int
+    previous: PreviousChunk, *, t_obs_s: float, dt_s: float, settings: GuidanceSettings, horizon: int,
+    max_prefix_steps: int | None = None,
 ) -> Guidance:
     """Y and W for a chunk at ``t_obs_s`` guided toward ``previous`` (DESIGN.md): W is zero where i + m ≥ H.
 
+    Modes ``hard`` and ``trained`` take exactly the frozen actions (i < d): the hard mask (the "zeros" schedule);
+    ``trained`` at most ``max_prefix_steps`` of them (the longest clean prefix the policy was trained with; the
+    executor still executes the rest from the previous chunk).
     Example: H = 10, m = 6, d = 2, s = 4 (end = 6), linear -> Y = A_prev[6 … 9] then padding,
     W = 1 1 4/5 3/5 0 0 0 0 0 0 (the schedule, cut where the previous chunk ends).
     """
     if previous.actions.shape[0] != horizon:
         raise ValueError(f"previous chunk has {previous.actions.shape[0]} actions, the policy's horizon is {horizon}")
     pre = build_prefix(previous.actions, t_obs_prev_s=previous.t_obs_s, t_obs_s=t_obs_s, dt_s=dt_s)
-    # The hard-mask baseline replaces exactly the frozen actions (i < d): its mask is the "zeros" schedule.
-    schedule = "zeros" if settings.mode == "hard" else settings.schedule
-    w = prefix_weights(settings.inference_delay, horizon - settings.execution_horizon, horizon, schedule)
+    d = settings.inference_delay
+    if settings.mode == "trained" and max_prefix_steps is not None:
+        d = min(d, max_prefix_steps)
+    schedule = "zeros" if settings.mode in ("hard", "trained") else settings.schedule
+    w = prefix_weights(d, horizon - settings.execution_horizon, horizon, schedule)
     return Guidance(pre.actions, np.asarray(w, np.float32) * pre.valid, pre.shift_steps)
 
 
@@ -234,7 +259,7 @@ class ChunkSampler:
         previous = PreviousChunk(first.actions, observation.stamp_s - s * self.dt_s)
         for schedule in PREFIX_SCHEDULES:
             prefix_weights(1, self.horizon - s, self.horizon, schedule)
-        for mode in GUIDANCE_MODES:
+        for mode in supported_modes(self.policy):
             settings = GuidanceSettings(1, s, mode=mode)
             self.sample(observation, previous=previous, settings=settings, key=key, with_unguided=True,
                         prepared=prepared)
@@ -268,15 +293,16 @@ class ChunkSampler:
         [1, H, Dm], instead of drawing it from ``key`` (parity checks against a reference that saved its noise).
         """
         settings.check_horizon(self.horizon)
+        if (why := mode_refusal(self.policy, settings.mode)) is not None:
+            raise ValueError(why)
         t0 = time.perf_counter()
         context = self._context(observation, prepared)
         t1 = time.perf_counter()
         noise = self._noise(key, noise)
         guidance = None
         if previous is not None:
-            guidance = build_guidance(
-                previous, t_obs_s=observation.stamp_s, dt_s=self.dt_s, settings=settings, horizon=self.horizon
-            )
+            guidance = build_guidance(previous, t_obs_s=observation.stamp_s, dt_s=self.dt_s, settings=settings,
+                                      horizon=self.horizon, max_prefix_steps=trained_prefix_steps(self.policy))  # fmt: skip
         use_prefix = guidance is not None and settings.mode != "none" and bool(np.any(guidance.weights > 0))
         x, unguided_model = self._denoise(noise, context, observation, guidance if use_prefix else None, settings,
                                           with_unguided=with_unguided)  # fmt: skip

@@ -134,6 +134,8 @@ class InferenceNode(Node):
         reason = changes_refusal(changes, self._params, horizon=self._horizon)
         if reason is None and "execution_horizon" in changes and hasattr(self, "inference_guards"):
             reason = self.inference_guards.refusal("execution_horizon", changes["execution_horizon"], dict(self._params))
+        if reason is None and "guidance_mode" in changes and hasattr(self, "_inference"):
+            reason = self._inference.mode_refusal(changes["guidance_mode"])
         if reason is not None:
             return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)

@@ -19,6 +19,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from rtc_controller.policy.base import Observation
+from rtc_controller.policy.chunk_sampler import mode_refusal
 from rtc_controller.ros.inference_diagnostics import InferenceDiagnostics
 from rtc_controller.ros.inference_guards import InferenceGuards
 from rtc_controller.ros.inference_params import policy_params
@@ -58,6 +59,7 @@ class InferenceWorker:
         self._params, self._snapshot, self._publish = params, snapshot, publish
         self._guards, self._diag, self._log = guards, diagnostics, logger
         self._wake, self._stop = wake, stop
+        self._policy = None  # set once loaded: which guidance modes it takes
 
     def run(self) -> None:
         """Load, warm up and sample until ``stop`` is set (raises what kills the worker)."""
@@ -95,7 +97,15 @@ class InferenceWorker:
                 f"policy has H = {policy.horizon}, names {policy.action_names}; the node is configured for "
                 f"H = {self.horizon}, names {self.names}"
             )
+        if (why := mode_refusal(policy, p["guidance_mode"])) is not None:
+            raise ValueError(why)
+        self._policy = policy
         return ChunkSampler(policy, dt_s=self.dt_s, num_steps=int(p["num_steps"]))
+
+    def mode_refusal(self, mode: str) -> str | None:
+        """Why the loaded policy cannot be sampled in guidance ``mode`` (None: it can, or it is not loaded yet:
+        the load then refuses it)."""
+        return None if self._policy is None else mode_refusal(self._policy, mode)
 
     def _warmup(self, sampler, observation: Observation | None) -> None:
         self._diag.set(state=f"compiling (num_steps={sampler.num_steps})")

@@ -3,13 +3,14 @@
 Flow time: t = 1 is noise, t = 0 is data. Axes: b = batch, H = horizon, D = action dim.
 """
 
-from .guidance import GUIDANCE_MODES, GuidanceMode, GuidedStep, guidance_weight, guided_step, guided_velocity
+from .guidance import GUIDANCE_MODES, PREFIX_CONDITIONED_MODES, GuidanceMode, GuidedStep, guidance_weight, guided_step, guided_velocity
 from .prefix import build_prefix
 from .prefix_weights import PREFIX_SCHEDULES, PrefixSchedule, prefix_weights
 from .sampler import SampleTrace, sample
 
 __all__ = [
     "GUIDANCE_MODES",
+    "PREFIX_CONDITIONED_MODES",
     "PREFIX_SCHEDULES",
     "GuidanceMode",
     "GuidedStep",

@@ -8,7 +8,9 @@ Corrected velocity: v' = v − g(t)·J with e = W ⊙ (Y − x̂₀) and
 - ``full``: J = eᵀ ∂x̂₀/∂x_t = eᵀ (I − t·∂v/∂x_t), a VJP through the velocity field (original RTC, eq. 5);
 - ``none``: v' = v (naive asynchronous chunking);
 - ``hard``: v' = v, and the sampler replaces the frozen actions by the noised prefix at every step (hard-mask
-  inpainting baseline, no soft guidance: see ``sampler``).
+  inpainting baseline, no soft guidance: see ``sampler``);
+- ``trained``: v' = v for a policy trained with training-time RTC: the sampler feeds the frozen actions clean, at
+  flow time 0, as in training (see ``sampler``); no guidance term, no backward pass.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Literal, NamedTuple, get_args
 import jax
 import jax.numpy as jnp
 
-GuidanceMode = Literal["stop", "full", "none", "hard"]
+GuidanceMode = Literal["stop", "full", "none", "hard", "trained"]
+PREFIX_CONDITIONED_MODES: tuple[str, ...] = ("trained",)  # modes that need a policy trained on clean prefixes
 GUIDANCE_MODES: tuple[str, ...] = get_args(GuidanceMode)
 VelocityFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x_t [b H D], t []) -> v [b H D]
 
@@ -77,7 +80,7 @@ def guided_step(
     else:
         v = velocity_fn(x_t, t)
         x0 = x_t - t * v
-    if prefix is None or mode in ("none", "hard"):
+    if prefix is None or mode in ("none", "hard", "trained"):
         return GuidedStep(v, v, x0, jnp.zeros_like(x_t))
     error = _broadcast_weights(weights) * (prefix - x0)  # e = W ⊙ (Y − x̂₀)
     direction = vjp_fn(error.astype(x0.dtype))[0] if mode == "full" else error

@@ -4,7 +4,11 @@ x_{t+dt} = x_t + dt·v'(x_t, t) with dt = −1/n, n = ``num_steps``; v' is the R
 (``guidance.guided_step``). Mode ``hard`` (the hard-mask inpainting baseline) instead replaces the masked actions
 before every step by the prefix noised to the step's flow time, x_t ← M⊙((1 − t)·Y + t·ε) + (1 − M)⊙x_t, with ε the
 sampler's initial noise and M = W (pass the hard mask, ``prefix_weights(..., schedule="zeros")``), and sets them to Y
-at the end (t = 0): the frozen actions are exactly the prefix, the rest gets no guidance. Axes: b = batch, H = horizon, D = action dim, n = denoising steps.
+at the end (t = 0): the frozen actions are exactly the prefix, the rest gets no guidance. Mode ``trained``
+(training-time RTC: a policy trained with a clean prefix at flow time 0 and the loss on the rest) feeds the prefix as
+in training: before every step x_t ← M⊙Y + (1 − M)⊙x_t, and the velocity is evaluated with a flow time per action
+token, τ = (1 − M)·t, so ``velocity_fn`` must take t ``[b, H]``; the result's frozen actions are Y. Axes: b = batch,
+H = horizon, D = action dim, n = denoising steps.
 
 Jit: one compilation per (shapes, dtypes, ``velocity_fn``, ``num_steps``, ``mode``, prefix present or not,
 ``return_trace``). The context, the prefix Y, the weights W (hence the delay d) and β are traced
@@ -22,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .guidance import GUIDANCE_MODES, GuidanceMode, guided_step
+from .guidance import GUIDANCE_MODES, GuidanceMode, GuidedStep, guided_step
 
 
 class SampleTrace(NamedTuple):
@@ -46,11 +50,24 @@ def _sample_jit(
         m = jnp.asarray(weights, x.dtype).reshape((-1, x.shape[1], 1))
         return (m * ((1.0 - t) * prefix + t * noise) + (1.0 - m) * x).astype(x.dtype)
 
+    def clean(x):  # trained: frozen actions := the clean prefix
+        m = jnp.asarray(weights, x.dtype).reshape((-1, x.shape[1], 1))
+        return (m * prefix + (1.0 - m) * x).astype(x.dtype)
+
+    def trained_step(x_t, t):  # the prefix at flow time 0, the rest at t
+        x_t = clean(x_t)
+        tau = jnp.broadcast_to((1.0 - jnp.asarray(weights, jnp.float32).reshape((-1, x_t.shape[1]))) * t, x_t.shape[:2])
+        v = vf(x_t, tau)
+        return x_t, GuidedStep(v, v, x_t - tau[..., None] * v, jnp.zeros_like(x_t))
+
     def step(carry, _):
         x_t, t = carry
         if mode == "hard" and prefix is not None:
             x_t = replace(x_t, t)
-        out = guided_step(vf, x_t, t, prefix, weights, max_guidance_weight, mode)
+        if mode == "trained" and prefix is not None:
+            x_t, out = trained_step(x_t, t)
+        else:
+            out = guided_step(vf, x_t, t, prefix, weights, max_guidance_weight, mode)
         x_next = (x_t + dt * out.velocity).astype(x_t.dtype)
         record = (t, x_t, out.raw_velocity, out.denoised, out.correction) if return_trace else None
         return (x_next, t + dt), record
@@ -58,6 +75,8 @@ def _sample_jit(
     (x_0, _), record = jax.lax.scan(step, (noise, jnp.asarray(1.0, jnp.float32)), None, length=num_steps)
     if mode == "hard" and prefix is not None:
         x_0 = replace(x_0, jnp.asarray(0.0, jnp.float32))
+    if mode == "trained" and prefix is not None:
+        x_0 = clean(x_0)
     if return_trace:
         return x_0, SampleTrace(*record)
     return x_0
@@ -102,8 +121,8 @@ def sample(
     velocity_fn: ``(x_t, t) -> v``, or ``(context, x_t, t) -> v`` when ``context`` is given; it is a static
     jit argument (keep the same object to avoid recompiles), ``context`` is a traced pytree.
     prefix: Y ``[b, H, D]`` in model space, or None for plain (unguided) sampling; weights: W ``[H]`` or
-    ``[b, H]`` (``prefix_weights``); max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none`` | ``hard``
-(the weights are then the hard mask).
+    ``[b, H]`` (``prefix_weights``); max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none`` | ``hard`` |
+    ``trained`` (for the last two the weights are the hard mask).
     return_trace: also return a ``SampleTrace`` of every step.
     """
     _check_inputs(noise, prefix, weights, max_guidance_weight, num_steps, mode)

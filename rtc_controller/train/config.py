@@ -94,12 +94,33 @@ class LoopConfig:
 
 
 @dataclass(frozen=True)
+class ObjectiveConfig:
+    """rtc_training_max_delay: training-time RTC (``objective.py``): a clean prefix of up to this many actions
+    [action steps] per sample (0: openpi's objective); init_from: start from the weights, norm stats and tokenizer
+    of an exported policy (its folder; '' = random weights): fine-tuning, e.g. training-time RTC on a trained
+    checkpoint."""
+
+    rtc_training_max_delay: int = 0
+    init_from: str = ""
+
+    def __post_init__(self) -> None:
+        if self.rtc_training_max_delay < 0:
+            raise ValueError(f"objective.rtc_training_max_delay must be >= 0, got {self.rtc_training_max_delay}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     model: ModelSize = field(default_factory=ModelSize)
     data: DataConfig = field(default_factory=DataConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+
+    def __post_init__(self) -> None:
+        if self.objective.rtc_training_max_delay >= self.data.horizon:
+            raise ValueError(f"objective.rtc_training_max_delay {self.objective.rtc_training_max_delay} must be below "
+                             f"data.horizon {self.data.horizon}")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

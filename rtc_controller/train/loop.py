@@ -79,10 +79,12 @@ def batch_indices(seed: int, step: int, num_samples: int, batch_size: int) -> np
 def make_train_step(setup: RunSetup, cfg: TrainConfig, tx: optax.GradientTransformation):
     """jit(state, batch) -> (state, {loss, grad_norm}); the key of step i is fold_in(key(seed), i)."""
     model_cfg, decay, base_key = setup.model_config, cfg.optimizer.ema_decay, jax.random.key(cfg.loop.seed)
+    max_delay = cfg.objective.rtc_training_max_delay
 
     def step(state: ckpt.TrainState, batch: dict):
         key = jax.random.fold_in(base_key, state.step)
-        loss, grads = jax.value_and_grad(flow_matching_loss)(state.params, model_cfg, batch, key)
+        loss, grads = jax.value_and_grad(flow_matching_loss)(state.params, model_cfg, batch, key,
+                                                             rtc_training_max_delay=max_delay)  # fmt: skip
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema = None if state.ema is None else ema_update(state.ema, params, decay)
@@ -92,9 +94,10 @@ def make_train_step(setup: RunSetup, cfg: TrainConfig, tx: optax.GradientTransfo
     return jax.jit(step, donate_argnums=(0,))
 
 
-def make_eval_loss(setup: RunSetup):
-    model_cfg = setup.model_config
-    return jax.jit(lambda params, batch, key: flow_matching_loss(params, model_cfg, batch, key))
+def make_eval_loss(setup: RunSetup, cfg: TrainConfig):
+    model_cfg, max_delay = setup.model_config, cfg.objective.rtc_training_max_delay
+    return jax.jit(lambda params, batch, key: flow_matching_loss(params, model_cfg, batch, key,
+                                                                 rtc_training_max_delay=max_delay))  # fmt: skip
 
 
 def initial_state(setup: RunSetup, cfg: TrainConfig, tx: optax.GradientTransformation) -> ckpt.TrainState:
@@ -164,7 +167,7 @@ class _Run:
         self.tx = make_optimizer(cfg.optimizer, cfg.loop.num_steps)
         self.lr = learning_rate(cfg.optimizer, cfg.loop.num_steps)
         self.train_step = make_train_step(setup, cfg, self.tx)
-        self.eval_loss = make_eval_loss(setup)
+        self.eval_loss = make_eval_loss(setup, cfg)
         self.loss_log = LossLog(run_dir / LOSS_CSV)
         self.meta = {"fingerprint": setup.fingerprint(cfg), "config": cfg.to_dict(), "seed": cfg.loop.seed,
                      "batch_size": cfg.loop.batch_size, "num_samples": len(setup.train_set)}

@@ -77,6 +77,38 @@ def _state_labels(segments) -> list[str | None]:
     return out
 
 
+def _initial_assets(cfg: TrainConfig, run_dir: pathlib.Path, log: Callable[[str], None]):
+    """Fine-tuning: the norm stats and the tokenizer of the exported policy ``objective.init_from`` (the prompts,
+    which hold the discretised normalised state, must tokenise as they did)."""
+    import shutil
+
+    from rtc_controller.policy.pi05.norm_stats import find_norm_stats, load_norm_stats
+
+    src = pathlib.Path(cfg.objective.init_from)
+    stats = load_norm_stats(find_norm_stats(src, cfg.data.asset_id))
+    tok_path = run_dir / TOKENIZER_FILE
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src / TOKENIZER_FILE, tok_path)
+    log(f"init: norm stats and tokenizer from {src}")
+    return stats, tok_path
+
+
+def _initial_params(init_from: str, probe: Pi05Config) -> Params:
+    """Fine-tuning: the float32 weights of the exported policy ``init_from`` (its architecture must be ``probe``'s;
+    a mismatch raises naming both)."""
+    from rtc_controller.policy.pi05.checkpoint import load_params
+    from rtc_controller.policy.pi05.params import flatten, param_shapes, unflatten
+
+    got = flatten(load_params(pathlib.Path(init_from) / "params", dtype="float32"))
+    expected = flatten(param_shapes(probe))
+    wrong = sorted(k for k in expected if k not in got or tuple(got[k].shape) != tuple(expected[k]))
+    if wrong:
+        raise ValueError(f"objective.init_from {init_from}: its weights do not fit the configured model "
+                         f"(e.g. {wrong[0]}: {getattr(got.get(wrong[0]), 'shape', 'missing')} vs "
+                         f"{expected[wrong[0]]}); use the model section it was trained with")  # fmt: skip
+    return unflatten({k: got[k] for k in expected})
+
+
 def prepare_run(cfg: TrainConfig, data_root: str | pathlib.Path, run_dir: str | pathlib.Path, *,
                 log: Callable[[str], None] = print) -> RunSetup:
     """Read the dataset under ``data_root`` and prepare a run writing into ``run_dir`` (tokenizer file)."""
@@ -96,23 +128,28 @@ def prepare_run(cfg: TrainConfig, data_root: str | pathlib.Path, run_dir: str | 
         return (dataset.load(i, images=False) for i in train_ids)
 
     state_vector = cfg.data.state_vector(tuple(info.state_names))
-    state_labels = _state_labels(cfg.data.state) if cfg.data.state else info.state_names
-    stats = compute_norm_stats(light, horizon=cfg.data.horizon, delta_action_mask=cfg.data.delta_action_mask,
-                               state_pad_dim=cfg.data.state_pad_dim, state_vector=state_vector,
-                               names={"state": state_labels, "actions": info.action_names})
-    lines = prompt_lines(light(), stats["state"], mode=cfg.data.normalization, pad_dim=cfg.data.state_pad_dim,
-                         state_vector=state_vector)
-    tok_path = train_tokenizer(lines, run_dir / TOKENIZER_FILE, vocab_size=cfg.tokenizer.vocab_size, log=log)
+    if cfg.objective.init_from:
+        stats, tok_path = _initial_assets(cfg, run_dir, log)
+    else:
+        state_labels = _state_labels(cfg.data.state) if cfg.data.state else info.state_names
+        stats = compute_norm_stats(light, horizon=cfg.data.horizon, delta_action_mask=cfg.data.delta_action_mask,
+                                   state_pad_dim=cfg.data.state_pad_dim, state_vector=state_vector,
+                                   names={"state": state_labels, "actions": info.action_names})
+        lines = prompt_lines(light(), stats["state"], mode=cfg.data.normalization, pad_dim=cfg.data.state_pad_dim,
+                             state_vector=state_vector)
+        tok_path = train_tokenizer(lines, run_dir / TOKENIZER_FILE, vocab_size=cfg.tokenizer.vocab_size, log=log)
     tokenizer = PaligemmaTokenizer(tok_path, max_len=TOKEN_PROBE_LEN)
     probe = cfg.model.to_pi05_config(action_dim=len(info.action_names), action_horizon=cfg.data.horizon,
                                      max_token_len=TOKEN_PROBE_LEN, vocab_size=tokenizer.vocab_size)
-    params = random_params(probe, seed=cfg.loop.seed, dtype="float32", on_device=False)
+    params = (_initial_params(cfg.objective.init_from, probe) if cfg.objective.init_from
+              else random_params(probe, seed=cfg.loop.seed, dtype="float32", on_device=False))  # fmt: skip
     policy_cfg = Pi05PolicyConfig(
         checkpoint_dir=str(run_dir), tokenizer_path=str(tok_path), action_names=tuple(info.action_names),
         asset_id=cfg.data.asset_id, action_horizon=cfg.data.horizon, max_token_len=TOKEN_PROBE_LEN, dtype="float32",
         discrete_state_input=True, normalization=cfg.data.normalization, delta_action_mask=cfg.data.delta_action_mask,
         state=cfg.data.state, state_pad_dim=cfg.data.state_pad_dim,
-        cameras={slot: CameraSlot(resolution=(cam.height, cam.width)) for slot, cam in info.cameras.items()})
+        cameras={slot: CameraSlot(resolution=(cam.height, cam.width)) for slot, cam in info.cameras.items()},
+        rtc_training_max_delay=cfg.objective.rtc_training_max_delay)
     policy = Pi05Policy(policy_cfg, model=Pi05Model(probe, params, stats), tokenizer=tokenizer)
     train_set = build_training_set(train_ids, dataset.load, policy, horizon=cfg.data.horizon)
     val_set = build_training_set(val_ids, dataset.load, policy, horizon=cfg.data.horizon) if val_ids else None

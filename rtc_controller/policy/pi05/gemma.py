@@ -54,7 +54,8 @@ def expert_layers(layers: dict[str, Any], experts: Sequence[int]) -> dict[str, A
 
 
 def rms_norm(x: Array, p: dict[str, Any], cond: Array | None) -> tuple[Array, Array | None]:
-    """RMSNorm (cond None) or adaptive RMSNorm; returns (normed x in x.dtype, gate [B, 1, D] or None)."""
+    """RMSNorm (cond None) or adaptive RMSNorm with a condition per sequence ``[B, C]`` or per token ``[B, T, C]``
+    (training-time RTC: a clean prefix at flow time 0); returns (normed x in x.dtype, gate [B, 1|T, D] or None)."""
     dtype = x.dtype
     var = jnp.mean(jnp.square(x.astype(jnp.float32)), axis=-1, keepdims=True)
     normed = x * jnp.reciprocal(jnp.sqrt(var + RMS_EPS))  # float32
@@ -62,7 +63,9 @@ def rms_norm(x: Array, p: dict[str, Any], cond: Array | None) -> tuple[Array, Ar
         return (normed * (1 + p["scale"])).astype(dtype), None
     dense = p["Dense_0"]
     modulation = cond.astype(dtype) @ dense["kernel"].astype(dtype) + dense["bias"].astype(dtype)
-    scale, shift, gate = jnp.split(modulation[:, None, :], 3, axis=-1)
+    if modulation.ndim == 2:
+        modulation = modulation[:, None, :]
+    scale, shift, gate = jnp.split(modulation, 3, axis=-1)
     return (normed * (1 + scale) + shift).astype(dtype), gate
 
 

@@ -57,12 +57,13 @@ def make_attn_mask(input_mask: Array, mask_ar: Array) -> Array:
 
 def posemb_sincos(pos: Array, dim: int, *, min_period: float = TIME_EMB_MIN_PERIOD,
                   max_period: float = TIME_EMB_MAX_PERIOD) -> Array:
-    """Scalar positions [b] -> [b, dim] = [sin(2π·pos/period), cos(…)], periods geometric in [min, max]."""
+    """Positions [...] (e.g. [b], or [b, ah] per action token) -> [..., dim] = [sin(2π·pos/period), cos(…)],
+    periods geometric in [min, max]."""
     if dim % 2:
         raise ValueError(f"embedding dim ({dim}) must be even")
     fraction = jnp.linspace(0.0, 1.0, dim // 2)
     period = min_period * (max_period / min_period) ** fraction
-    x = jnp.einsum("i,j->ij", pos, 1.0 / period * 2 * jnp.pi, precision=jax.lax.Precision.HIGHEST)
+    x = jnp.einsum("...,j->...j", pos, 1.0 / period * 2 * jnp.pi, precision=jax.lax.Precision.HIGHEST)
     return jnp.concatenate([jnp.sin(x), jnp.cos(x)], axis=-1)
 
 
@@ -151,9 +152,12 @@ def _prefix_pass(params: Params, cfg: Pi05Config, images, image_masks, tokens, t
 
 
 def _embed_suffix(ep: Params, cfg: Pi05Config, x_t: Array, t: Array) -> tuple[Array, Array]:
-    """Action tokens [b, ah, D1] (activation dtype) and the adaptive-norm condition [b, D1] (float32)."""
-    b = x_t.shape[0]
-    t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (b,))
+    """Action tokens [b, ah, D1] (activation dtype) and the adaptive-norm condition (float32): [b, D1] for a flow
+    time per sample (t scalar or [b]), [b, ah, D1] for one per action token (t [b, ah] or [1, ah]: training-time
+    RTC, the clean prefix at t = 0)."""
+    b, ah = x_t.shape[:2]
+    t = jnp.asarray(t, jnp.float32)
+    t = jnp.broadcast_to(t, (b, ah)) if t.ndim == 2 else jnp.broadcast_to(t, (b,))
     tokens = _linear(ep["action_in_proj"], jnp.asarray(x_t, jnp.float32))
     temb = posemb_sincos(t, cfg.expert.width)
     temb = jax.nn.swish(_linear(ep["time_mlp_in"], temb))
@@ -279,7 +283,8 @@ class Pi05Model:
             jax.block_until_ready(self.prepare(images, image_masks, tokens[:, :n], mask))
 
     def velocity(self, context: dict[str, Any], x_t: Array, t: Array) -> Array:
-        """v(x_t, t) [b, ah, ad] float32 (t = 1 noise); pure, jittable, differentiable in x_t."""
+        """v(x_t, t) [b, ah, ad] float32 (t = 1 noise; scalar, [b], or [b, ah] per action token); pure, jittable,
+        differentiable in x_t."""
         return velocity_from_cache(self.config, context, x_t, t)
 
     def forward_joint(self, images, image_masks, tokens, token_mask, x_t, t) -> Array:

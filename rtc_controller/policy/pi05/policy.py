@@ -50,6 +50,7 @@ class Pi05Policy:
         self.action_names = tuple(config.action_names)
         self.horizon = self.model.action_horizon
         self.model_action_dim = self.model.action_dim
+        self.rtc_training_max_delay = config.rtc_training_max_delay  # > 0: guidance_mode trained (clean prefix)
         self.num_steps = config.num_steps
         self.state_map, self.action_map = config.state_map, config.action_map
         self.camera_slots = config.camera_slots

@@ -31,6 +31,9 @@ cameras              the lab's ``*Inputs`` image mapping: model slot (``base_0_r
 lora                 ``gemma.get_config(variant).lora_configs["attn"]`` per expert: {paligemma, action_expert}
                      -> {alpha (null = rank, openpi's variants), rslora}
 prompt_buckets       not openpi: prompt-length buckets of the prefix pass (null: 32, 64, … , max_token_len)
+rtc_training_max_    not openpi: training-time RTC (LeRobot's ``rtc_training_max_delay``): the checkpoint was
+delay                trained with a clean prefix of up to this many actions at flow time 0; > 0 allows
+                     ``guidance_mode: trained``; 0 = an ordinary checkpoint
 ==================== ======================================================================================
 
 ``save_policy_section`` / ``load_policy_section`` round-trip a ``Pi05PolicyConfig``.
@@ -100,9 +103,14 @@ class Pi05PolicyConfig:
     cameras: Mapping[str, CameraSlot] = field(default_factory=dict)
     lora: LoraSettings = field(default_factory=LoraSettings)
     prompt_buckets: tuple[int, ...] | None = None
+    rtc_training_max_delay: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action_names", tuple(self.action_names))
+        d = self.rtc_training_max_delay
+        if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d < self.action_horizon:
+            raise ValueError(f"rtc_training_max_delay must be an int in [0, action_horizon = {self.action_horizon}), "
+                             f"got {d!r}")  # fmt: skip
         object.__setattr__(self, "delta_action_mask", tuple(bool(b) for b in self.delta_action_mask))
         if not self.action_names or len(set(self.action_names)) != len(self.action_names):
             raise ValueError(f"action_names must be non-empty and unique, got {self.action_names}")
