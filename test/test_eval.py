@@ -61,15 +61,53 @@ def test_rtc_eval_two_by_two_grid_end_to_end_and_resumes(tmp_path, capsys):
     summary = json.loads((tmp_path / "summary.json").read_text())
     for mode in ("none", "stop"):
         for d in ("0", "8"):
-            cell = summary["cells"][mode][d]
+            cell = summary["cells"][mode]["s25"][d]
             assert cell["episodes"] == 1 and 0 <= cell["success_ci95"][0] <= cell["success_ci95"][1] <= 1
+    assert summary["paired_vs_none"]["s25"]["8"]["stop"]["discordant"] in (0, 1)
     assert (tmp_path / "success_vs_delay.png").stat().st_size > 1000
-    assert "| stop | 8 |" in (tmp_path / "report.md").read_text()
-    stamp = (tmp_path / "cells" / "stop_d8.json").stat().st_mtime_ns
+    report = (tmp_path / "report.md").read_text()
+    assert "| stop | 25 | 8 |" in report and "Result: " in report
+    stamp = (tmp_path / "cells" / "stop_s25_d8.json").stat().st_mtime_ns
     assert main(args) == 0  # resumed: finished cells are not re-run
-    assert (tmp_path / "cells" / "stop_d8.json").stat().st_mtime_ns == stamp
+    assert (tmp_path / "cells" / "stop_s25_d8.json").stat().st_mtime_ns == stamp
     out = capsys.readouterr().out
-    assert "| none | 0 |" in out
+    assert "| none | 25 | 0 |" in out
+
+
+@pytest.mark.slow
+def test_rtc_eval_runs_cells_in_two_workers_like_one(tmp_path):
+    """Two worker processes give the cells one process gives (deterministic from the seed); a max-row sets s = max(d, N)
+    and a fixed row leaves out d > s."""
+    common = ["--delays", "0,12", "--methods", "none,stop@5", "--seeds", "1", "--time-limit", "2", "--quiet",
+              "--execution-horizons", "10,max5"]  # fmt: skip
+    assert main(["--out", str(tmp_path / "one"), *common]) == 0
+    assert main(["--out", str(tmp_path / "two"), "--workers", "2", *common]) == 0
+    one, two = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("one", "two"))
+    assert one["cells"] == two["cells"]
+    assert one["s"] == {"s10": {"0": 10}, "smax5": {"0": 5, "12": 12}}  # s10 leaves d = 12 out
+    assert set(one["cells"]["stop@5"]) == {"s10", "smax5"}
+
+
+def test_grid_methods_rows_and_paired_tests():
+    from rtc_controller.tools.eval_grid import HorizonRow, Method, grid_cells
+    from rtc_controller.tools.eval_stats import exact_binomial_two_sided, paired_test
+
+    assert Method.parse("stop@1") == Method("stop", 1.0) and Method.parse("trained").name == "trained"
+    for bad in ("soft", "stop@", "stop@-1"):
+        with pytest.raises(ValueError, match="method"):
+            Method.parse(bad)
+    assert HorizonRow.parse("max5").s_for(2) == 5 and HorizonRow.parse("max5").s_for(16) == 16
+    with pytest.raises(ValueError, match="execution horizon"):
+        HorizonRow.parse("s=10")
+    cells = grid_cells([Method("none")], [HorizonRow(fixed=10), HorizonRow(floor=5)], [0, 8, 16])
+    assert [(c.row.name, c.delay, c.execution_horizon) for c in cells] == [
+        ("s10", 0, 10), ("s10", 8, 10), ("smax5", 0, 5), ("smax5", 8, 8), ("smax5", 16, 16)]
+    assert exact_binomial_two_sided(0, 5) == pytest.approx(0.0625)
+    assert exact_binomial_two_sided(3, 6) == pytest.approx(1.0)
+    t = paired_test([True] * 8 + [False] * 2, [False] * 8 + [True] * 2)
+    assert (t["a_only"], t["b_only"]) == (8, 2) and t["p_value"] == pytest.approx(0.109375)
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_test([True], [True, False])
 
 
 def test_chunk_sampler_hard_mode_keeps_the_executed_actions():
@@ -90,7 +128,7 @@ def test_chunk_sampler_hard_mode_keeps_the_executed_actions():
 
 
 def test_rtc_eval_refuses_bad_grids(capsys):
-    for args, msg in ((["--modes", "none,soft"], "unknown mode"), (["--delays", "0,30"], "delays must be in"),
+    for args, msg in ((["--modes", "none,soft"], "method 'soft'"), (["--delays", "0,50"], "delays must be in"),
                       (["--policy", "sim", "--seeds", "1"], "does not run on the twin"),
                       (["--servo-rate", "300"], "--servo-rate")):  # fmt: skip
         with pytest.raises(SystemExit) as e:
@@ -124,7 +162,7 @@ def test_rtc_eval_dds_runs_an_episode_through_the_real_processes(tmp_path):
     args = ["--out", str(tmp_path), "--dds", "--policy", "twin_expert", "--delays", "8", "--modes", "stop",
             "--seeds", "1", "--quiet"]  # fmt: skip
     assert main(args) == 0
-    ep = json.loads((tmp_path / "cells" / "stop_d8.json").read_text())["episodes"][0]
+    ep = json.loads((tmp_path / "cells" / "stop_s25_d8.json").read_text())["episodes"][0]
     assert ep["success"] and ep["items"] == ["placed", "placed"], ep
     assert ep["jumps"] and ep["k_star_median"] >= 8  # switches recorded in the bag; δ ≥ d·Δt
     assert "Real processes over DDS" in (tmp_path / "report.md").read_text()
@@ -143,7 +181,7 @@ def test_rtc_eval_runs_a_pi05_checkpoint_on_rendered_cameras(tmp_path):
             "--execution-horizon", "5", "--delays", "2", "--modes", "stop", "--seeds", "1", "--time-limit", "0.5",
             "--num-steps", "2", "--quiet"]  # fmt: skip
     assert main(args) == 0
-    cell = json.loads((tmp_path / "eval" / "cells" / "stop_d2.json").read_text())
+    cell = json.loads((tmp_path / "eval" / "cells" / "stop_s5_d2.json").read_text())
     assert cell["config"]["camera_slots"] == ["base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"]
     ep = cell["episodes"][0]
     assert ep["chunks"] >= 4 and not ep["success"] and ep["reason"] == "timeout"

@@ -1,148 +1,74 @@
-"""``rtc-eval``: closed-loop evaluation on the MuJoCo twin: task success vs inference delay, per guidance mode.
+"""``rtc-eval``: closed-loop evaluation on the MuJoCo twin: task success vs inference delay, per guidance method.
 
-Grid: delays d ∈ ``--delays`` (action steps at Δt = 1/``--action-rate``; injected exactly: each chunk reaches the
-executor d·Δt after its observation) × modes (``none``, ``stop``, ``full``, ``hard``) × the same seeds in every
-cell. Each episode runs in-process (``sim.episode``): the executor core and the inference node's loop, configured
-from the nodes' parameter file (``--config``, default ``config/twin.yaml``: ``tools/eval_config.py``), on the twin
-world in simulated time (faster than real time, deterministic from the seed). ``--dds`` runs each episode through
-the real processes instead (``tools/eval_dds.py``: a fresh ``rtc-bringup`` per episode with the same parameter
-overrides; slow, for spot checks).
+Grid (``tools/eval_grid.py``): methods (``--methods``: ``none``, ``stop``, ``stop@1`` …, ``full``, ``hard``,
+``trained``) × execution horizons (``--execution-horizons``: ``25``, ``10``, ``max5`` = max(d, 5)) × delays d
+(``--delays``, action steps at Δt = 1/``--action-rate``; injected exactly: each chunk reaches the executor d·Δt after
+its observation), the same seeds in every cell. Each episode runs in-process (``sim.episode``): the executor core
+and the inference node's loop, configured from the nodes' parameter file (``--config``, default
+``config/twin.yaml``: ``tools/eval_config.py``), on the twin world in simulated time (faster than real time,
+deterministic from the seed), in ``--workers`` processes. ``--dds`` runs each episode through the real processes
+instead (``tools/eval_dds.py``: a fresh ``rtc-bringup`` per episode with the same parameter overrides; slow, for
+spot checks).
 
-Output (``--out``): ``cells/<mode>_d<d>.json`` (each episode's metrics; a finished cell is not re-run: the run
-is resumable), ``summary.json`` (per-cell metrics), ``report.md`` (table) and ``success_vs_delay.png``.
+Output (``--out``): ``cells/<method>_<row>_d<d>.json`` (each episode's metrics; a finished cell is not re-run: the
+grid resumes), ``summary.json`` (per-cell metrics and the paired tests of every method against ``none`` on the
+same seeds), ``report.md`` and ``success_vs_delay.png``.
 
-    rtc-eval --out out/eval --delays 0,4,8,16,24 --modes none,stop,full,hard --seeds 20
+    rtc-eval --out out/eval --delays 0,4,8,16,24 --methods none,stop,full,hard --seeds 20
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from rtc_controller.config_files import world_file
-from rtc_controller.rtc import GUIDANCE_MODES
-from rtc_controller.tools.eval_config import EvalConfig, executor_values, fingerprint, inference_values
-from rtc_controller.tools.eval_stats import summarize_cell
+from rtc_controller.tools.eval_config import EvalConfig, fingerprint
+from rtc_controller.tools.eval_grid import Cell, HorizonRow, Method, grid_cells, read_cell
+from rtc_controller.tools.eval_run import Evaluator, Progress, run_cells
+from rtc_controller.tools.eval_stats import paired_test, summarize_cell
+
+__all__ = ["EvalConfig", "Evaluator", "main", "run_grid", "summarize_grid"]
 
 DEFAULT_DELAYS = (0, 4, 8, 16, 24)
+BASELINE = "none"  # the paired tests compare every method with naive asynchronous chunking
 
 
-class Progress:
-    """One-line progress bar on stderr: cells and episodes done, elapsed and estimated remaining time."""
-
-    def __init__(self, total: int, stream=sys.stderr) -> None:
-        self.total, self.done, self.stream, self.t0 = total, 0, stream, time.monotonic()
-
-    def step(self, label: str) -> None:
-        self.done += 1
-        el = time.monotonic() - self.t0
-        eta = el / self.done * (self.total - self.done)
-        bar = "#" * int(30 * self.done / max(self.total, 1))
-        self.stream.write(f"\r[{bar:<30}] {self.done}/{self.total} {label} {el:.0f} s, ~{eta:.0f} s left   ")
-        self.stream.flush()
-        if self.done == self.total:
-            self.stream.write("\n")
-
-
-def _make_policy(cfg: EvalConfig, p: dict[str, Any], world):
-    """The inference node's policy for parameter values ``p`` (the twin policies read the in-process world)."""
-    from rtc_controller.policy.registry import make_policy
-    from rtc_controller.ros.inference_params import policy_params, policy_section
-
-    names = tuple(p["action_names"])
-    if p["policy"] in ("twin", "twin_expert"):
-        from rtc_controller.sim.twin_policy import WorldSource
-
-        return make_policy(p["policy"], horizon=cfg.horizon, dt_s=cfg.dt_s, names=names, source=WorldSource(world))
-    if p["policy"] != "pi05":
-        raise ValueError(f"rtc-eval: policy {p['policy']!r} does not run on the twin (twin, twin_expert, pi05)")
-    section = policy_section(p, cfg.horizon)
-    return make_policy("pi05", **policy_params(p, section=section, horizon=cfg.horizon, dt_s=cfg.dt_s, names=names),
-                       **dict(cfg.policy_params))  # fmt: skip
+def summarize_grid(cfg: EvalConfig, cells: list[Cell], out: Path) -> dict:
+    """Per-cell metrics and, per (row, d), each method's exact McNemar test against ``none`` on the same seeds."""
+    methods = list(dict.fromkeys(c.method.name for c in cells))
+    rows = list(dict.fromkeys(c.row for c in cells))
+    episodes = {c.key: read_cell(c, out) for c in cells}
+    metrics: dict = {}
+    paired: dict = {}
+    for c in cells:
+        metrics.setdefault(c.method.name, {}).setdefault(c.row.name, {})[str(c.delay)] = summarize_cell(episodes[c.key])
+        base = next((b for b in cells if b.method.name == BASELINE and b.row == c.row and b.delay == c.delay), None)
+        if base is not None and c.method.name != BASELINE:
+            ok = [e["success"] for e in episodes[c.key]]
+            ok_base = [e["success"] for e in episodes[base.key]]
+            paired.setdefault(c.row.name, {}).setdefault(str(c.delay), {})[c.method.name] = paired_test(ok, ok_base)
+    return {"config": fingerprint(cfg), "methods": methods,
+            "rows": [{"name": r.name, "label": r.label} for r in rows],
+            "delays": sorted({c.delay for c in cells}),
+            "s": {r.name: {str(c.delay): c.execution_horizon for c in cells if c.row == r} for r in rows},
+            "cells": metrics, "paired_vs_none": paired}  # fmt: skip
 
 
-class Evaluator:
-    """Builds the world, the executor configuration, the policy and its sampler once, then runs episodes of cells
-    (see the module docstring)."""
-
-    def __init__(self, cfg: EvalConfig) -> None:
-        from rtc_controller.control.executor_params import build_config
-        from rtc_controller.policy.chunk_sampler import ChunkSampler
-        from rtc_controller.sim.twin_config import load_twin_config
-        from rtc_controller.sim.world import TwinWorld
-
-        self.cfg = cfg
-        self.executor_values = executor_values(cfg)
-        self.executor_config = build_config(self.executor_values)
-        scene, task = load_twin_config(self.executor_values["twin_config"])
-        self.world = TwinWorld(scene=scene, task=dataclasses.replace(task, time_limit_s=cfg.time_limit_s))
-        p = inference_values(cfg, mode="none", delay=0)
-        self.policy = _make_policy(cfg, p, self.world)
-        if self.policy.horizon != cfg.horizon:
-            raise ValueError(f"the policy's horizon is {self.policy.horizon}, rtc-eval runs --horizon {cfg.horizon}")
-        self.sampler = ChunkSampler(self.policy, dt_s=cfg.dt_s, num_steps=int(p["num_steps"]))
-        self.renderer = None
-        if cfg.camera_slots:
-            from rtc_controller.sim.render import CameraRenderer
-
-            self.renderer = CameraRenderer(self.world.model, self.world.scene)
-
-    def run_episode(self, seed: int, *, mode: str, delay: int, record: bool = False):
-        """One episode of cell (``mode``, ``delay``): the executor core and the inference loop on twin seed ``seed``
-        (also the seed of the sampling noise, so every cell sees the same noise)."""
-        from rtc_controller.policy.inference_loop import InferenceLoop, LoopSettings
-        from rtc_controller.sim.episode import EpisodeConfig, EpisodeRunner
-
-        p = inference_values(self.cfg, mode=mode, delay=delay)
-        episode = EpisodeConfig(latency_s=float(p["extra_latency_s"]), state_rate_hz=self.executor_values["state_rate_hz"],
-                                camera_slots=self.cfg.camera_slots, record=record)  # fmt: skip
-        runner = EpisodeRunner(self.world, self.executor_config, episode, renderer=self.renderer)
-        loop = InferenceLoop(self.cfg.horizon, self.cfg.dt_s, history_capacity=int(p["chunk_history"]), seed=seed)
-        sampler = self.sampler
-        return runner.run(seed, loop=loop, settings=LoopSettings.from_params(p, self.cfg.horizon),
-                          make_chunk=lambda obs, plan: loop.sample(sampler, obs, plan).actions)  # fmt: skip
-
-
-def cell_path(out: Path, mode: str, delay: int) -> Path:
-    return out / "cells" / f"{mode}_d{delay}.json"
-
-
-def run_grid(cfg: EvalConfig, *, modes, delays, out: Path, progress: bool = True) -> dict:
-    """Run (or resume) every cell; returns ``{"config", "cells": {mode: {d: metrics}}}`` and writes the outputs."""
+def run_grid(cfg: EvalConfig, *, methods: list[Method], rows: list[HorizonRow], delays, out: Path,
+             workers: int = 1, progress: bool = True) -> dict:  # fmt: skip
+    """Run (or resume) every cell, then write ``summary.json``, ``report.md`` and the figure; returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
-    todo = []
-    for mode in modes:
-        for d in delays:
-            p = cell_path(out, mode, d)
-            if p.exists() and json.loads(p.read_text()).get("config") == fingerprint(cfg):
-                continue
-            todo.append((mode, d))
-    bar = Progress(len(todo) * len(cfg.seeds), sys.stderr if progress else open("/dev/null", "w"))  # noqa: SIM115
-    ev = Evaluator(cfg) if todo and not cfg.dds else None
-    for mode, d in todo:
-        episodes = []
-        for seed in cfg.seeds:
-            if cfg.dds:
-                from rtc_controller.tools.eval_dds import run_dds_episode
+    cells = grid_cells(methods, rows, list(delays))
+    if not cells:
+        raise ValueError("the grid has no cell: every delay exceeds its fixed execution horizon")
+    bar = Progress(len(cells), sys.stderr if progress else open("/dev/null", "w"))  # noqa: SIM115
+    run_cells(cfg, cells, out, workers=workers, on_cell=bar.step)
+    summary = summarize_grid(cfg, cells, out)
+    import json
 
-                episodes.append(run_dds_episode(cfg, seed=seed, mode=mode, delay=d, out=out))
-            else:
-                episodes.append(ev.run_episode(seed, mode=mode, delay=d).summary())  # type: ignore[union-attr]
-            bar.step(f"{mode} d={d} seed {seed}")
-        p = cell_path(out, mode, d)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps({"config": fingerprint(cfg), "mode": mode, "delay": d, "episodes": episodes}))
-    cells: dict = {}
-    for mode in modes:
-        for d in delays:
-            data = json.loads(cell_path(out, mode, d).read_text())
-            cells.setdefault(mode, {})[str(d)] = summarize_cell(data["episodes"])
-    summary = {"config": fingerprint(cfg), "delays": list(delays), "modes": list(modes), "cells": cells}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     from rtc_controller.tools.eval_report import write_report
 
@@ -163,18 +89,21 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x.strip())
 
 
-def main(args: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtc-eval", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="out/eval", help="output folder (resumes the cells already there)")
+    p.add_argument("--config", default="", help="the nodes' parameter file (default config/twin.yaml)")
     p.add_argument("--policy", default="", help="twin | twin_expert | pi05 (default: pi05 with --policy-config or "
                                                 "--checkpoint, else twin)")
     p.add_argument("--delays", default=",".join(map(str, DEFAULT_DELAYS)), help="d values [action steps]")
-    p.add_argument("--modes", default="none,stop,full,hard", help=f"subset of {GUIDANCE_MODES}")
-    p.add_argument("--seeds", type=int, default=10, help="episodes per cell (seeds 0 … N−1, the same in every cell)")
-    p.add_argument("--seed-start", type=int, default=0)
-    p.add_argument("--beta", type=float, default=10.0, help="β, max guidance weight")
+    p.add_argument("--methods", "--modes", dest="methods", default="none,stop,full,hard",
+                   help="guidance methods, <mode> or <mode>@<β> (e.g. none,hard,full,stop,stop@1,stop@100,trained)")
+    p.add_argument("--execution-horizons", "--execution-horizon", dest="rows", default="25",
+                   help="execution horizon rows: s values and/or max<N> (s = max(d, N)), e.g. 10,25,max5")
+    p.add_argument("--seeds", type=int, default=10, help="episodes per cell (the same seeds in every cell)")
+    p.add_argument("--seed-start", type=int, default=0, help="first seed (seeds start … start + N − 1)")
+    p.add_argument("--beta", type=float, default=10.0, help="β, max guidance weight (methods without @β)")
     p.add_argument("--horizon", type=int, default=50)
-    p.add_argument("--execution-horizon", type=int, default=25)
     p.add_argument("--num-steps", type=int, default=10)
     p.add_argument("--servo-rate", type=float, default=1000.0,
                    help="executor core rate [Hz] (timeline + safety filter); the physics stays at 1 kHz, holding the "
@@ -182,22 +111,40 @@ def main(args: list[str] | None = None) -> int:
     p.add_argument("--time-limit", type=float, default=15.0, help="episode time limit [s]")
     p.add_argument("--cameras", default="", help="camera slots rendered into observations (pi05), comma-separated")
     p.add_argument("--policy-config", default="", help="pi05: a policy section (file or config/policy name)")
+    p.add_argument("--trained-policy-config", default="",
+                   help="method trained: the training-time-RTC policy section (default: --policy-config)")
     p.add_argument("--policy-param", type=_policy_param, action="append", default=[], metavar="KEY=VALUE",
                    help="extra pi05 make_policy parameter (repeatable; YAML value), e.g. dtype=float32")
     p.add_argument("--checkpoint", default="")
     p.add_argument("--tokenizer", default="")
     p.add_argument("--twin-config", default="", help="world file (path or config/ name; default: the twin's "
-                                                      "defaults), e.g. twin_world_learned.yaml for models/twin_pi05")
+                                                      "defaults), e.g. twin_world_learned.yaml")
+    p.add_argument("--workers", type=int, default=1, help="processes running cells (2 uses both cores)")
     p.add_argument("--dds", action="store_true", help="each episode through the real processes over DDS (slow)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    o = p.parse_args(args)
-    modes = tuple(m for m in o.modes.split(",") if m)
-    bad = [m for m in modes if m not in GUIDANCE_MODES]
-    if bad:
-        p.error(f"unknown mode(s) {bad}; expected a subset of {GUIDANCE_MODES}")
+    return p
+
+
+def _grid(o: argparse.Namespace, p: argparse.ArgumentParser) -> tuple[list[Method], list[HorizonRow], tuple[int, ...]]:
+    try:
+        methods = [Method.parse(m) for m in o.methods.split(",") if m.strip()]
+        rows = [HorizonRow.parse(r) for r in o.rows.split(",") if r.strip()]
+    except ValueError as exc:
+        p.error(str(exc))
     delays = _ints(o.delays)
-    if any(d < 0 or d > o.execution_horizon for d in delays):
-        p.error(f"delays must be in [0, execution horizon {o.execution_horizon}], got {list(delays)}")
+    if not methods or not rows or not delays:
+        p.error(f"need methods, execution horizons and delays, got {o.methods!r}, {o.rows!r}, {o.delays!r}")
+    if any(not 0 <= d < o.horizon for d in delays):
+        p.error(f"delays must be in [0, H = {o.horizon}) action steps, got {list(delays)}")
+    dropped = [(r.label, d) for r in rows for d in delays if not r.allows(d)]
+    if dropped:
+        print(f"rtc-eval: left out (RTC needs d <= s): {dropped}", file=sys.stderr)
+    if o.workers < 1:
+        p.error(f"--workers must be >= 1, got {o.workers}")
+    return methods, rows, delays
+
+
+def _config(o: argparse.Namespace, p: argparse.ArgumentParser, rows: list[HorizonRow]) -> EvalConfig:
     if o.servo_rate not in (1000.0, 500.0, 250.0):
         p.error(f"--servo-rate must divide the 1 kHz physics: 1000, 500 or 250, got {o.servo_rate}")
     o.policy = o.policy or ("pi05" if o.policy_config or o.checkpoint else "twin")
@@ -215,14 +162,23 @@ def main(args: list[str] | None = None) -> int:
         o.twin_config = world_file(o.twin_config)
     except FileNotFoundError as exc:
         p.error(f"--twin-config: {exc}")
-    cfg = EvalConfig(policy=o.policy, horizon=o.horizon, execution_horizon=o.execution_horizon, num_steps=o.num_steps,
-                     servo_rate_hz=o.servo_rate,
-                     max_guidance_weight=o.beta, seeds=tuple(range(o.seed_start, o.seed_start + o.seeds)),
-                     time_limit_s=o.time_limit, camera_slots=cameras, policy_params=tuple(o.policy_param),
-                     checkpoint=o.checkpoint, tokenizer_path=o.tokenizer, policy_config=o.policy_config,
-                     dds=o.dds, twin_config=o.twin_config)  # fmt: skip
+    return EvalConfig(policy=o.policy, horizon=o.horizon, execution_horizon=rows[0].s_for(0), num_steps=o.num_steps,
+                      servo_rate_hz=o.servo_rate, max_guidance_weight=o.beta,
+                      seeds=tuple(range(o.seed_start, o.seed_start + o.seeds)), time_limit_s=o.time_limit,
+                      camera_slots=cameras, policy_params=tuple(o.policy_param), checkpoint=o.checkpoint,
+                      tokenizer_path=o.tokenizer, policy_config=o.policy_config, dds=o.dds,
+                      twin_config=o.twin_config, config=o.config,
+                      trained_policy_config=o.trained_policy_config)  # fmt: skip
+
+
+def main(args: list[str] | None = None) -> int:
+    p = build_parser()
+    o = p.parse_args(args)
+    methods, rows, delays = _grid(o, p)
+    cfg = _config(o, p, rows)
     try:
-        summary = run_grid(cfg, modes=modes, delays=delays, out=Path(o.out), progress=not o.quiet)
+        summary = run_grid(cfg, methods=methods, rows=rows, delays=delays, out=Path(o.out), workers=o.workers,
+                           progress=not o.quiet)  # fmt: skip
     except (ValueError, RuntimeError) as exc:
         p.error(str(exc))
     from rtc_controller.tools.eval_report import table

@@ -48,6 +48,7 @@ class EvalConfig:
     dds: bool = False
     twin_config: str = ""  # the world file (scene: / task:; '' = the defaults); the time limit is time_limit_s
     config: str = ""  # the nodes' parameter file ('' = config/twin.yaml)
+    trained_policy_config: str = ""  # method ``trained``: the training-time-RTC policy section ('' = policy_config's)
 
     @property
     def dt_s(self) -> float:
@@ -114,6 +115,17 @@ def _digest(path: str | Path) -> str:
 
 
 def fingerprint(cfg: EvalConfig) -> dict:
-    """The cell files' record of what made them: the config and the digests of the parameter and world files."""
-    return json.loads(json.dumps(asdict(cfg))) | {"config_sha256": _digest(cfg.config_file),
-                                                   "twin_config_sha256": _digest(cfg.twin_config) if cfg.twin_config else ""}  # fmt: skip
+    """The cell files' record of what made them: the config and the digests of the parameter and world files and of
+    the policy section (a retrained checkpoint records other losses there: its cells run again)."""
+    digests = {"config_sha256": _digest(cfg.config_file),
+               "twin_config_sha256": _digest(cfg.twin_config) if cfg.twin_config else "",
+               "policy_config_sha256": _policy_digest(cfg.policy_config)}  # fmt: skip
+    return json.loads(json.dumps(asdict(cfg))) | digests
+
+
+def _policy_digest(name: str) -> str:
+    if not name:
+        return ""
+    from rtc_controller.policy.pi05.policy_section import resolve_policy_config_path
+
+    return _digest(resolve_policy_config_path(name))

@@ -1,4 +1,5 @@
-"""``rtc-eval``'s report: the table (markdown) and the success-vs-delay figure per mode (the RTC paper's style)."""
+"""``rtc-eval``'s report: the tables (markdown), the paired tests and the success-vs-delay figure (the RTC paper's
+style: success against d, one line per method with its Wilson 95 % band, one panel per execution-horizon row)."""
 
 from __future__ import annotations
 
@@ -9,52 +10,83 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-MODE_STYLE = {"none": ("tab:red", "o"), "stop": ("tab:purple", "s"), "full": ("tab:blue", "^"), "hard": ("tab:green", "D")}
+METHOD_STYLE = {"none": ("tab:red", "o"), "stop": ("tab:purple", "s"), "full": ("tab:blue", "^"),
+                "hard": ("tab:green", "D"), "trained": ("tab:orange", "v")}  # fmt: skip
+SIGNIFICANCE = 0.05  # paired tests: p below this is reported as a difference
+
+
+def _style(method: str, k: int) -> tuple[str, str, str]:
+    mode, _, beta = method.partition("@")
+    color, marker = METHOD_STYLE.get(mode, ("black", "o"))
+    return color, marker, ("-" if not beta else (":", "--", "-.")[k % 3])
+
+
+def _cells(summary: dict):
+    """(method, row, d, cell metrics) in table order."""
+    for row in summary["rows"]:
+        for d in summary["delays"]:
+            for m in summary["methods"]:
+                c = summary["cells"].get(m, {}).get(row["name"], {}).get(str(d))
+                if c is not None:
+                    yield m, row, d, c
 
 
 def table(summary: dict) -> str:
-    """Markdown table, one row per (mode, d)."""
-    rows = ["| mode | d | success | 95 % CI | completion [s] | mean jump | p95 jump | mean TCP jump | jerk RMS [m/s³] | "
-            "safety interventions | failures |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for mode in summary["modes"]:
-        for d in summary["delays"]:
-            c = summary["cells"][mode][str(d)]
-            lo, hi = c["success_ci95"]
-            fails = ", ".join(f"{k} {v}" for k, v in c["failures"].items()) or "-"
-            rows.append(f"| {mode} | {d} | {c['successes']}/{c['episodes']} ({c['success_rate']:.0%}) | "
-                        f"{lo:.2f}–{hi:.2f} | {c['completion_time_s']:.2f} | {c['jump_mean']:.3f} | {c['jump_p95']:.3f} | "
-                        f"{c['jump_linear_mean_m'] * 1e3:.1f} mm | {c['jerk_rms_m_s3']:.1f} | "
-                        f"{c['safety_interventions']:.0f} | {fails} |")  # fmt: skip
-    return "\n".join(rows)
+    """Markdown table, one row per cell."""
+    out = ["| method | s | d | success | 95 % CI | vs none (only / none only, p) | completion [s] | mean TCP jump | "
+           "jerk RMS [m/s³] | interventions [ticks, runs] | failures |", "|---" * 11 + "|"]
+    for m, row, d, c in _cells(summary):
+        lo, hi = c["success_ci95"]
+        fails = ", ".join(f"{k} {v}" for k, v in c["failures"].items()) or "-"
+        t = summary["paired_vs_none"].get(row["name"], {}).get(str(d), {}).get(m)
+        vs = "-" if t is None else f"{t['a_only']} / {t['b_only']}, p = {t['p_value']:.3g}"
+        s = summary["s"][row["name"]][str(d)]
+        out.append(f"| {m} | {s} | {d} | {c['successes']}/{c['episodes']} ({c['success_rate']:.0%}) | {lo:.2f}–{hi:.2f} | "
+                   f"{vs} | {c['completion_time_s']:.2f} | {c['jump_linear_mean_m'] * 1e3:.1f} mm | "
+                   f"{c['jerk_rms_m_s3']:.1f} | {c['safety_interventions']:.0f}, {c.get('intervention_events', 0):.0f} | "
+                   f"{fails} |")  # fmt: skip
+    return "\n".join(out)
+
+
+def significant_differences(summary: dict) -> list[str]:
+    """The paired tests with p < ``SIGNIFICANCE``: one line each (method, row, d, the counts, p)."""
+    lines = []
+    for row in summary["rows"]:
+        for d, tests in summary["paired_vs_none"].get(row["name"], {}).items():
+            for m, t in tests.items():
+                if t["p_value"] < SIGNIFICANCE:
+                    better = "more" if t["a_only"] > t["b_only"] else "fewer"
+                    lines.append(f"{m} at {row['label']}, d = {d}: {better} successes than none "
+                                 f"({t['a_only']} seeds only {m}, {t['b_only']} only none; p = {t['p_value']:.3g})")
+    return lines
 
 
 def figure(summary: dict, path: Path) -> None:
-    """Success rate vs d per mode with the Wilson 95 % intervals (left; modes dodged sideways so the intervals stay
-    readable), and the mean TCP jump at chunk switches vs d (right)."""
-    fig, (ax, ax_j) = plt.subplots(1, 2, figsize=(10, 3.8))
-    modes = summary["modes"]
-    ds = summary["delays"]
-    span = (max(ds) - min(ds)) or 1
-    for k, mode in enumerate(modes):
-        color, marker = MODE_STYLE.get(mode, ("black", "o"))
-        cells = [summary["cells"][mode][str(d)] for d in ds]
-        rate = [c["success_rate"] for c in cells]
-        err = [[r - c["success_ci95"][0] for r, c in zip(rate, cells)], [c["success_ci95"][1] - r for r, c in zip(rate, cells)]]
-        dodge = (k - (len(modes) - 1) / 2) * 0.012 * span
-        ax.errorbar([d + dodge for d in ds], rate, yerr=err, label=mode, color=color, marker=marker, capsize=3)
-        ax_j.plot(ds, [c["jump_linear_mean_m"] * 1e3 for c in cells], label=mode, color=color, marker=marker)
-    ax.set_xlabel("inference delay d [action steps]")
-    ax.set_ylabel("success rate (Wilson 95 %)")
-    ax.set_ylim(-0.02, 1.02)
-    ax_j.set_xlabel("inference delay d [action steps]")
-    ax_j.set_ylabel("mean TCP jump at chunk switches [mm]")
+    """One panel per execution-horizon row: success rate vs d per method with the Wilson 95 % band."""
+    rows = summary["rows"]
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 4.0), squeeze=False, sharey=True)
+    for ax, row in zip(axes[0], rows):
+        for k, m in enumerate(summary["methods"]):
+            cells = summary["cells"].get(m, {}).get(row["name"], {})
+            ds = sorted(int(d) for d in cells)
+            if not ds:
+                continue
+            rate = [cells[str(d)]["success_rate"] for d in ds]
+            color, marker, line = _style(m, k)
+            ax.plot(ds, rate, color=color, marker=marker, linestyle=line, label=m)
+            ax.fill_between(ds, [cells[str(d)]["success_ci95"][0] for d in ds],
+                            [cells[str(d)]["success_ci95"][1] for d in ds], color=color, alpha=0.12)  # fmt: skip
+        ax.set_title(row["label"])
+        ax.set_xlabel("inference delay d [action steps of 20 ms]")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("success rate (Wilson 95 % band)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), frameon=False)
     n = len(summary["config"]["seeds"])
-    fig.suptitle(f"twin task, policy {summary['config']['policy']}, β = {summary['config']['max_guidance_weight']:g}, "
-                 f"{n} episodes per point")  # fmt: skip
-    for a in (ax, ax_j):
-        a.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    fig.suptitle(f"twin task, {summary['config']['policy_config'] or summary['config']['policy']}: {n} episodes per "
+                 "point, the same seeds in every cell")  # fmt: skip
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -62,10 +94,33 @@ def figure(summary: dict, path: Path) -> None:
 def write_report(summary: dict, out: Path) -> None:
     figure(summary, out / "success_vs_delay.png")
     cfg = summary["config"]
-    text = [f"# rtc-eval: {cfg['policy']} on the MuJoCo twin", "",
-            f"{len(cfg['seeds'])} episodes per cell (seeds {cfg['seeds'][0]}…{cfg['seeds'][-1]}, the same in every "
-            f"cell), H = {cfg['horizon']}, s = {cfg['execution_horizon']}, Δt = {1 / cfg['action_rate_hz'] * 1e3:.0f} ms, "
-            f"n = {cfg['num_steps']}, β = {cfg['max_guidance_weight']:g}, time limit {cfg['time_limit_s']:g} s. "
+    seeds = cfg["seeds"]
+    diffs = significant_differences(summary)
+    text = [f"# rtc-eval: {cfg['policy_config'] or cfg['policy']} on the MuJoCo twin", "",
+            f"{len(seeds)} episodes per cell (seeds {seeds[0]}…{seeds[-1]}, the same in every cell), H = "
+            f"{cfg['horizon']}, Δt = {1 / cfg['action_rate_hz'] * 1e3:.0f} ms, n = {cfg['num_steps']}, β = "
+            f"{cfg['max_guidance_weight']:g} unless a method says @β, time limit {cfg['time_limit_s']:g} s, parameter "
+            f"file {cfg['config'] or 'config/twin.yaml'}. "
             + ("Real processes over DDS (`--dds`; jerk of the measured TCP, d is a lower bound of k*)."
-               if cfg.get("dds") else "In-process fast path (simulated time)."), "", "![success vs d](success_vs_delay.png)", "", table(summary), ""]  # fmt: skip
+               if cfg.get("dds") else "In-process: the executor core and the inference loop in simulated time."),
+            "", "![success vs d](success_vs_delay.png)", "", table(summary), "",
+            "Paired tests: exact McNemar test (two-sided binomial on the discordant seeds) of each method against "
+            f"none at the same s and d; p < {SIGNIFICANCE}:", ""]  # fmt: skip
+    text += [f"- {line}" for line in diffs] or ["- none: no method differs from none at p < 0.05 in any cell."]
+    text += ["", "Result: " + conclusion(summary), ""]
     (out / "report.md").write_text("\n".join(text))
+
+
+def conclusion(summary: dict) -> str:
+    """One sentence on what the grid shows, from the paired tests."""
+    diffs = significant_differences(summary)
+    better = sorted({line.split(" at ")[0] for line in diffs if ": more successes" in line})
+    worse = sorted({line.split(" at ")[0] for line in diffs if ": fewer successes" in line})
+    if not diffs:
+        return f"with {len(summary['config']['seeds'])} seeds per cell, no method separates from none on success."
+    parts = []
+    if better:
+        parts.append(f"{', '.join(better)} beat none in {sum(': more' in x for x in diffs)} cells")
+    if worse:
+        parts.append(f"{', '.join(worse)} fall behind none in {sum(': fewer' in x for x in diffs)} cells")
+    return "; ".join(parts) + f" (paired tests, p < {SIGNIFICANCE}); the other cells do not separate."

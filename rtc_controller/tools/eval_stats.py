@@ -48,5 +48,28 @@ def summarize_cell(episodes: Sequence[dict]) -> dict:
         "jump_linear_mean_m": _mean(lin),
         "jerk_rms_m_s3": _mean([e["jerk_rms_m_s3"] for e in episodes]),
         "safety_interventions": _mean([e["interventions"] for e in episodes]),
+        "intervention_events": _mean([e.get("intervention_events", math.nan) for e in episodes]),
         "failures": reasons,
     }
+
+
+def exact_binomial_two_sided(k: int, n: int) -> float:
+    """Two-sided exact p-value of k successes in n fair coin flips (the sum of the outcomes no likelier than k).
+
+    Example: k = 0, n = 5 -> 2·0.5⁵ = 0.0625; k = 3, n = 6 -> 1.0.
+    """
+    if n == 0:
+        return 1.0
+    probs = [math.comb(n, i) * 0.5**n for i in range(n + 1)]
+    return min(1.0, sum(p for p in probs if p <= probs[k] * (1 + 1e-9)))
+
+
+def paired_test(a: Sequence[bool], b: Sequence[bool]) -> dict:
+    """Exact McNemar test of two methods on the same seeds: a_only = seeds only ``a`` succeeded on, b_only the
+    reverse; p = the exact two-sided binomial test of a_only among the discordant pairs (H0: equally likely)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired test needs the same seeds: {len(a)} != {len(b)} episodes")
+    a_only = sum(1 for x, y in zip(a, b) if x and not y)
+    b_only = sum(1 for x, y in zip(a, b) if y and not x)
+    return {"a_only": a_only, "b_only": b_only, "discordant": a_only + b_only,
+            "p_value": exact_binomial_two_sided(min(a_only, b_only), a_only + b_only)}
