@@ -280,3 +280,11 @@ def test_a_flow_time_per_action_token_conditions_each_token(model, velocity_jit)
     assert float(jnp.max(jnp.abs(v2[:, :3] - v[:, :3]))) > 1e-3
     v_joint = jax.jit(model.forward_joint)(images, masks, tokens, token_mask, x, prefix_clean)
     np.testing.assert_allclose(np.asarray(v2), np.asarray(v_joint), rtol=1e-4, atol=1e-4)
+
+
+def test_a_relative_params_path_loads_like_an_absolute_one(tmp_path, ckpt, monkeypatch):
+    d, _, params = ckpt
+    monkeypatch.chdir(d)
+    got = flatten(load_params("params"))
+    for path, value in flatten(params).items():
+        np.testing.assert_array_equal(np.asarray(got[path]), value, err_msg=path)

@@ -20,13 +20,18 @@ import numpy as np
 
 from rtc_controller.action_space import action_names
 from rtc_controller.policy.mixture import GaussianMixture, make_mixture, mixture_velocity
-from rtc_controller.rtc import GUIDANCE_MODES, build_prefix, prefix_weights, sample
+from rtc_controller.rtc import build_prefix, prefix_weights, sample
 from rtc_controller.tools.metrics import prefix_mismatch, switch_jump
 from rtc_controller.tools.plots import plot_chunk_switch, save_figure
 
 NUM_MODES = 3
 MODE_SCALE = 0.05  # per-dimension std around each mode
 PERIOD_RANGE_STEPS = (150.0, 300.0)  # periods of the modes' sinusoids [action steps]
+
+
+# The inference-time modes: ``trained`` needs a velocity trained with a clean prefix (a flow time per action), which
+# the analytic mixture does not have.
+DEMO_MODES = ("none", "hard", "stop", "full")
 
 
 def mode_means(*, horizon: int, dim: int, start_step: int, seed: int = 0) -> np.ndarray:
@@ -60,7 +65,7 @@ def run(*, horizon: int, delay: int, execution_horizon: int, beta: float, num_st
     y = jnp.broadcast_to(jnp.asarray(prefix.actions), (batch, horizon, dim))
     frozen = (np.arange(horizon) < delay).astype(float)
     chunks, table = {}, {}
-    for mode in GUIDANCE_MODES:
+    for mode in DEMO_MODES:
         x = np.asarray(sample(velocity, noise, context=new_mix, num_steps=num_steps, prefix=y, weights=weights,
                               max_guidance_weight=beta, mode=mode))
         chunks[mode] = x

@@ -61,7 +61,7 @@ def load_params(params_dir: str | pathlib.Path, *, dtype: str | None = None,
     LoRA factors and their weights are read in float32, merged there (``lora.merge_lora``, scaling ``lora``),
     and only then cast to ``dtype``.
     """
-    params_dir = pathlib.Path(params_dir)
+    params_dir = pathlib.Path(params_dir).absolute()  # orbax misreads a relative path's metadata
     if not params_dir.is_dir():
         raise CheckpointError(f"{params_dir}: no such directory (expected openpi's orbax 'params/' checkpoint)")
     ocp = _orbax()
