@@ -64,9 +64,14 @@ def test_rtc_eval_two_by_two_grid_end_to_end_and_resumes(tmp_path, capsys):
             cell = summary["cells"][mode]["s25"][d]
             assert cell["episodes"] == 1 and 0 <= cell["success_ci95"][0] <= cell["success_ci95"][1] <= 1
     assert summary["paired_vs_none"]["s25"]["8"]["stop"]["discordant"] in (0, 1)
+    assert set(summary["paired_vs_d0"]["s25"]["8"]) == {"none", "stop"}  # each method against itself at d = 0
+    assert "0" not in summary["paired_vs_d0"]["s25"]
+    for mode in ("none", "stop"):  # a 3 s episode times out: the phase it was in is counted
+        cell = summary["cells"][mode]["s25"]["0"]
+        assert sum(cell["failure_phases"].values()) == cell["episodes"] - cell["successes"]
     assert (tmp_path / "success_vs_delay.png").stat().st_size > 1000
     report = (tmp_path / "report.md").read_text()
-    assert "| stop | 25 | 8 |" in report and "Result: " in report
+    assert "| stop | 25 | 8 |" in report and "Result: " in report and "against itself at d = 0" in report
     stamp = (tmp_path / "cells" / "stop_s25_d8.json").stat().st_mtime_ns
     assert main(args) == 0  # resumed: finished cells are not re-run
     assert (tmp_path / "cells" / "stop_s25_d8.json").stat().st_mtime_ns == stamp

@@ -33,6 +33,7 @@ from rtc_controller.control.timeline import Rejection
 from rtc_controller.policy.base import Observation
 from rtc_controller.policy.inference_loop import ChunkPlan, InferenceLoop, LoopSettings, stamp_key
 from rtc_controller.robots.mujoco_driver import MujocoDriver, MujocoDriverConfig
+from rtc_controller.sim.phases import PhaseTracker, nearest_gaps_s
 from rtc_controller.sim.task import TaskMonitor
 from rtc_controller.sim.world import TwinWorld
 
@@ -67,7 +68,8 @@ class EpisodeResult:
     jumps_linear_m: the larger TCP jump; jerk_rms_m_s3: RMS of the executed (filtered) TCP command's third
     difference at the action rate; interventions: servo ticks in which the safety filter changed the command
     (any kind); intervention_kinds: the same per kind; intervention_events: runs of consecutive such ticks;
-    rejected: chunks the executor refused; d_used: the d each chunk was guided with; record: per-action-step
+    rejected: chunks the executor refused; d_used: the d each chunk was guided with; switch_times_s: when each
+    chunk-to-chunk switch happened; failure_phase, release_switch_gap_s: ``sim.phases``; record: per-action-step
     arrays when ``EpisodeConfig.record`` (state, the action the executor followed, t, the t_obs of the chunk it
     came from: NaN before the first)."""
 
@@ -87,6 +89,9 @@ class EpisodeResult:
     d_used: list[int] = field(default_factory=list)
     items: list[str] = field(default_factory=list)
     placed_time_s: list[float] = field(default_factory=list)
+    switch_times_s: list[float] = field(default_factory=list)
+    failure_phase: str = ""
+    release_switch_gap_s: list[float] = field(default_factory=list)
     record: dict[str, np.ndarray] | None = None
 
     def summary(self) -> dict:
@@ -95,7 +100,8 @@ class EpisodeResult:
                 "jumps_linear_m": self.jumps_linear_m, "jerk_rms_m_s3": self.jerk_rms_m_s3,
                 "interventions": self.interventions, "intervention_kinds": self.intervention_kinds,
                 "intervention_events": self.intervention_events, "chunks": self.chunks, "rejected": self.rejected,
-                "d_used": self.d_used, "items": self.items, "placed_time_s": self.placed_time_s}  # fmt: skip
+                "d_used": self.d_used, "items": self.items, "placed_time_s": self.placed_time_s,
+                "failure_phase": self.failure_phase, "release_switch_gap_s": self.release_switch_gap_s}  # fmt: skip
 
 
 def jerk_rms(positions: np.ndarray, dt_s: float) -> float:
@@ -161,7 +167,8 @@ class EpisodeRunner:
             on_tick: Callable[[float], None] | None = None) -> EpisodeResult:  # fmt: skip
         """One episode of twin seed ``seed``; ``on_tick(t)`` after every servo tick (e.g. to render frames)."""
         w, clock = self.world, SimClock()
-        monitor = TaskMonitor(w.scene, w.task, w.reset(seed))
+        instance = w.reset(seed)
+        monitor, phases = TaskMonitor(w.scene, w.task, instance), PhaseTracker(instance.item_start_m)
         driver = MujocoDriver(MujocoDriverConfig(scene=w.scene, task=w.task, seed=seed), clock=clock, world=w)
         ex = Executor(self.executor_config, driver, clock=clock, clock_offset_s=0.0)
         ex.start(run_loop=False)
@@ -182,11 +189,16 @@ class EpisodeRunner:
                     pending = self._infer(ex, loop, settings, make_chunk, res)
             if tick % self._per_action == 0:
                 self._log_step(ex, t, cmd_log, rec)
-            if tick % self._per_monitor == 0 and monitor.update(w.time_s, w.item_positions(), w.item_speeds(), w.held()).done:
-                break
+            if tick % self._per_monitor == 0:
+                pos, held = w.item_positions(), w.held()
+                phases.update(w.time_s, pos, held)
+                if monitor.update(w.time_s, pos, w.item_speeds(), held).done:
+                    break
             if on_tick is not None:
                 on_tick(t)
         self._finish(ex, monitor, res, tally, cmd_log, rec)
+        res.failure_phase = phases.phase(res.items, res.reason)
+        res.release_switch_gap_s = nearest_gaps_s(phases.release_times_s(), res.switch_times_s)
         return res
 
     def _infer(self, ex: Executor, loop: InferenceLoop, settings: LoopSettings, make_chunk: MakeChunk,
@@ -219,6 +231,7 @@ class EpisodeRunner:
         """The executor's chunk-to-chunk switch events since the last call (not the first one, from hold)."""
         for ev in ex.drain_switch_events():
             if not ev.from_hold:
+                res.switch_times_s.append(float(ev.t_switch_s))
                 res.jumps.append(float(np.linalg.norm(ev.jump)))
                 res.jumps_linear_m.append(ev.jump_linear_m)
 

@@ -37,12 +37,14 @@ BASELINE = "none"  # the paired tests compare every method with naive asynchrono
 
 
 def summarize_grid(cfg: EvalConfig, cells: list[Cell], out: Path) -> dict:
-    """Per-cell metrics and, per (row, d), each method's exact McNemar test against ``none`` on the same seeds."""
+    """Per-cell metrics and, per (row, d), each method's exact McNemar test against ``none`` on the same seeds and
+    against itself at d = 0."""
     methods = list(dict.fromkeys(c.method.name for c in cells))
     rows = list(dict.fromkeys(c.row for c in cells))
     episodes = {c.key: read_cell(c, out) for c in cells}
     metrics: dict = {}
     paired: dict = {}
+    vs_zero: dict = {}  # each method at d against itself at d = 0 (same seeds): is a delay effect real?
     for c in cells:
         metrics.setdefault(c.method.name, {}).setdefault(c.row.name, {})[str(c.delay)] = summarize_cell(episodes[c.key])
         base = next((b for b in cells if b.method.name == BASELINE and b.row == c.row and b.delay == c.delay), None)
@@ -50,11 +52,15 @@ def summarize_grid(cfg: EvalConfig, cells: list[Cell], out: Path) -> dict:
             ok = [e["success"] for e in episodes[c.key]]
             ok_base = [e["success"] for e in episodes[base.key]]
             paired.setdefault(c.row.name, {}).setdefault(str(c.delay), {})[c.method.name] = paired_test(ok, ok_base)
+        zero = next((b for b in cells if b.method == c.method and b.row == c.row and b.delay == 0), None)
+        if zero is not None and c.delay != 0:
+            ok, ok_zero = ([e["success"] for e in episodes[x.key]] for x in (c, zero))
+            vs_zero.setdefault(c.row.name, {}).setdefault(str(c.delay), {})[c.method.name] = paired_test(ok, ok_zero)
     return {"config": fingerprint(cfg), "methods": methods,
             "rows": [{"name": r.name, "label": r.label} for r in rows],
             "delays": sorted({c.delay for c in cells}),
             "s": {r.name: {str(c.delay): c.execution_horizon for c in cells if c.row == r} for r in rows},
-            "cells": metrics, "paired_vs_none": paired}  # fmt: skip
+            "cells": metrics, "paired_vs_none": paired, "paired_vs_d0": vs_zero}  # fmt: skip
 
 
 def run_grid(cfg: EvalConfig, *, methods: list[Method], rows: list[HorizonRow], delays, out: Path,

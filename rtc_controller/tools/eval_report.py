@@ -37,7 +37,7 @@ def table(summary: dict) -> str:
            "jerk RMS [m/s³] | interventions [ticks, runs] | failures |", "|---" * 11 + "|"]
     for m, row, d, c in _cells(summary):
         lo, hi = c["success_ci95"]
-        fails = ", ".join(f"{k} {v}" for k, v in c["failures"].items()) or "-"
+        fails = ", ".join(f"{k} {v}" for k, v in (c.get("failure_phases") or c["failures"]).items()) or "-"
         t = summary["paired_vs_none"].get(row["name"], {}).get(str(d), {}).get(m)
         vs = "-" if t is None else f"{t['a_only']} / {t['b_only']}, p = {t['p_value']:.3g}"
         s = summary["s"][row["name"]][str(d)]
@@ -91,6 +91,19 @@ def figure(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def delay_effects(summary: dict) -> list[str]:
+    """The paired tests of a method at d against itself at d = 0 with p < ``SIGNIFICANCE``: one line each."""
+    lines = []
+    for row in summary["rows"]:
+        for d, tests in summary.get("paired_vs_d0", {}).get(row["name"], {}).items():
+            for m, t in tests.items():
+                if t["p_value"] < SIGNIFICANCE:
+                    change = "more" if t["a_only"] > t["b_only"] else "fewer"
+                    lines.append(f"{m} at {row['label']}, d = {d}: {change} successes than at d = 0 "
+                                 f"({t['a_only']} seeds only at d = {d}, {t['b_only']} only at 0; p = {t['p_value']:.3g})")
+    return lines
+
+
 def write_report(summary: dict, out: Path) -> None:
     figure(summary, out / "success_vs_delay.png")
     cfg = summary["config"]
@@ -107,6 +120,10 @@ def write_report(summary: dict, out: Path) -> None:
             "Paired tests: exact McNemar test (two-sided binomial on the discordant seeds) of each method against "
             f"none at the same s and d; p < {SIGNIFICANCE}:", ""]  # fmt: skip
     text += [f"- {line}" for line in diffs] or ["- none: no method differs from none at p < 0.05 in any cell."]
+    text += ["", "Each method against itself at d = 0 (same seeds), exact McNemar; p < "
+             f"{SIGNIFICANCE}:", ""]
+    text += [f"- {line}" for line in delay_effects(summary)] or ["- none: no method's success changes with d at "
+                                                                 f"p < {SIGNIFICANCE}."]
     text += ["", "Result: " + conclusion(summary), ""]
     (out / "report.md").write_text("\n".join(text))
 

@@ -34,9 +34,12 @@ def summarize_cell(episodes: Sequence[dict]) -> dict:
     jumps = [j for e in episodes for j in e["jumps"]]
     lin = [j for e in episodes for j in e["jumps_linear_m"]]
     reasons: dict[str, int] = {}
+    phases: dict[str, int] = {}
     for e in episodes:
         if not e["success"]:
             reasons[e["reason"]] = reasons.get(e["reason"], 0) + 1
+            if e.get("failure_phase"):
+                phases[e["failure_phase"]] = phases.get(e["failure_phase"], 0) + 1
     return {
         "episodes": n,
         "successes": k,
@@ -50,6 +53,7 @@ def summarize_cell(episodes: Sequence[dict]) -> dict:
         "safety_interventions": _mean([e["interventions"] for e in episodes]),
         "intervention_events": _mean([e.get("intervention_events", math.nan) for e in episodes]),
         "failures": reasons,
+        "failure_phases": phases,  # sim.phases (episodes recorded before it: empty)
     }
 
 
