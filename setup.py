@@ -69,6 +69,9 @@ setup(
         # is what the bootstrap installs and what the README's twin figures come from; the twin's tests also pass on 3.17
         "sim": ["mujoco>=3.2,<5"],
         "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
+        # NVIDIA GPUs (docs/gpu.md): `.venv/bin/pip install -e '.[gpu]'` adds the CUDA 12 plugin and jaxlib of the
+        # same jax release; the bootstrap (make setup) leaves the CPU JAX alone
+        "gpu": ["jax[cuda12]>=0.4.30"],
     },
     zip_safe=True,
     maintainer="rtc_controller maintainers",

@@ -107,7 +107,8 @@ def _is_number(v: Any) -> bool:
 def validate_parameter(
     name: str, value: Any, *, horizon: int, dt_s: float | None = None, execution_horizon: int | None = None
 ) -> str | None:
-    """Why ``value`` is refused for parameter ``name`` (None: accepted). Pure, shared with the tests.
+    """Why ``value`` is refused for parameter ``name`` (None: accepted). Shared with the tests; pure except that a
+    ``compilation_cache_dir`` is created and test-written.
     ``dt_s`` bounds ``extra_latency_s`` by H·Δt; ``execution_horizon`` bounds a fixed ``inference_delay`` by H − s."""
     if name == "policy" and value not in POLICY_NAMES:
         return f"policy must be one of {POLICY_NAMES}, got {value!r}"
@@ -141,6 +142,13 @@ def validate_parameter(
         return f"extra_latency_s must be <= H·Δt = {horizon * dt_s:g} s (every chunk would be stale), got {value!r}"
     if name == "chunk_history" and not (_is_int(value) and value >= 1):
         return f"chunk_history must be an int >= 1, got {value!r}"
+    if name == "compilation_cache_dir" and value:  # created if missing; refused when it cannot be written
+        from rtc_controller.policy.compilation_cache import CompilationCacheError, check_directory
+
+        try:
+            check_directory(value)
+        except CompilationCacheError as exc:
+            return str(exc)
     return None
 
 

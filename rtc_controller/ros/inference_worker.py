@@ -10,7 +10,6 @@ and d apply to the next chunk without recompiling (``num_steps`` recompiles once
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticStatus
 
+from rtc_controller.policy import compilation_cache
 from rtc_controller.policy.base import Observation
 from rtc_controller.policy.chunk_sampler import mode_refusal
 from rtc_controller.ros.inference_diagnostics import InferenceDiagnostics
@@ -62,13 +62,13 @@ class InferenceWorker:
         self._policy = None  # set once loaded: which guidance modes it takes
 
     def run(self) -> None:
-        """Load, warm up and sample until ``stop`` is set (raises what kills the worker)."""
-        import jax  # the worker owns JAX
-
+        """Load, warm up and sample until ``stop`` is set (raises what kills the worker). The worker owns JAX."""
         from rtc_controller.policy.inference_loop import InferenceLoop
 
         p = self._params()
-        _use_compilation_cache(jax, p)
+        cache = compilation_cache.enable(p["compilation_cache_dir"])
+        if cache is not None:
+            self._log.info(f"JAX compilation cache: {cache}")
         sampler = self._load(p)
         loop = InferenceLoop(self.horizon, self.dt_s, history_capacity=int(p["chunk_history"]), seed=int(p["seed"]))
         can_fake = hasattr(sampler.policy, "fake_observation")
@@ -189,10 +189,3 @@ class InferenceWorker:
         )
         self._diag.publish()
 
-
-def _use_compilation_cache(jax, p: dict[str, Any]) -> None:
-    """Later starts load the compiled sampler instead of compiling it again (``compilation_cache_dir``)."""
-    if p["compilation_cache_dir"]:
-        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(str(p["compilation_cache_dir"])))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
