@@ -128,3 +128,20 @@ def test_plain_sampling_reaches_every_mode(modes):
 def test_bad_inputs_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         sample(CountingField(), jnp.zeros((1, H, D)), **kwargs)
+
+
+def test_one_rule_for_beta_in_every_layer():
+    """The sampler, the chunk sampler's settings and the node's on-set check refuse the same β with one message."""
+    from rtc_controller.policy.chunk_sampler import GuidanceSettings
+    from rtc_controller.ros.inference_params import validate_parameter
+    from rtc_controller.rtc import guidance_weight_refusal
+
+    for bad in (-1.0, float("nan"), float("inf"), 1001.0):
+        why = guidance_weight_refusal(bad)
+        assert why == f"max_guidance_weight must be in [0, 1000], got {bad!r}"
+        assert validate_parameter("max_guidance_weight", bad, horizon=8) == why
+        with pytest.raises(ValueError) as e:
+            GuidanceSettings(1, 4, max_guidance_weight=bad)
+        assert str(e.value) == why
+    for good in (0, 0.0, 10.0, 1000.0):
+        assert guidance_weight_refusal(good) is None

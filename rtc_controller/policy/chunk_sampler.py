@@ -21,7 +21,6 @@ Time: action k of a chunk is due at t_obs + k·Δt [s, executor clock]; flow tim
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -37,6 +36,7 @@ from rtc_controller.rtc import (
     GuidanceMode,
     PrefixSchedule,
     build_prefix,
+    guidance_weight_refusal,
     prefix_weights,
     sample,
 )
@@ -89,9 +89,8 @@ class GuidanceSettings:
             raise ValueError(f"execution_horizon must be an int [steps], got {self.execution_horizon!r}")
         if self.execution_horizon < 1:
             raise ValueError(f"execution_horizon must be >= 1, got {self.execution_horizon}")
-        beta = float(self.max_guidance_weight)
-        if not math.isfinite(beta) or beta < 0:
-            raise ValueError(f"max_guidance_weight must be finite and >= 0, got {self.max_guidance_weight!r}")
+        if (why := guidance_weight_refusal(self.max_guidance_weight)) is not None:
+            raise ValueError(why)
         if self.mode not in GUIDANCE_MODES:
             raise ValueError(f"unknown guidance mode {self.mode!r}; expected one of {GUIDANCE_MODES}")
         if self.schedule not in PREFIX_SCHEDULES:

@@ -15,7 +15,7 @@ from rtc_controller import topics
 from rtc_controller.action_space import action_names
 from rtc_controller.policy.inference_loop import parse_inference_delay
 from rtc_controller.policy.registry import POLICY_NAMES
-from rtc_controller.rtc import GUIDANCE_MODES, PREFIX_SCHEDULES
+from rtc_controller.rtc import GUIDANCE_MODES, MAX_GUIDANCE_WEIGHT, PREFIX_SCHEDULES, guidance_weight_refusal
 
 __all__ = [
     "MAX_GUIDANCE_WEIGHT",
@@ -35,7 +35,6 @@ __all__ = [
 MAX_NUM_STEPS = 1000
 # β beyond this only adds numerical blow-up (the first step moves by β/n times the prefix error; 1e300 overflowed
 # float32 to inf/NaN); the seed and rtc-replay sweep up to 100.
-MAX_GUIDANCE_WEIGHT = 1000.0
 
 
 @dataclass(frozen=True)
@@ -118,8 +117,8 @@ def validate_parameter(
         return f"action_rate_hz must be finite and > 0, got {value!r}"
     if name == "num_steps" and not (_is_int(value) and 1 <= value <= MAX_NUM_STEPS):
         return f"num_steps must be an int in [1, {MAX_NUM_STEPS}], got {value!r}"
-    if name == "max_guidance_weight" and not (_is_number(value) and 0 <= value <= MAX_GUIDANCE_WEIGHT):
-        return f"max_guidance_weight must be in [0, {MAX_GUIDANCE_WEIGHT:g}], got {value!r}"
+    if name == "max_guidance_weight" and (why := guidance_weight_refusal(value)) is not None:
+        return why
     if name == "guidance_mode" and value not in GUIDANCE_MODES:
         return f"guidance_mode must be one of {GUIDANCE_MODES}, got {value!r}"
     if name == "prefix_schedule" and value not in PREFIX_SCHEDULES:

@@ -15,6 +15,7 @@ Corrected velocity: v' = v − g(t)·J with e = W ⊙ (Y − x̂₀) and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Literal, NamedTuple, get_args
@@ -23,6 +24,18 @@ import jax
 import jax.numpy as jnp
 
 GuidanceMode = Literal["stop", "full", "none", "hard", "trained"]
+MAX_GUIDANCE_WEIGHT = 1000.0  # β above this only amplifies numerical noise (the weight saturates far below)
+
+
+def guidance_weight_refusal(beta) -> str | None:
+    """Why β = ``beta`` is refused (None: accepted): the one rule every layer applies, finite and in [0, 1000]."""
+    try:
+        ok = not isinstance(beta, bool) and math.isfinite(float(beta)) and 0 <= float(beta) <= MAX_GUIDANCE_WEIGHT
+    except (TypeError, ValueError):
+        ok = False
+    return None if ok else f"max_guidance_weight must be in [0, {MAX_GUIDANCE_WEIGHT:g}], got {beta!r}"
+
+
 PREFIX_CONDITIONED_MODES: tuple[str, ...] = ("trained",)  # modes that need a policy trained on clean prefixes
 GUIDANCE_MODES: tuple[str, ...] = get_args(GuidanceMode)
 VelocityFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x_t [b H D], t []) -> v [b H D]

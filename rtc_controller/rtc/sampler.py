@@ -17,7 +17,6 @@ arguments, so changing them at run time never recompiles.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -26,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .guidance import GUIDANCE_MODES, GuidanceMode, GuidedStep, guided_step
+from .guidance import GUIDANCE_MODES, GuidanceMode, GuidedStep, guidance_weight_refusal, guided_step
 
 
 class SampleTrace(NamedTuple):
@@ -100,8 +99,9 @@ def _check_inputs(noise, prefix, weights, max_guidance_weight, num_steps, mode) 
         raise ValueError(f"weights must be [{h}] or [{b}, {h}], got {jnp.shape(weights)}")
     if not isinstance(max_guidance_weight, jax.core.Tracer):
         beta = np.asarray(max_guidance_weight)
-        if beta.ndim != 0 or not math.isfinite(float(beta)) or float(beta) < 0:
-            raise ValueError(f"max_guidance_weight must be a finite scalar >= 0, got {max_guidance_weight!r}")
+        why = f"max_guidance_weight must be a scalar, got shape {beta.shape}" if beta.ndim else None
+        if (why := why or guidance_weight_refusal(float(beta))) is not None:
+            raise ValueError(why)
 
 
 def sample(
