@@ -10,10 +10,10 @@ and d apply to the next chunk without recompiling (``num_steps`` recompiles once
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -63,12 +63,10 @@ class InferenceWorker:
 
     def run(self) -> None:
         """Load, warm up and sample until ``stop`` is set (raises what kills the worker)."""
-        import jax  # the worker owns JAX
-
         from rtc_controller.policy.inference_loop import InferenceLoop
 
         p = self._params()
-        _use_compilation_cache(jax, p)
+        _use_compilation_cache(p)
         sampler = self._load(p)
         loop = InferenceLoop(self.horizon, self.dt_s, history_capacity=int(p["chunk_history"]), seed=int(p["seed"]))
         can_fake = hasattr(sampler.policy, "fake_observation")
@@ -190,9 +188,9 @@ class InferenceWorker:
         self._diag.publish()
 
 
-def _use_compilation_cache(jax, p: dict[str, Any]) -> None:
+def _use_compilation_cache(p: dict[str, Any]) -> None:
     """Later starts load the compiled sampler instead of compiling it again (``compilation_cache_dir``)."""
-    if p["compilation_cache_dir"]:
-        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(str(p["compilation_cache_dir"])))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    from rtc_controller.policy.compilation_cache import enable_compilation_cache
+
+    model = str(p["policy"]) + (f"-{Path(str(p['policy_config'])).stem}" if p["policy_config"] else "")
+    enable_compilation_cache(str(p["compilation_cache_dir"]), model)
