@@ -107,8 +107,12 @@ class InferenceWorker:
 
     def _warmup(self, sampler, observation: Observation | None) -> None:
         self._diag.set(state=f"compiling (num_steps={sampler.num_steps})")
-        warm_s = sampler.warmup(observation)
-        self._log.info(f"compiled and warmed every mode in {warm_s:.1f} s (num_steps={sampler.num_steps})")
+        from rtc_controller.policy.compilation_cache import CompileCounter
+
+        with CompileCounter() as compiles:
+            warm_s = sampler.warmup(observation)
+        self._log.info(f"compiled and warmed every mode in {warm_s:.1f} s (num_steps={sampler.num_steps}; "
+                       f"{compiles.compiled} compiled, {compiles.cache_hits} loaded from the compilation cache)")
         self._diag.set(state="ready", warmup_s=warm_s)
 
     def _due(self, loop, sampler, p: dict[str, Any]):
