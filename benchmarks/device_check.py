@@ -4,7 +4,7 @@ process within one time budget and writes every result (or why a stage did not f
 Stages: ``bench_pi05.py --size full`` (its table: prefix ms, step ms, chunk none/stop/full at H = 50 and 100,
 stop/none, the prompt-bucket prefix table, peak device memory), then ``bench_startup.py`` (start-to-first-chunk cold
 and warm, a fresh process each, compile counts). A stage past the remaining budget is stopped and recorded as
-``timeout``; the JSON is written either way. Exit 0: every stage passed; 1: a stage failed or timed out; 2: no GPU.
+``timeout``; the JSON is written either way. ``--with-costs`` adds ``bench_pi05_costs.py`` (its table in the log). Exit 0: every stage passed; 1: a stage failed or timed out; 2: no GPU.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", choices=("full", "reduced"), default="full", help="bench_pi05 size")
     ap.add_argument("--startup-size", choices=("full", "reduced", "tiny"), default="full")
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--with-costs", action="store_true", help="then bench_pi05_costs.py at --size, if budget is left")
     ap.add_argument("--allow-cpu", action="store_true", help="run on the CPU backend (a dry run of this script)")
     ns = ap.parse_args(argv)
     t_start = time.monotonic()
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         "bench_startup": stage("bench_startup", [py, str(HERE / "bench_startup.py"), "--size", ns.startup_size,
                                                  "--warm-starts", "1", "--json", str(startup_json)], deadline, out),
     }
+    if ns.with_costs:
+        stages["bench_pi05_costs"] = stage("bench_pi05_costs", [py, str(HERE / "bench_pi05_costs.py"), "--size",
+                                                                ns.size, "--repeats", str(ns.repeats)], deadline, out)
     doc = {"device": facts, "budget_s": ns.budget_s, "wall_s": time.monotonic() - t_start, "stages": stages}
     for name, path in (("bench_pi05", pi05_json), ("bench_startup", startup_json)):
         if stages[name]["status"] == "ok" and path.exists():
