@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.8",
     "rosbags>=0.10",
 ]
+JAX_GPU_VERSION = "0.12.0.1"  # the jax in the bootstrapped .venv; the `gpu` extra pins its CUDA build to it
 # The ROS 2 wheels, pinned per distro (one distro per virtual environment: they install the same modules).
 # Jazzy is the rig's distro and the default ``ros`` extra; Kilted is the ``ros-kilted`` extra (README, "Tests").
 ROS_MESSAGE_PACKAGES = (
@@ -68,10 +69,11 @@ setup(
         # the MuJoCo twin (driver: mujoco, twin_node, rtc-eval): 4.0 (mujoco + mujoco-core + mujoco-studio wheels)
         # is what the bootstrap installs and what the README's twin figures come from; the twin's tests also pass on 3.17
         "sim": ["mujoco>=3.2,<5"],
+        # CUDA JAX for an NVIDIA GPU (the CPU default stays plain jax): jax with the CUDA 12 plugin and its CUDA
+        # wheels, pinned to the jax the bootstrap installs so jaxlib and the plugin match
+        # (`.venv/bin/pip install -e ".[gpu]"`; benchmarks/device_check.sh checks the backend)
+        "gpu": [f"jax[cuda12]=={JAX_GPU_VERSION}"],
         "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
-        # NVIDIA GPUs (docs/gpu.md): `.venv/bin/pip install -e '.[gpu]'` adds the CUDA 12 plugin and jaxlib of the
-        # same jax release; the bootstrap (make setup) leaves the CPU JAX alone
-        "gpu": ["jax[cuda12]>=0.4.30"],
     },
     zip_safe=True,
     maintainer="rtc_controller maintainers",

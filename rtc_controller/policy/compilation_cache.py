@@ -1,103 +1,122 @@
-"""JAX's persistent compilation cache for the inference node, and a counter of what a start actually compiled.
+"""JAX's persistent compilation cache for the inference node and the benchmarks, and a compile counter.
 
-A restart of the inference node compiles the same programs again (every guidance mode, every prompt bucket, the
-prefix pass): with the cache on, the compiled executables are read back from ``directory`` instead. JAX keys each
-entry by the program, the compile options, the backend and the jax/jaxlib versions, so one directory can serve
-several policies, versions and devices; a stale entry is never used, only missed.
-
-:func:`enable` checks that the directory can be created and written before JAX uses it (JAX itself only warns and
-silently compiles everything again). :class:`CompileCounter` counts, while it is open, the backend compilations
-(``/jax/core/compile/backend_compile_duration`` events, which a cache read also emits) and the cache hits and
-misses, from JAX's monitoring events; ``compiled`` = programs not read from the cache.
+A restart with the same cache directory loads every compiled executable the warm-up needs instead of compiling it
+again (the warm-up still runs every shape and mode: a load is a cache hit, not a skipped shape). Entries live under
+``<base>/<key>``, the key naming the jax version, the backend and the model, so caches of different jax installs,
+devices or policies never share a directory (jax's own entry keys also hash the computation and the compile options;
+the subdirectory keeps them apart for cleaning and for measuring one of them). ROS-free; jax is imported lazily.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
-CACHE_MISS_EVENT = "/jax/compilation_cache/cache_misses"
-PARAM = "compilation_cache_dir"
+__all__ = ["CompileCounter", "cache_dir_refusal", "cache_key", "enable_compilation_cache"]
+
+_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # every XLA compile request: a compile or a cache hit
 
 
-class CompilationCacheError(ValueError):
-    """The cache directory cannot be used; the message names the parameter, the value and the reason."""
+def cache_key(model: str) -> str:
+    """``jax<version>-<backend>-<model>``: the subdirectory of one jax install, backend and model."""
+    import jax
+
+    safe_model = re.sub(r"[^A-Za-z0-9_.-]+", "_", model) or "model"
+    return f"jax{jax.__version__}-{jax.default_backend()}-{safe_model}"
 
 
-def check_directory(directory: str | os.PathLike) -> Path:
-    """``directory`` (``~`` expanded), created if needed, after a test write; raises :class:`CompilationCacheError`."""
-    path = Path(os.path.expanduser(str(directory)))
+def cache_dir_refusal(value: object, key: str = "compilation_cache_dir") -> str | None:
+    """Why ``value`` cannot be the cache base directory (None: '' (off) or a directory we can create and write).
+
+    ``~`` is expanded; a missing directory is created (its parents too); a probe file is written and removed."""
+    if not isinstance(value, str):
+        return f"{key} must be a string (a directory, '' = off), got {value!r}"
+    if not value:
+        return None
+    path = Path(os.path.expanduser(value))
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test_"):
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
             pass
     except OSError as exc:
-        raise CompilationCacheError(f"{PARAM} = {str(directory)!r}: cannot write there ({exc.strerror or exc}); "
-                                    "set a writable directory or '' to compile at every start") from exc
-    return path
+        return f"{key} {value!r} is not a writable directory: {exc.strerror or exc} ({exc.filename or path})"
+    return None
 
 
-def enable(directory: str | os.PathLike) -> Path | None:
-    """Turn the persistent cache on at ``directory`` (every program, however fast it compiled); '' leaves it off.
-
-    Call before the first compilation of the process (JAX initialises its cache on first use)."""
-    if not str(directory):
+def enable_compilation_cache(base: str, model: str, key: str = "compilation_cache_dir") -> Path | None:
+    """Point jax's persistent cache at ``<base>/<cache_key(model)>`` and cache every executable (no size or
+    compile-time threshold); ``base`` '' leaves the cache off (returns None). Raises ValueError naming ``key``
+    when the directory is not writable. Call before the first compile of the process."""
+    if (why := cache_dir_refusal(base, key)) is not None:
+        raise ValueError(why)
+    if not base:
         return None
     import jax
 
-    path = check_directory(directory)
-    jax.config.update("jax_compilation_cache_dir", str(path))
+    directory = Path(os.path.expanduser(base)) / cache_key(model)
+    directory.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return path
+    _reset_jax_cache_state()
+    return directory
+
+
+def _reset_jax_cache_state() -> None:
+    """jax initialises its cache object once per process; a directory set later needs it re-initialised."""
+    try:
+        from jax._src import compilation_cache as cc
+    except ImportError:  # pragma: no cover - jax internals moved: the config update above is what counts
+        return
+    reset = getattr(cc, "reset_cache", None)
+    if reset is not None:
+        reset()
 
 
 @dataclass
-class CompileCounts:
-    programs: int = 0  # programs the backend was asked for (compiled or read from the cache)
+class CompileCounter:
+    """XLA compile requests while active, split into real compiles and persistent-cache hits (jax monitoring).
+
+    ``with CompileCounter() as c: ...`` then ``c.compiled`` (executables built by XLA) and ``c.cache_hits``
+    (executables loaded from the persistent cache). Counts requests of every thread while active."""
+
+    requests: int = 0
     cache_hits: int = 0
-    cache_misses: int = 0
-    compile_s: float = 0.0  # time in the backend's compile step, cache reads included [s]
+    compile_s: float = 0.0  # wall time of the compile requests (compiles and loads) [s]
+    _active: bool = field(default=False, repr=False)
 
     @property
     def compiled(self) -> int:
-        """Programs compiled from scratch (not read from the persistent cache)."""
-        return self.programs - self.cache_hits
+        return self.requests - self.cache_hits
 
+    def _on_event(self, event: str, **_: object) -> None:
+        if self._active and event == _HIT_EVENT:
+            self.cache_hits += 1
 
-class CompileCounter:
-    """``with CompileCounter() as c: ...`` then ``c.counts``: what JAX compiled inside the block (this process)."""
-
-    def __init__(self) -> None:
-        self.counts = CompileCounts()
-        self._active = False
-
-    def _event(self, name: str, **_) -> None:
-        if self._active and name == CACHE_HIT_EVENT:
-            self.counts.cache_hits += 1
-        elif self._active and name == CACHE_MISS_EVENT:
-            self.counts.cache_misses += 1
-
-    def _duration(self, name: str, secs: float, **_) -> None:
-        if self._active and name == BACKEND_COMPILE_EVENT:
-            self.counts.programs += 1
-            self.counts.compile_s += float(secs)
+    def _on_duration(self, event: str, duration_secs: float, **_: object) -> None:
+        if self._active and event == _COMPILE_EVENT:
+            self.requests += 1
+            self.compile_s += float(duration_secs)
 
     def __enter__(self) -> CompileCounter:
         from jax import monitoring
 
-        monitoring.register_event_listener(self._event)
-        monitoring.register_event_duration_secs_listener(self._duration)
+        monitoring.register_event_listener(self._on_event)
+        monitoring.register_event_duration_secs_listener(self._on_duration)
         self._active = True
         return self
 
-    def __exit__(self, *exc) -> None:
-        from jax._src import monitoring  # the unregister functions are not re-exported by jax.monitoring
+    def __exit__(self, *exc: object) -> None:
+        from jax import monitoring
 
         self._active = False
-        monitoring.unregister_event_listener(self._event)
-        monitoring.unregister_event_duration_listener(self._duration)
+        for unregister, callback in ((monitoring.unregister_event_listener, self._on_event),
+                                     (monitoring.unregister_event_duration_listener, self._on_duration)):
+            try:
+                unregister(callback)
+            except (AssertionError, ValueError):  # pragma: no cover - already gone (jax cleared its listeners)
+                pass

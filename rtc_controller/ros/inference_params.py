@@ -13,6 +13,7 @@ from typing import Any
 
 from rtc_controller import topics
 from rtc_controller.action_space import action_names
+from rtc_controller.policy.compilation_cache import cache_dir_refusal
 from rtc_controller.policy.inference_loop import parse_inference_delay
 from rtc_controller.policy.registry import POLICY_NAMES
 from rtc_controller.rtc import GUIDANCE_MODES, MAX_GUIDANCE_WEIGHT, PREFIX_SCHEDULES, guidance_weight_refusal
@@ -59,7 +60,8 @@ PARAMETERS: dict[str, ParamSpec] = {
     "use_compressed_images": ParamSpec(False, "subscribe rtc/camera/<slot>/compressed (CompressedImage)", read_only=True),
     "chunk_history": ParamSpec(8, "published chunks kept to guide toward the executor's active one", read_only=True),
     "seed": ParamSpec(0, "PRNG seed of the sampling noise", read_only=True),
-    "compilation_cache_dir": ParamSpec("", "JAX persistent compilation cache ('' = off; ~ expanded)", read_only=True),
+    "compilation_cache_dir": ParamSpec("", "JAX persistent compilation cache: a writable directory ('' = "
+                                    "off; ~ expanded; entries under <dir>/jax<version>-<backend>-<model>)", read_only=True),
     "num_steps": ParamSpec(10, f"denoising steps n (1..{MAX_NUM_STEPS}); a change recompiles once"),
     "max_guidance_weight": ParamSpec(10.0, "β, the guidance weight clip (finite, >= 0)"),
     "guidance_mode": ParamSpec("stop", f"RTC guidance: one of {GUIDANCE_MODES}"),
@@ -109,6 +111,8 @@ def validate_parameter(
     """Why ``value`` is refused for parameter ``name`` (None: accepted). Shared with the tests; pure except that a
     ``compilation_cache_dir`` is created and test-written.
     ``dt_s`` bounds ``extra_latency_s`` by H·Δt; ``execution_horizon`` bounds a fixed ``inference_delay`` by H − s."""
+    if name == "compilation_cache_dir":
+        return cache_dir_refusal(value, name)
     if name == "policy" and value not in POLICY_NAMES:
         return f"policy must be one of {POLICY_NAMES}, got {value!r}"
     if name == "horizon" and not (_is_int(value) and value >= 2):
@@ -141,13 +145,6 @@ def validate_parameter(
         return f"extra_latency_s must be <= H·Δt = {horizon * dt_s:g} s (every chunk would be stale), got {value!r}"
     if name == "chunk_history" and not (_is_int(value) and value >= 1):
         return f"chunk_history must be an int >= 1, got {value!r}"
-    if name == "compilation_cache_dir" and value:  # created if missing; refused when it cannot be written
-        from rtc_controller.policy.compilation_cache import CompilationCacheError, check_directory
-
-        try:
-            check_directory(value)
-        except CompilationCacheError as exc:
-            return str(exc)
     return None
 
 

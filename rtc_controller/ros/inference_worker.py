@@ -13,11 +13,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticStatus
 
-from rtc_controller.policy import compilation_cache
 from rtc_controller.policy.base import Observation
 from rtc_controller.policy.chunk_sampler import mode_refusal
 from rtc_controller.ros.inference_diagnostics import InferenceDiagnostics
@@ -62,13 +62,11 @@ class InferenceWorker:
         self._policy = None  # set once loaded: which guidance modes it takes
 
     def run(self) -> None:
-        """Load, warm up and sample until ``stop`` is set (raises what kills the worker). The worker owns JAX."""
+        """Load, warm up and sample until ``stop`` is set (raises what kills the worker)."""
         from rtc_controller.policy.inference_loop import InferenceLoop
 
         p = self._params()
-        cache = compilation_cache.enable(p["compilation_cache_dir"])
-        if cache is not None:
-            self._log.info(f"JAX compilation cache: {cache}")
+        _use_compilation_cache(p)
         sampler = self._load(p)
         loop = InferenceLoop(self.horizon, self.dt_s, history_capacity=int(p["chunk_history"]), seed=int(p["seed"]))
         can_fake = hasattr(sampler.policy, "fake_observation")
@@ -109,8 +107,12 @@ class InferenceWorker:
 
     def _warmup(self, sampler, observation: Observation | None) -> None:
         self._diag.set(state=f"compiling (num_steps={sampler.num_steps})")
-        warm_s = sampler.warmup(observation)
-        self._log.info(f"compiled and warmed every mode in {warm_s:.1f} s (num_steps={sampler.num_steps})")
+        from rtc_controller.policy.compilation_cache import CompileCounter
+
+        with CompileCounter() as compiles:
+            warm_s = sampler.warmup(observation)
+        self._log.info(f"compiled and warmed every mode in {warm_s:.1f} s (num_steps={sampler.num_steps}; "
+                       f"{compiles.compiled} compiled, {compiles.cache_hits} loaded from the compilation cache)")
         self._diag.set(state="ready", warmup_s=warm_s)
 
     def _due(self, loop, sampler, p: dict[str, Any]):
@@ -189,3 +191,10 @@ class InferenceWorker:
         )
         self._diag.publish()
 
+
+def _use_compilation_cache(p: dict[str, Any]) -> None:
+    """Later starts load the compiled sampler instead of compiling it again (``compilation_cache_dir``)."""
+    from rtc_controller.policy.compilation_cache import enable_compilation_cache
+
+    model = str(p["policy"]) + (f"-{Path(str(p['policy_config'])).stem}" if p["policy_config"] else "")
+    enable_compilation_cache(str(p["compilation_cache_dir"]), model)
