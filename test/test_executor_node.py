@@ -462,11 +462,24 @@ def test_diagnostics_levels_tick_error_sustained_interventions_and_interlock():
     assert by_name(snapshot_to_diagnostics(late, "executor_node", "sim", health))["servo loop"].level == DiagnosticStatus.OK
     strict = by_name(snapshot_to_diagnostics(late, "executor_node", "sim", health, timeliness_limit_pct=1.0))
     assert strict["servo loop"].level == DiagnosticStatus.WARN, "1.5 % late against a robot that faults at 1 %"
-    levels = []
-    for k in range(SUSTAINED_PERIODS + 1):  # interventions grow every period: WARN once sustained
-        s = dataclasses.replace(snap, safety_interventions={"workspace": 100 * (k + 1)})
-        levels.append(by_name(snapshot_to_diagnostics(s, "executor_node", "sim", health))["safety"].level)
-    assert levels == [DiagnosticStatus.OK] * (SUSTAINED_PERIODS - 1) + [DiagnosticStatus.WARN] * 2
+    counts = {"ticks": snap.safety_ticks, "hit": snap.safety_intervened_ticks}
+
+    def safety_levels(shares):  # one 1000-tick period per share of intervened ticks
+        out = []
+        for share in shares:
+            counts["ticks"] += 1000
+            counts["hit"] += round(1000 * share)
+            s = dataclasses.replace(snap, safety_ticks=counts["ticks"], safety_intervened_ticks=counts["hit"])
+            out.append(by_name(snapshot_to_diagnostics(s, "executor_node", "sim", health))["safety"])
+        return out
+
+    ok, warn = DiagnosticStatus.OK, DiagnosticStatus.WARN
+    # a switch's step smoothed every period (6 % of the ticks): reported, never WARN
+    assert [st.level for st in safety_levels([0.06] * (SUSTAINED_PERIODS + 2))] == [ok] * (SUSTAINED_PERIODS + 2)
+    # the filter changing most commands: WARN once sustained, and OK again when it stops
+    statuses = safety_levels([0.9] * (SUSTAINED_PERIODS + 1) + [0.1])
+    assert [st.level for st in statuses] == [ok] * (SUSTAINED_PERIODS - 1) + [warn] * 2 + [ok]
+    assert "90%" in statuses[-2].message and "not the policy" in statuses[-2].message
     health.interlock = ("chunk publishers other than /inference_node: /rogue",)
     lock = by_name(snapshot_to_diagnostics(snap, "executor_node", "sim", health))["interlock"]
     assert lock.level == DiagnosticStatus.ERROR and "/rogue" in lock.message

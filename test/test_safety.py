@@ -49,7 +49,7 @@ def test_smooth_target_within_limits_passes_through_unchanged():
     targets[:, 5] += 0.2 * (1 - np.cos(2 * t))
     outs = run(f, targets)
     np.testing.assert_allclose(outs, targets, atol=1e-6)
-    assert f.counters.total == 0
+    assert f.counters.total == 0 and f.counters.intervened_ticks == 0 and f.counters.ticks == len(t)
 
 
 def test_step_is_rate_limited_with_bounded_speed_and_acceleration():
@@ -66,6 +66,8 @@ def test_step_is_rate_limited_with_bounded_speed_and_acceleration():
     assert x[-1] == pytest.approx(HOME[0] + 0.3, abs=2e-3)  # arrives (≈0.9 s at 1.5 m/s²)
     assert np.max(x) <= HOME[0] + 0.3 + 5e-3  # negligible overshoot
     assert f.counters.interventions["linear"] > 100
+    # a tick counts once however many arms and kinds it changed, and only while the command differs from the target
+    assert f.counters.intervened_ticks == f.counters.interventions["linear"] < f.counters.ticks
 
 
 def test_angular_speed_limit_and_short_arc():

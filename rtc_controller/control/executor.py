@@ -408,6 +408,8 @@ class Executor:
             starving=tl.starving,
             starved_ticks=tl.counters.starved_ticks,
             safety_interventions=dict(self.safety.counters.interventions),
+            safety_ticks=self.safety.counters.ticks,
+            safety_intervened_ticks=self.safety.counters.intervened_ticks,
             driver=self.driver.status(),
             active_t_obs_s=active.chunk.t_obs_s if active is not None else math.nan,
             commands_sent=self.commands_sent,

@@ -69,3 +69,5 @@ class ExecutorSnapshot:
     workspace_excess_m: tuple[float, ...] = ()
     tick_errors: int = 0
     tick_error: str = ""  # latched until ~/resume (or a fault reset): the arms hold meanwhile
+    safety_ticks: int = 0  # ticks through the safety filter
+    safety_intervened_ticks: int = 0  # of those, ticks in which it changed the command

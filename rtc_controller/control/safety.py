@@ -137,6 +137,7 @@ def with_joint_limits(
 @dataclass
 class SafetyCounters:
     ticks: int = 0
+    intervened_ticks: int = 0  # ticks in which the filter changed the command (any kind, any arm)
     interventions: dict[str, int] = field(default_factory=lambda: {k: 0 for k in INTERVENTION_KINDS})
 
     @property
@@ -264,6 +265,7 @@ class SafetyFilter:
             hits |= self._gripper_rate(s.gripper, lim, t)
         self._target_prev[:] = t
         if hits:
+            self.counters.intervened_ticks += 1
             for bit, kind in _HIT_KINDS:
                 if hits & bit:
                     cnt[kind] += 1

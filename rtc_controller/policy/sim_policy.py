@@ -77,7 +77,10 @@ class SimPolicyConfig:
     arrive_radius_m: float = 0.005  # within this distance of a target the arm has arrived
     gripper_open_m: float = 0.08  # gripper width when releasing / approaching the item
     gripper_closed_m: float = 0.01  # gripper width holding the item
-    gripper_speed_m_s: float = 0.1  # width rate while grasping / releasing
+    # Width rate while grasping / releasing: below the executor's gripper rate limit (0.1 m/s), as the mixture's
+    # spread (gripper_std_m) adds up to ~0.03 m/s to the planned rate; planned at the limit, the filter clamped
+    # every ramp.
+    gripper_speed_m_s: float = 0.08
     gripper_tolerance_m: float = 1e-4  # the gripper has reached its target within this
     position_std_m: float = 0.004  # mixture spread per component, positions
     rotation_std_rad: float = 0.004  # mixture spread, rotation vector
