@@ -12,10 +12,20 @@ from rtc_controller.tools import demo, demo_twin
 def test_bad_requests_are_refused_with_the_reason(capsys):
     for args, message in ((["--modes", "stop,bogus"], "unknown mode"), (["--episodes", "0"], "--episodes"),
                           (["--twin-config", "no_such_world.yaml"], "no_such_world.yaml"),
-                          (["--policy-config", "no_such_model"], "no_such_model")):  # fmt: skip
+                          (["--policy-config", "no_such_model"], "no_such_model"),
+                          (["--modes", "trained", "--trained-policy-config", "no_such_rtc"], "no_such_rtc")):  # fmt: skip
         with pytest.raises(SystemExit) as e:
             demo.main(args)  # rtc-demo: the twin scene by default
         assert e.value.code == 2 and message in capsys.readouterr().err, args
+
+
+def test_mode_trained_runs_the_training_time_rtc_policy_and_the_others_the_base(tmp_path):
+    base = {"inference_node": {"policy_config": "/base/policy.yaml", "horizon": 50}, "executor_node": {"horizon": 50}}
+    trained = demo_twin.mode_overrides(base, "trained", tmp_path / "rtc" / "policy.yaml")
+    assert trained["inference_node"] == {"policy_config": str(tmp_path / "rtc" / "policy.yaml"), "horizon": 50}
+    assert base["inference_node"]["policy_config"] == "/base/policy.yaml"  # not modified
+    assert demo_twin.mode_overrides(base, "stop", tmp_path / "rtc" / "policy.yaml") is base
+    assert "trained" in demo_twin.DEFAULT_MODES
 
 
 @pytest.mark.dds

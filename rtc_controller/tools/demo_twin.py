@@ -36,7 +36,8 @@ from rtc_controller.tools.eval_dds import DdsEpisode, dds_episode
 
 DEFAULT_POLICY = "twin_pi05"  # models/twin_pi05/policy.yaml
 DEFAULT_WORLD = "twin_world_learned.yaml"  # the world models/twin_pi05 was trained in (narrow item spread)
-DEFAULT_MODES = ("none", "stop", "full")
+DEFAULT_TRAINED_POLICY = "twin_pi05_rtc"  # models/twin_pi05_rtc: the same policy fine-tuned with training-time RTC
+DEFAULT_MODES = ("none", "stop", "full", "trained")
 DEFAULT_EPISODES = 5
 DEFAULT_EXTRA_LATENCY_S = 0.1  # + the CPU's own inference time and the transport: d ≈ 7 at Δt = 20 ms
 DEFAULT_EXECUTION_HORIZON = 10  # a new chunk every 0.2 s: the demonstrations' replanning interval (README: at
@@ -105,7 +106,9 @@ def write_twin_report(out: Path, by_mode: dict[str, list[DdsEpisode]], *, params
     lines = [
         "# The trained π0.5 on the MuJoCo twin, through the real processes over DDS",
         "",
-        f"Policy `{params['policy_config']}`; {params['episodes']} episode(s) per mode, twin seeds "
+        f"Policy `{params['policy_config']}`"
+        + (f" (mode trained: `{params['trained_policy_config']}`)" if params.get("trained_policy_config") else "")
+        + f"; {params['episodes']} episode(s) per mode, twin seeds "
         f"{params['seeds']}; H = {params['horizon']}, s = {params['execution_horizon']}, β = {params['beta']}, "
         f"Δt = {DT_S * 1e3:.0f} ms, injected latency {params['extra_latency_s']} s on top of the inference time "
         f"(d: the executor's estimate), cameras at {params['camera_rate_hz']} Hz, time limit "
@@ -125,10 +128,21 @@ def write_twin_report(out: Path, by_mode: dict[str, list[DdsEpisode]], *, params
     return summary
 
 
+def mode_overrides(overrides: dict[str, dict], mode: str, trained_path: Path | None) -> dict[str, dict]:
+    """The nodes' parameters for ``mode``: mode ``trained`` runs the training-time-RTC policy section."""
+    if mode != "trained" or trained_path is None:
+        return overrides
+    out = {name: dict(values) for name, values in overrides.items()}
+    out[topics.INFERENCE_NODE]["policy_config"] = str(trained_path)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtc-demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--policy-config", default=DEFAULT_POLICY, help=f"π0.5 policy section (default {DEFAULT_POLICY})")
+    p.add_argument("--trained-policy-config", default=DEFAULT_TRAINED_POLICY,
+                   help=f"π0.5 policy section of mode trained (default {DEFAULT_TRAINED_POLICY})")
     p.add_argument("--modes", default=",".join(DEFAULT_MODES), help=f"subset of {GUIDANCE_MODES}")
     p.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="episodes per mode (twin seeds)")
     p.add_argument("--seed-start", type=int, default=0, help="twin seed of the first episode (the same in every mode)")
@@ -159,6 +173,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         section_path = resolve_policy_config_path(a.policy_config).resolve()
         section = load_policy_section(section_path)
+        trained_path = resolve_policy_config_path(a.trained_policy_config).resolve() if "trained" in modes else None
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         p.error(str(exc))
     try:
@@ -171,7 +186,8 @@ def main(args: list[str] | None = None) -> int:
     seeds = list(range(a.seed_start, a.seed_start + a.episodes))
     params = {"policy_config": str(section_path), "episodes": a.episodes, "seeds": seeds, "horizon": h,
               "execution_horizon": a.execution_horizon, "beta": a.beta, "extra_latency_s": a.extra_latency,
-              "camera_rate_hz": a.camera_rate, "twin_config": world, "time_limit_s": a.time_limit, "modes": modes}  # fmt: skip
+              "camera_rate_hz": a.camera_rate, "twin_config": world, "time_limit_s": a.time_limit, "modes": modes,
+              "trained_policy_config": str(trained_path) if trained_path else ""}  # fmt: skip
     inference = {"policy": "pi05", "policy_config": str(section_path), "horizon": h, "execution_horizon": a.execution_horizon,
                  "num_steps": section.num_steps, "max_guidance_weight": a.beta, "extra_latency_s": a.extra_latency,
                  "inference_delay": "auto"}  # fmt: skip
@@ -185,7 +201,8 @@ def main(args: list[str] | None = None) -> int:
     t0 = time.monotonic()
     for mode in modes:
         for seed in seeds:
-            ep = dds_episode(seed=seed, mode=mode, run_dir=a.out / "runs" / f"{mode}_seed{seed}", overrides=overrides,
+            ep = dds_episode(seed=seed, mode=mode, run_dir=a.out / "runs" / f"{mode}_seed{seed}",
+                             overrides=mode_overrides(overrides, mode, trained_path),
                              dt_s=DT_S, time_limit_s=a.time_limit, twin_config=world)  # fmt: skip
             ep.outcome.setdefault("seed", seed)
             by_mode.setdefault(mode, []).append(ep)
