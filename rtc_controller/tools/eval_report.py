@@ -87,7 +87,7 @@ def figure(summary: dict, path: Path) -> None:
     fig.suptitle(f"twin task, {summary['config']['policy_config'] or summary['config']['policy']}: {n} episodes per "
                  "point, the same seeds in every cell")  # fmt: skip
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the suptitle and the legend below the axes stay inside
     plt.close(fig)
 
 
