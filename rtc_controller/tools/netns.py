@@ -149,18 +149,24 @@ class TwoHosts:
         return _run([IP, "netns", "exec", self.hosts[host].netns, *cmd], check=check)
 
     def popen(
-        self, host: str, cmd: Sequence[str], *, env: Mapping[str, str] | None = None, log_path: str | Path | None = None
+        self,
+        host: str,
+        cmd: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        log_path: str | Path | None = None,
+        capture: bool = False,
     ) -> subprocess.Popen:
-        """Start ``cmd`` on ``host`` in its own session (stdout+stderr to ``log_path`` if given); stopped on close.
-        ``ip netns exec`` execs the command, so the Popen's pid is the command's own."""
-        stdout = None
+        """Start ``cmd`` on ``host`` in its own session (stdout+stderr to ``log_path`` if given, or to a text pipe
+        with ``capture``); stopped on close. ``ip netns exec`` execs the command: the Popen's pid is its own."""
+        stdout: IO[bytes] | int | None = subprocess.PIPE if capture else None
         if log_path is not None:
             Path(log_path).parent.mkdir(parents=True, exist_ok=True)
             stdout = open(log_path, "wb")  # noqa: SIM115 — closed in close()
             self._logs.append(stdout)
         proc = subprocess.Popen(
             [IP, "netns", "exec", self.hosts[host].netns, *cmd], env=dict(env) if env is not None else None,
-            stdout=stdout, stderr=subprocess.STDOUT if stdout else None, start_new_session=True,
+            stdout=stdout, stderr=subprocess.STDOUT if stdout else None, start_new_session=True, text=capture,
         )  # fmt: skip
         self._procs.append((host, proc))
         return proc
