@@ -48,6 +48,27 @@ def hosts():
         assert not [n for n in leftover_namespaces() if n in {x.netns for x in h.hosts.values()}]
 
 
+def test_without_network_namespaces_the_tests_fail_saying_why(monkeypatch):
+    """Not root (as in a CI container without CAP_SYS_ADMIN): a failure with the reason, never a skip."""
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    with pytest.raises(pytest.fail.Exception, match="need network namespaces.*need root"):
+        _hosts()
+
+
+def test_jpeg_frames_decode_to_the_rendered_image():
+    import numpy as np
+
+    from rtc_controller.ros.conversions import image_to_array
+    from rtc_controller.ros.twin_node import compressed_msg
+
+    yy, xx = np.mgrid[0:CAMERA_PX, 0:CAMERA_PX]
+    frame = np.stack([xx, yy, (xx + yy) // 2], axis=-1).astype(np.uint8)  # smooth, like a rendered scene
+    msg = compressed_msg(frame, 12.5, "base_0_rgb", quality=90)
+    assert msg.format == "jpeg" and len(msg.data) < frame.nbytes / 10 and msg.header.frame_id == "base_0_rgb"
+    out = image_to_array(msg)
+    assert out.shape == frame.shape and np.mean(np.abs(out.astype(int) - frame)) < 3.0
+
+
 UDP_ECHO = """
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 47021)); s.settimeout(float(sys.argv[1]))
@@ -160,3 +181,53 @@ def test_inference_killed_and_restarted(hosts, tmp_path):
     up = time.monotonic()
     _after_outage(rig, down, up, "inference restarted")
     assert P.of_kind(rig.lines(), "chunk", up) and not rig.dead(), rig.logs()
+
+
+# --- cameras across a bandwidth limit ----------------------------------------------------------------------
+
+TWIN = "config/twin.yaml"
+CAMERAS = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")
+CAMERA_PX = 224
+CAMERA_RATE_HZ = 5.0  # config/twin.yaml's (the CPU renders)
+RAW_MBIT_S = len(CAMERAS) * CAMERA_PX**2 * 3 * 8 * CAMERA_RATE_HZ / 1e6  # 3 × 224² RGB at 5 Hz: 18 Mbit/s
+LIMIT_MBIT_S = 8.0  # below the raw cameras' need, far above JPEG's (~1 Mbit/s)
+
+
+def _images(rig: SplitRig, after_rx: float, fmt: str) -> dict[str, list[dict]]:
+    lines = P.of_kind(P.read_lines(rig.gpu_probe_path), "image", after_rx)
+    return {slot: [x for x in lines if x["slot"] == slot and x["format"] == fmt] for slot in CAMERAS}
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+def test_compressed_cameras_cross_a_limit_raw_ones_exceed(hosts, tmp_path):
+    """The twin's three cameras at 224², 5 Hz, against a tbf limit of 8 Mbit/s: as JPEG (twin_node
+    publish_compressed, inference_node use_compressed_images) they arrive at the camera rate and the executor runs
+    the chunks; raw (18 Mbit/s) they do not get through."""
+    assert RAW_MBIT_S > 2 * LIMIT_MBIT_S
+    hosts.limit_bandwidth(LIMIT_MBIT_S)
+    size = {"camera_height_px": CAMERA_PX, "camera_width_px": CAMERA_PX, "camera_rate_hz": CAMERA_RATE_HZ}
+    overrides = {"twin_node": {**size, "publish_compressed": True}, "inference_node": {"use_compressed_images": True}}
+    rig = SplitRig(hosts, TWIN, tmp_path / "logs", overrides, camera_probe=CAMERAS).start()
+    assert rig.wait_chunks(3), f"no chunks with compressed cameras: {rig.dead()}\n{rig.logs()}"
+    t0 = time.monotonic()
+    time.sleep(10.0)
+    jpeg = _images(rig, t0, "jpeg")
+    rate = {s: len(v) / (time.monotonic() - t0) for s, v in jpeg.items()}
+    assert all(r > 0.6 * CAMERA_RATE_HZ for r in rate.values()), rate
+    assert len(P.switches(rig.lines(), t0)) >= 3, rig.logs()
+    mbit = len(CAMERAS) * CAMERA_RATE_HZ * 8 * max(x["bytes"] for v in jpeg.values() for x in v) / 1e6
+    assert mbit < LIMIT_MBIT_S / 2, f"JPEG at 224² needs {mbit:.1f} Mbit/s"
+
+    rig.restart("twin_node", publish_compressed=False)  # raw frames, same link
+    time.sleep(5.0)  # the twin node starts rendering
+    t1 = time.monotonic()
+    _, tx1 = hosts.interface_bytes(ROBOT_PC)
+    time.sleep(20.0)
+    raw = _images(rig, t1, "raw")
+    elapsed = time.monotonic() - t1
+    sent_mbit_s = (hosts.interface_bytes(ROBOT_PC)[1] - tx1) * 8 / 1e6 / elapsed
+    assert sent_mbit_s > 0.5 * LIMIT_MBIT_S, f"raw frames are sent, filling the link: {sent_mbit_s:.1f} Mbit/s"
+    published = CAMERA_RATE_HZ * elapsed
+    assert all(len(v) < 0.2 * published for v in raw.values()), {s: len(v) for s, v in raw.items()}
+    assert not rig.dead(), rig.logs()

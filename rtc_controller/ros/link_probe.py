@@ -9,9 +9,12 @@ machine); stamps are on the executor's clock [s]. Lines (``kind``):
 - ``delta``: ``value_s``, the executor's δ of the last accepted chunk;
 - ``state``: ``stamp``, ``position`` (the action-space part, at the state rate);
 - ``diag``: ``name``, ``level``, ``message`` and ``values`` of every /diagnostics status of the executor and the
-  inference node.
+  inference node;
+- ``image`` (with ``--cameras``): ``slot``, ``bytes`` (the image data), ``stamp``, ``format`` (``raw`` or the
+  compressed format), on ``rtc/camera/<slot>`` and ``rtc/camera/<slot>/compressed``.
 
-Usage: ``python -m rtc_controller.ros.link_probe --out probe.jsonl`` (stops on SIGINT/SIGTERM).
+Usage: ``python -m rtc_controller.ros.link_probe --out probe.jsonl [--cameras base_0_rgb …]`` (stops on
+SIGINT/SIGTERM).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import IO, Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory
 
@@ -39,9 +42,14 @@ DIAG_SOURCES = (topics.EXECUTOR_NODE, topics.INFERENCE_NODE)
 
 
 class LinkProbe(Node):
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], cameras: list[str]) -> None:
         super().__init__(NODE_NAME)
         self._out = out
+        for slot in cameras:
+            topic = topics.camera_topic(slot)
+            self.create_subscription(Image, topic, lambda m, s=slot: self._on_image(s, m, "raw"), QOS)
+            self.create_subscription(CompressedImage, topic + "/compressed",
+                                     lambda m, s=slot: self._on_image(s, m, m.format), QOS)  # fmt: skip
         self.create_subscription(JointTrajectory, topics.CHUNK, self._on_chunk, QOS)
         self.create_subscription(DiagnosticStatus, topics.SWITCH_EVENTS, self._on_switch, QOS)
         self.create_subscription(Float64, topics.MEASURED_DELAY, self._on_delta, QOS)
@@ -64,6 +72,9 @@ class LinkProbe(Node):
     def _on_state(self, m: JointState) -> None:
         self._write("state", stamp=stamp_to_s(m.header.stamp), position=[float(v) for v in m.position])
 
+    def _on_image(self, slot: str, m: Image | CompressedImage, fmt: str) -> None:
+        self._write("image", slot=slot, bytes=len(m.data), stamp=stamp_to_s(m.header.stamp), format=fmt)
+
     def _on_diag(self, m: DiagnosticArray) -> None:
         for s in m.status:
             if s.name.split(":")[0] in DIAG_SOURCES:
@@ -81,10 +92,11 @@ def _number(text: str) -> float | str:
 def main(args: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rtc-link-probe", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="JSON-lines file to append to")
+    parser.add_argument("--cameras", nargs="*", default=[], help="camera slots to log (raw and compressed)")
     opts, ros_args = parser.parse_known_args(sys.argv[1:] if args is None else args)
     out = open(opts.out, "a")  # noqa: SIM115 — closed after the node
     try:
-        return run_node(lambda signals: LinkProbe(out), name=NODE_NAME, args=[NODE_NAME, *ros_args])
+        return run_node(lambda signals: LinkProbe(out, opts.cameras), name=NODE_NAME, args=[NODE_NAME, *ros_args])
     finally:
         out.close()
 

@@ -21,7 +21,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,14 +53,15 @@ def host_env(*, domain_id: int, profile: str | Path | None = None, base: Mapping
     return env
 
 
-def probe_command(out: str | Path) -> list[str]:
-    return [sys.executable, "-m", "rtc_controller.ros.link_probe", "--out", str(out)]
+def probe_command(out: str | Path, cameras: Sequence[str] = ()) -> list[str]:
+    return [sys.executable, "-m", "rtc_controller.ros.link_probe", "--out", str(out), "--cameras", *cameras]
 
 
 @dataclass
 class SplitRig:
     """The executor side on host A (+ the twin node when the config has one, + the probe), the inference node on
-    host B (or A with ``one_host``). ``overrides``: {node: {param: value}}."""
+    host B (or A with ``one_host``). ``overrides``: {node: {param: value}}. ``camera_probe``: camera slots a
+    second probe on the inference host logs (``gpu_probe_path``): what of the cameras crossed the link."""
 
     hosts: TwoHosts
     config: Path
@@ -68,6 +69,7 @@ class SplitRig:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     domain_id: int = 0
     one_host: bool = False
+    camera_probe: Sequence[str] = ()
     procs: dict[str, Any] = field(default_factory=dict)
     inference_starts: int = 0
 
@@ -77,6 +79,7 @@ class SplitRig:
         self.domain_id = self.domain_id or random.SystemRandom().randint(1, 200)
         self.env = host_env(domain_id=self.domain_id)
         self.probe_path = self.log_dir / "probe.jsonl"
+        self.gpu_probe_path = self.log_dir / "probe_gpu.jsonl"
 
     @property
     def inference_host(self) -> str:
@@ -86,6 +89,10 @@ class SplitRig:
         """The probe and the robot PC's nodes first (the executor publishes state), then the inference node."""
         self.procs["probe"] = self.hosts.popen(ROBOT_PC, probe_command(self.probe_path), env=self.env,
                                                log_path=self.log_dir / "probe.log")  # fmt: skip
+        if self.camera_probe:
+            self.procs["probe_gpu"] = self.hosts.popen(self.inference_host,
+                                                       probe_command(self.gpu_probe_path, self.camera_probe),
+                                                       env=self.env, log_path=self.log_dir / "probe_gpu.log")  # fmt: skip
         nodes = [topics.EXECUTOR_NODE] + ([topics.TWIN_NODE] if topics.TWIN_NODE in load_config(self.config) else [])
         for node in nodes:
             self._start_node(ROBOT_PC, node, node)
@@ -100,6 +107,15 @@ class SplitRig:
         """Start (or restart) the inference node on its host; each start logs to its own file."""
         self.inference_starts += 1
         self._start_node(self.inference_host, topics.INFERENCE_NODE, f"inference_node.{self.inference_starts}")
+
+    def restart(self, node: str, **overrides: Any) -> None:
+        """Stop ``node`` (SIGINT …) and start it again with ``overrides`` added to its parameters."""
+        stop_process(self.procs[node])
+        self.overrides.setdefault(node, {}).update(overrides)
+        if node == topics.INFERENCE_NODE:
+            self.start_inference()
+        else:
+            self._start_node(ROBOT_PC, node, f"{node}.restarted")
 
     def kill_inference(self) -> int | None:
         """SIGKILL the inference node (a crash: nothing is said on the network); its return code."""
@@ -122,7 +138,7 @@ class SplitRig:
 
     def stop(self) -> dict[str, int | None]:
         """Inference first (no new chunks), then the robot PC's nodes, the probe last."""
-        order = [topics.INFERENCE_NODE, topics.EXECUTOR_NODE, topics.TWIN_NODE, "probe"]
+        order = [topics.INFERENCE_NODE, topics.EXECUTOR_NODE, topics.TWIN_NODE, "probe", "probe_gpu"]
         return {n: stop_process(self.procs[n]) for n in order if n in self.procs}
 
 
