@@ -28,6 +28,7 @@ DIAG_PERIOD_S = 1.0  # the executor's diagnostics rate
 MAX_LINEAR_SPEED_M_S = 1.0  # config/sim.yaml's safety limit
 SPEED_MARGIN_M_S = 0.05  # sensor noise (1e-5 m per 20 ms) and stamp jitter
 GUIDED_JUMP_MAX = 0.05  # a guided switch (stop, β = 10) jumps ~0.005; unguided ~0.12 (README, make demo-sim)
+LIVELINESS_REPORT_S = 1.0 + DIAG_PERIOD_S + 3.0  # topics.CHUNK_LIVELINESS_LEASE_S + one report + margin [s]
 RECOVERY_S = 60.0  # link back or a new node -> chunks again, on a loaded machine [s]
 
 
@@ -126,13 +127,23 @@ def _after_outage(rig: SplitRig, down_rx: float, up_rx: float, what: str) -> Non
     limit = CHUNK_SPAN_S + DIAG_PERIOD_S + 2.0  # the last chunk runs out H·Δt after its observation at the latest
     assert starving and starving[0] - down_rx < limit, f"{what}: no 'starving' hold within {limit} s: {starving}"
     assert before and starving[0] >= before[-1]["rx"], what
+    alive = [(ln["rx"], int(ln["values"]["chunk_writers_alive"])) for ln in P.of_kind(lines, "diag", down_rx)
+             if ln["name"] == P.CHUNKS_STATUS]  # fmt: skip
+    lost = [t for t, n in alive if n == 0 and t < up_rx + 1.0]
+    assert lost and lost[0] - down_rx < LIVELINESS_REPORT_S, f"{what}: DDS liveliness loss not reported: {alive}"
     assert wait_until(lambda: len(P.switches(rig.lines(), up_rx)) >= 3, RECOVERY_S), f"{what}: no recovery\n{rig.logs()}"
     lines = rig.lines()
     after = P.switches(lines, up_rx)
     speed = P.max_tcp_speed_m_s(lines, down_rx - 2.0)
     assert speed <= MAX_LINEAR_SPEED_M_S + SPEED_MARGIN_M_S, f"{what}: a step in the executed motion ({speed} m/s)"
     assert all(s["guided_d"] >= 0 for s in after), what
+    assert wait_until(lambda: _writers_alive(rig) == 1, 10.0), f"{what}: the chunk writer is alive again"
     assert max(s["jump_norm"] for s in after[1:]) < GUIDED_JUMP_MAX, f"{what}: guidance after recovery {after}"
+
+
+def _writers_alive(rig: SplitRig) -> int:
+    status = [ln for ln in P.of_kind(rig.lines(), "diag") if ln["name"] == P.CHUNKS_STATUS]
+    return int(status[-1]["values"]["chunk_writers_alive"]) if status else -1
 
 
 @pytest.mark.dds

@@ -34,6 +34,9 @@ from rtc_controller.tools.netns import TwoHosts, stop_process, wait_until
 
 ROBOT_PC, GPU_HOST = "a", "b"
 DDS_PROFILE_NAME = "dds/two_hosts_fastdds.xml"
+# Across hosts the executor requests DDS liveliness on rtc/chunk (a lost inference node or link is reported);
+# the inference node offers topics.CHUNK_LIVELINESS_LEASE_S (1 s), which must not exceed this.
+EXECUTOR_TWO_HOSTS = {"chunk_liveliness_lease_s": 2.0}
 FIRST_CHUNKS_TIMEOUT_S = 240.0  # JAX warm-up of the inference node on a loaded 2-core machine [s]
 ENV_DROPPED = ("ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS", "FASTDDS_BUILTIN_TRANSPORTS")
 
@@ -75,6 +78,8 @@ class SplitRig:
 
     def __post_init__(self) -> None:
         self.config = Path(self.config).resolve()
+        self.overrides = {**self.overrides, topics.EXECUTOR_NODE: {**EXECUTOR_TWO_HOSTS,
+                                                                   **self.overrides.get(topics.EXECUTOR_NODE, {})}}  # fmt: skip
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.domain_id = self.domain_id or random.SystemRandom().randint(1, 200)
         self.env = host_env(domain_id=self.domain_id)
