@@ -151,23 +151,28 @@ def run_session(opts: argparse.Namespace) -> dict[str, Any]:
     """One measured session (CLI): warm-up, ``--seconds`` of running with the optional link fault, a summary."""
     out = Path(opts.out)
     overrides = parse_overrides(opts.overrides)
+    config = Path(opts.config or config_path("sim.yaml"))
+    status_file = (out / "task_status.json").resolve()
+    status_file.unlink(missing_ok=True)
+    if topics.TWIN_NODE in load_config(config):
+        overrides.setdefault(topics.TWIN_NODE, {})["status_file"] = str(status_file)
     with TwoHosts() as hosts:
         if opts.bandwidth_mbit:
             hosts.limit_bandwidth(opts.bandwidth_mbit)
-        rig = SplitRig(hosts, Path(opts.config or config_path("sim.yaml")), out / "logs", overrides,
-                       one_host=opts.one_host).start()  # fmt: skip
+        rig = SplitRig(hosts, config, out / "logs", overrides, one_host=opts.one_host).start()
         try:
             if not rig.wait_chunks(2):
                 raise RuntimeError(f"no chunks across the link: {rig.dead()}\n{rig.logs()}")
             t0 = time.monotonic()
             fault = _link_fault(hosts, t0, opts)
-            rest = t0 + opts.seconds - time.monotonic()
-            if rest > 0:
-                time.sleep(rest)
+            done = (lambda: status_file.exists()) if opts.until_task_done else (lambda: False)
+            wait_until(lambda: done() or bool(rig.dead()), max(0.0, t0 + opts.seconds - time.monotonic()))
             rx_a, tx_a = hosts.interface_bytes(ROBOT_PC)
         finally:
             codes = rig.stop()
         summary = probe_summary.summarise(rig.lines(), after_rx=t0)
+    if status_file.exists():
+        summary["task"] = json.loads(status_file.read_text())
     summary.update(one_host=opts.one_host, seconds=opts.seconds, bandwidth_mbit=opts.bandwidth_mbit, link_fault=fault,
                    robot_pc_bytes={"rx": rx_a, "tx": tx_a}, return_codes=codes, overrides=overrides)  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -195,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bandwidth-mbit", type=float, default=0.0, help="tc tbf limit on the link [Mbit/s] (0 = none)")
     p.add_argument("--link-down-at", type=float, default=None, help="take the link down this long into the run [s]")
     p.add_argument("--link-down-s", type=float, default=2.0, help="for this long [s]")
+    p.add_argument("--until-task-done", action="store_true",
+                   help="twin: stop when twin_node decides the task (at most --seconds); the outcome goes in the summary")
     return p
 
 
