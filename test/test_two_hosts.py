@@ -159,6 +159,8 @@ def test_sim_rig_across_the_link(hosts, tmp_path):
     assert rx1 - rx0 > s["chunks"] * H * 14 * 8, "the chunks crossed the veth link"
     # δ = the injected latency (0.30 s) + sampling + transport, measured on the executor's clock: d ≈ 16
     assert 0.29 < s["delta"]["median_s"] < 0.45, s
+    # δ = the inference node's own latency + the state's age when sampling started + both transports
+    assert 0.0 < s["delta"]["median_s"] - s["inference_latency"]["median_s"] < 0.05, s
     assert 15 <= s["guided_d"]["median_steps"] <= 22 and 15 <= s["k_star"]["median_steps"] <= 23, s
     assert s["switches_from_hold"] == 0 and s["rejected_total"] == 0, s
     assert s["jump_norm"]["mean_1"] < 0.02, s  # guided (stop, β = 10): ~0.005, as on one host

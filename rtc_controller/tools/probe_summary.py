@@ -18,6 +18,7 @@ import numpy as np
 Line = dict[str, Any]
 ARM_XYZ = (slice(0, 3), slice(7, 10))  # left and right TCP position in the 14-dim Cartesian action space
 CHUNKS_STATUS = "executor_node: chunks"
+INFERENCE_STATUS = "inference_node: inference"
 STARVING = "starving"
 
 
@@ -78,7 +79,10 @@ def summarise(lines: list[Line], after_rx: float = 0.0, before_rx: float = float
     sw = switches(lines, after_rx, before_rx)
     guided = [s for s in sw if not s.get("from_hold")]
     deltas = [ln["value_s"] for ln in of_kind(lines, "delta", after_rx, before_rx)]
-    last_chunks = [ln for ln in of_kind(lines, "diag", after_rx, before_rx) if ln["name"] == CHUNKS_STATUS]
+    diags = of_kind(lines, "diag", after_rx, before_rx)
+    last_chunks = [ln for ln in diags if ln["name"] == CHUNKS_STATUS]
+    latency = [float(ln["values"]["latency_s"]) for ln in diags if ln["name"] == INFERENCE_STATUS
+               and ln["values"].get("latency_s", "nan") != "nan"]  # fmt: skip
     values = last_chunks[-1]["values"] if last_chunks else {}
     return {
         "chunks": len(of_kind(lines, "chunk", after_rx, before_rx)),
@@ -87,6 +91,9 @@ def summarise(lines: list[Line], after_rx: float = 0.0, before_rx: float = float
         "jump_norm": _stats([s["jump_norm"] for s in guided], "1"),
         "jump_linear": _stats([s["jump_linear_m"] for s in guided], "m"),
         "delta": _stats(deltas, "s"),
+        # the inference node's own time from observation to publish (injected latency + prepare + sample) [s]:
+        # δ minus this is the state's age when sampling started plus both transports
+        "inference_latency": _stats(latency, "s"),
         "guided_d": _stats([s["guided_d"] for s in guided if s.get("guided_d", -1) >= 0], "steps"),
         "k_star": _stats([s["k_star"] for s in guided], "steps"),
         "max_tcp_speed_m_s": max_tcp_speed_m_s(lines, after_rx, before_rx),
