@@ -56,6 +56,7 @@ setup(
         ("share/" + PACKAGE + "/config/policy", glob("config/policy/*.yaml")),
         ("share/" + PACKAGE + "/config/train", glob("config/train/*.yaml")),
         ("share/" + PACKAGE + "/config/sros2", glob("config/sros2/*.xml")),
+        ("share/" + PACKAGE + "/config/dds", glob("config/dds/*.xml")),  # Fast DDS profiles (docs/two_hosts.md)
         *tree_data_files("models"),
     ],
     python_requires=">=3.10",

@@ -4,6 +4,9 @@ Names are relative, so a launch file can push the whole rig into a namespace.
 """
 
 CHUNK = "rtc/chunk"  # trajectory_msgs/JointTrajectory, header.stamp = t_obs (executor clock)
+# The chunk publisher offers AUTOMATIC liveliness with this lease [s]: a subscriber (the executor) is told within it
+# when the inference process or the link is gone (docs/two_hosts.md, "QoS").
+CHUNK_LIVELINESS_LEASE_S = 1.0
 CHUNK_UNGUIDED = "rtc/chunk_unguided"  # debug: the same noise sampled without guidance
 ROBOT_STATE = "rtc/robot_state"  # sensor_msgs/JointState in the action space, stamped by the executor
 PROMPT = "rtc/prompt"  # std_msgs/String

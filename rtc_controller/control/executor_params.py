@@ -135,6 +135,9 @@ PARAMS: dict[str, Param] = {
                      _in_range(-1, 10_000), dynamic=True),  # fmt: skip
     "chunk_source_node": Param("inference_node", "the only node whose chunks are accepted (relative to this node's "
                                                  "namespace, or /ns/name); others: rejected, ERROR and hold"),
+    "chunk_liveliness_lease_s": Param(0.0, "> 0: the chunk subscription requests DDS liveliness with this lease [s] "
+                                           "and reports a lost chunk publisher in diagnostics (a publisher must offer "
+                                           "<= it: the inference node offers 1 s); 0 = off", _non_negative),
     # safety (per-arm arrays are flat, 3 values per arm)
     "workspace_min_m": Param([-1.0, -1.0, 0.0, -1.0, -1.0, 0.0], "workspace box lower corner per arm [m]", _triples),
     "workspace_max_m": Param([1.0, 1.0, 1.5, 1.0, 1.0, 1.5], "workspace box upper corner per arm [m]", _triples),

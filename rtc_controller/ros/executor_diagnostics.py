@@ -33,6 +33,17 @@ class NodeHealth:
     intervened_seen: int = 0
     intervened_share: float = 0.0  # share of the last period's ticks in which the filter changed the command
     intervention_periods: int = 0  # consecutive periods above SUSTAINED_TICK_SHARE
+    chunk_writers_alive: int = -1  # live chunk publishers by DDS liveliness (-1 = no event yet)
+    chunk_liveliness_lost: int = 0  # times a chunk publisher's liveliness lease ran out
+
+    def on_chunk_liveliness(self, alive: int, not_alive_change: int, logger: Any = None) -> None:
+        """A liveliness-changed event of the chunk subscription (DDS: a writer's lease ran out, or it came back)."""
+        self.chunk_writers_alive = int(alive)
+        if not_alive_change > 0:
+            self.chunk_liveliness_lost += int(not_alive_change)
+            if logger is not None:
+                logger.warning(f"chunk publisher lost (DDS liveliness): {alive} alive; the inference node or the "
+                               "link is down")  # fmt: skip
 
     def update_interventions(self, ticks: int, intervened_ticks: int) -> bool:
         """Feed the filter's tick counters once per period; True while its interventions are sustained."""
@@ -102,11 +113,15 @@ def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str, health: 
 def _chunks_status(s: ExecutorSnapshot, name: str, hw_id: str, health: NodeHealth) -> DiagnosticStatus:
     last = s.last_switch
     rejected = {**s.rejected, **health.rejected}
+    lost = health.chunk_writers_alive == 0
+    message = "starving (holding the last action)" if s.starving else "ok"
+    if lost:
+        message += "; no live chunk publisher (DDS liveliness lost)"
     return DiagnosticStatus(
-        level=DiagnosticStatus.WARN if s.starving else DiagnosticStatus.OK,
+        level=DiagnosticStatus.WARN if s.starving or lost else DiagnosticStatus.OK,
         name=f"{name}: chunks",
         hardware_id=hw_id,
-        message="starving (holding the last action)" if s.starving else "ok",
+        message=message,
         values=[
             _kv("delta_s", s.last_delay_s),
             _kv("delta_quantile_s", s.delay_quantile_s),
@@ -124,6 +139,8 @@ def _chunks_status(s: ExecutorSnapshot, name: str, hw_id: str, health: NodeHealt
             *[_kv(f"rejected_{k}", c) for k, c in rejected.items()],
             _kv("last_rejection", s.last_rejection),
             _kv("active_t_obs_s", s.active_t_obs_s),
+            _kv("chunk_writers_alive", health.chunk_writers_alive),
+            _kv("chunk_liveliness_lost", health.chunk_liveliness_lost),
         ],
     )
 

@@ -34,7 +34,9 @@ from rclpy.executors import Executor as RosExecutor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.duration import Duration
+from rclpy.qos import DurabilityPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Header, Int32
@@ -142,8 +144,14 @@ class ExecutorNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.switch_pub = self.create_publisher(DiagnosticStatus, topics.SWITCH_EVENTS, 50)
         # raw: the size is checked before the message is converted (a 100,000-point chunk stalled the callback 2 s)
-        self.create_subscription(JointTrajectory, topics.CHUNK, self._on_chunk, CHUNK_QOS_DEPTH, callback_group=fast,
-                                 raw=True)  # fmt: skip
+        # liveliness events: the inference node's chunk writer lost (its lease ran out) or back (diagnostics)
+        events = SubscriptionEventCallbacks(liveliness=lambda e: self.health.on_chunk_liveliness(
+            e.alive_count, e.not_alive_count_change, self.get_logger()))  # fmt: skip
+        lease = self.values["chunk_liveliness_lease_s"]
+        chunk_qos = QoSProfile(depth=CHUNK_QOS_DEPTH, liveliness=LivelinessPolicy.AUTOMATIC,
+                               liveliness_lease_duration=Duration(seconds=lease)) if lease > 0 else CHUNK_QOS_DEPTH  # fmt: skip
+        self.create_subscription(JointTrajectory, topics.CHUNK, self._on_chunk, chunk_qos, callback_group=fast,
+                                 raw=True, event_callbacks=events)  # fmt: skip
         self._max_chunk_bytes = max_chunk_bytes(self.values["horizon"], len(self.names))
         self.chunk_source = self._qualify(self.values["chunk_source_node"])
         self.health = NodeHealth()

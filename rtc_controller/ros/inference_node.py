@@ -30,7 +30,8 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import ParameterException, ParameterNotDeclaredException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.duration import Duration
+from rclpy.qos import LivelinessPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Header, Int32, String
 from trajectory_msgs.msg import JointTrajectory
@@ -86,7 +87,9 @@ class InferenceNode(Node):
         self.dt_s = 1.0 / float(p["action_rate_hz"])
         self.names = tuple(p["action_names"])
 
-        self._chunk_pub = self.create_publisher(JointTrajectory, topics.CHUNK, 10)
+        chunk_qos = QoSProfile(depth=10, liveliness=LivelinessPolicy.AUTOMATIC,
+                               liveliness_lease_duration=Duration(seconds=topics.CHUNK_LIVELINESS_LEASE_S))  # fmt: skip
+        self._chunk_pub = self.create_publisher(JointTrajectory, topics.CHUNK, chunk_qos)
         self._unguided_pub = self.create_publisher(JointTrajectory, topics.CHUNK_UNGUIDED, 10)
         diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.create_subscription(JointState, topics.ROBOT_STATE, self._on_state, QoSProfile(depth=10))

@@ -2,7 +2,9 @@
 
 Wiring only (the logic is ROS-free: ``sim.snapshot``, ``sim.render``, ``sim.task``):
 - a render thread (it owns the offscreen GL context) reads the latest snapshot at ``camera_rate_hz``, renders
-  ``camera_slots`` and publishes ``sensor_msgs/Image`` (rgb8) on ``rtc/camera/<slot>``, stamped with the
+  ``camera_slots`` and publishes ``sensor_msgs/Image`` (rgb8) on ``rtc/camera/<slot>`` or, with
+  ``publish_compressed``, ``sensor_msgs/CompressedImage`` (JPEG at ``jpeg_quality``) on
+  ``rtc/camera/<slot>/compressed`` (what the inference node reads with ``use_compressed_images``), stamped with the
   snapshot's time on the executor's clock (``time.monotonic()`` + the offset every process computes alike);
 - a timer at ``status_rate_hz`` runs the task monitor and publishes ``rtc/twin/task`` (DiagnosticStatus: status,
   reason, items, elapsed) and the same status in ``/diagnostics``; the time limit counts from the arms' first
@@ -24,7 +26,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from rtc_controller import topics
 from rtc_controller.ros.conversions import s_to_stamp
@@ -42,13 +44,30 @@ PARAMS: dict[str, Any] = {
     "snapshot": "",
     "snapshot_wait_s": 120.0,
     "status_file": "",
+    "publish_compressed": False,
+    "jpeg_quality": 90,
 }
+JPEG_QUALITY_RANGE = (1, 95)  # Pillow's useful range (above 95 it only grows the file)
 
 
 def image_msg(frame: np.ndarray, stamp_s: float, frame_id: str) -> Image:
     """uint8 ``[h, w, 3]`` RGB -> sensor_msgs/Image (rgb8)."""
     h, w, _ = frame.shape
     msg = Image(height=h, width=w, encoding="rgb8", is_bigendian=0, step=3 * w, data=frame.tobytes())
+    msg.header.stamp = s_to_stamp(stamp_s)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def compressed_msg(frame: np.ndarray, stamp_s: float, frame_id: str, *, quality: int) -> CompressedImage:
+    """uint8 ``[h, w, 3]`` RGB -> sensor_msgs/CompressedImage (format ``jpeg``, Pillow at ``quality`` 1..95)."""
+    import io
+
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    PILImage.fromarray(frame).save(buf, format="JPEG", quality=int(quality))
+    msg = CompressedImage(format="jpeg", data=buf.getvalue())
     msg.header.stamp = s_to_stamp(stamp_s)
     msg.header.frame_id = frame_id
     return msg
@@ -77,7 +96,11 @@ class TwinNode(Node):
         self.cmd0: np.ndarray | None = None
         self.written = False
         self.frames = 0
-        self.cam_pubs = {s: self.create_publisher(Image, topics.camera_topic(s), qos_profile_sensor_data)
+        lo, hi = JPEG_QUALITY_RANGE
+        if not lo <= self.p["jpeg_quality"] <= hi:
+            raise ValueError(f"jpeg_quality must be in [{lo}, {hi}], got {self.p['jpeg_quality']}")
+        msg_type, suffix = (CompressedImage, "/compressed") if self.p["publish_compressed"] else (Image, "")
+        self.cam_pubs = {s: self.create_publisher(msg_type, topics.camera_topic(s) + suffix, qos_profile_sensor_data)
                          for s in self.p["camera_slots"]}  # fmt: skip
         self.task_pub = self.create_publisher(DiagnosticStatus, topics.TWIN_TASK, 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
@@ -87,10 +110,10 @@ class TwinNode(Node):
         self._thread.start()
 
     def _render_loop(self) -> None:
+        import mujoco
+
         from rtc_controller.sim.render import CameraRenderer
         from rtc_controller.sim.scene import build_mjcf
-
-        import mujoco
 
         model = mujoco.MjModel.from_xml_string(build_mjcf(self.scene))
         r = CameraRenderer(model, self.scene, height=self.p["camera_height_px"] or None,
@@ -103,12 +126,17 @@ class TwinNode(Node):
                 frames = r.render_sample(sample, tuple(self.cam_pubs))
                 stamp = sample.t_mono_s + self.offset_s
                 for slot, frame in frames.items():
-                    self.cam_pubs[slot].publish(image_msg(frame, stamp, slot))
+                    self.cam_pubs[slot].publish(self._frame_msg(frame, stamp, slot))
                 self.frames += 1
             next_t += period
             self._stop.wait(max(0.0, next_t - time.monotonic()))
             next_t = max(next_t, time.monotonic() - period)
         r.close()
+
+    def _frame_msg(self, frame: np.ndarray, stamp_s: float, slot: str) -> Image | CompressedImage:
+        if self.p["publish_compressed"]:
+            return compressed_msg(frame, stamp_s, slot, quality=self.p["jpeg_quality"])
+        return image_msg(frame, stamp_s, slot)
 
     def _status(self) -> None:
         s = self.reader.read()
