@@ -7,16 +7,19 @@ from setuptools import find_packages, setup
 
 PACKAGE = "rtc_controller"
 
+# One jax for the CPU default and the `gpu` extra: the newest release that has a CUDA 12 plugin
+# (jax-cuda12-plugin stops at 0.12.0.1 while jax has 0.12.1; an unpinned jax would make `.[gpu]` unsatisfiable).
+JAX_VERSION = "0.12.0.1"
 # Runtime dependencies that are not ROS packages. ROS 2 itself (rclpy, the message packages) comes from
 # the ROS install under colcon, or from the PyPI wheels in the `ros` extra inside a virtual environment.
 INSTALL_REQUIRES = [
     "numpy>=1.26",
     "pyyaml>=6",
-    "jax>=0.4.30",
+    f"jax=={JAX_VERSION}",
+    f"jaxlib=={JAX_VERSION}",
     "matplotlib>=3.8",
     "rosbags>=0.10",
 ]
-JAX_GPU_VERSION = "0.12.0.1"  # the jax in the bootstrapped .venv; the `gpu` extra pins its CUDA build to it
 # The ROS 2 wheels, pinned per distro (one distro per virtual environment: they install the same modules).
 # Jazzy is the rig's distro and the default ``ros`` extra; Kilted is the ``ros-kilted`` extra (README, "Tests").
 ROS_MESSAGE_PACKAGES = (
@@ -73,7 +76,7 @@ setup(
         # CUDA JAX for an NVIDIA GPU (the CPU default stays plain jax): jax with the CUDA 12 plugin and its CUDA
         # wheels, pinned to the jax the bootstrap installs so jaxlib and the plugin match
         # (`.venv/bin/pip install -e ".[gpu]"`; benchmarks/device_check.sh checks the backend)
-        "gpu": [f"jax[cuda12]=={JAX_GPU_VERSION}"],
+        "gpu": [f"jax[cuda12]=={JAX_VERSION}"],
         "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
     },
     zip_safe=True,
