@@ -1,7 +1,7 @@
 """Two hosts: the executor (sim arms) in one network namespace, the inference node in another, DDS over a veth link.
 
 The harness (``tools/netns.py``) needs root and ``ip netns``; where they are refused these tests FAIL saying so
-(CI must not pass by skipping them). Faults: the link down for 2 s and 10 s, the inference process killed and
+(CI must not pass by skipping them). Faults: the link down for 4 s and 10 s, the inference process killed and
 restarted. Timing assertions have wide margins: the machine has two cores and may be loaded.
 """
 
@@ -171,9 +171,13 @@ def test_sim_rig_across_the_link(hosts, tmp_path):
 
 @pytest.mark.dds
 @pytest.mark.slow
-def test_link_down_2_s_and_10_s(hosts, tmp_path):
+def test_link_down_4_s_and_10_s(hosts, tmp_path):
+    # Outages longer than the chunk's span (H·Δt = 2 s) plus a diagnostics period and the 2 s liveliness lease:
+    # the last chunk surely runs out and the loss is surely reported while the link is down. A 2 s outage ends
+    # about when the last chunk (observed up to s·Δt + δ before the cut) runs out, so whether the executor
+    # starves, and whether a 1 Hz report sees it, is a race (it failed CI on a loaded machine).
     rig = _rig(hosts, tmp_path)
-    for outage_s in (2.0, 10.0):
+    for outage_s in (4.0, 10.0):
         down = time.monotonic()
         hosts.link_down()
         time.sleep(outage_s)
