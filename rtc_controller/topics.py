@@ -24,6 +24,7 @@ TWIN_NODE = "twin_node"
 INFERENCE_DELAY = EXECUTOR_NODE + "/inference_delay"  # std_msgs/Int32: d [action steps] for the next inference
 MEASURED_DELAY = EXECUTOR_NODE + "/measured_delay"  # std_msgs/Float64: δ [s] of the last accepted chunk
 ACTIVE_CHUNK = EXECUTOR_NODE + "/active_chunk"  # std_msgs/Header: stamp = t_obs of the chunk being executed
+POLICY_IDENTITY = INFERENCE_NODE + "/policy"  # std_msgs/String, latched: JSON policy.identity.PolicyIdentity
 SWITCH_EVENTS = EXECUTOR_NODE + "/switch"  # diagnostic_msgs/DiagnosticStatus, one per chunk switch (k*, d, jump)
 
 

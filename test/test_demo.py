@@ -78,6 +78,7 @@ def test_report_files_and_summary_schema(bag, tmp_path):
     for png in ("trajectory.png", "jumps.png", "delay.png", "lateness.png"):
         assert (out / png).stat().st_size > 5_000
         assert png in report
+    assert report.rstrip().splitlines()[-1].startswith("What this run shows: mean jump at chunk switches ")
 
 
 def test_unknown_mode_is_refused(capsys):

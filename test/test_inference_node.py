@@ -264,6 +264,7 @@ def test_node_publishes_guided_chunks_at_the_cadence_and_takes_parameters():
         node.destroy_node()
         rclpy.try_shutdown()
     assert proc.returncode == 0, out
+    assert "inference_node: parameter max_guidance_weight 5.0 -> -1.0 refused: " in out, "refusals are logged"
 
 
 def test_values_that_broke_the_rig_are_refused_with_a_reason():

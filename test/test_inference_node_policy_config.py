@@ -36,3 +36,31 @@ def test_contradictions_are_refused_naming_both_values():
         policy_section(_params(policy_config="no_such_section"), horizon=10)
     with pytest.raises(ValueError, match="camera_slots .* differ from the policy section's cameras"):
         camera_topics(_params(camera_slots=["right_wrist_0_rgb"]), policy_section(_params(), horizon=10))
+
+
+def test_a_missing_section_with_another_policy_says_no_such_policy_config():
+    with pytest.raises(ConfigError, match="no such policy config 'no_such_section'"):
+        policy_section(_params(policy="sim", policy_config="no_such_section"), horizon=10)
+    with pytest.raises(ValueError, match="no such policy config 'config/policy/nope.yaml'"):
+        policy_section(_params(policy="sim", policy_config="config/policy/nope.yaml"), horizon=10)
+
+
+@pytest.mark.parametrize("policy", ["sim", "twin", "twin_expert"])
+def test_pi05_paths_with_another_policy_are_refused(policy):
+    with pytest.raises(ValueError, match=f"checkpoint is a π0.5 setting.* policy '{policy}' would ignore"):
+        policy_section(_params(policy=policy, policy_config="", checkpoint="/ckpt"), horizon=10)
+    with pytest.raises(ValueError, match="tokenizer_path is a π0.5 setting"):
+        policy_section(_params(policy=policy, policy_config="", tokenizer_path="/tok.model"), horizon=10)
+    assert policy_section(_params(policy=policy, policy_config=""), horizon=10) is None
+
+
+def test_rig_yaml_and_the_shipped_policy_sections_agree_on_paths():
+    from rtc_controller.config_files import config_path
+    from rtc_controller.config_check import load_yaml
+    from rtc_controller.policy.pi05.policy_section import load_policy_section
+
+    rig = load_yaml(config_path("rig.yaml"))["inference_node"]["ros__parameters"]
+    sections = [load_policy_section(p) for p in sorted(config_path("rig.yaml").parent.glob("policy/*.yaml"))]
+    assert len(sections) >= 2
+    assert rig["checkpoint"] in {s.checkpoint_dir for s in sections}
+    assert {s.tokenizer_path for s in sections} == {rig["tokenizer_path"]}

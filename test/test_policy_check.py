@@ -168,4 +168,30 @@ def test_bad_inputs_exit_2_with_the_reason(setup, tmp_path, capsys):
     assert "did you mean 'dtype'" in capsys.readouterr().err
     assert policy_check.main(["--npz", str(rec)]) == 2
     assert "no policy section" in capsys.readouterr().err
+    from rtc_controller.config_files import config_path
+
+    assert policy_check.main(["--config", str(config_path("twin.yaml")), "--npz", str(rec)]) == 2
+    err = capsys.readouterr().err
+    assert "inference_node has policy 'twin_expert' and no policy_config" in err and "--policy-config" in err
     assert math.isclose(policy_check.ROTATION_RANGE_RAD, math.pi)
+
+
+def test_an_export_without_camera_frames_warns(setup, tmp_path, capsys):
+    from rtc_controller.control.chunk import Chunk
+    from rtc_controller.tools.bag_writer import BagWriter
+
+    import yaml
+
+    original, _, _ = setup
+    data = yaml.safe_load(original.read_text())
+    data["cameras"] = {}  # no cameras in the section: the export takes whatever camera topics the bag has
+    section = original.parent / "no_camera_topics.yaml"
+    section.write_text(yaml.safe_dump(data))
+    bag = tmp_path / "nocams"
+    with BagWriter(bag, storage="mcap") as w:
+        for k in range(4):
+            w.write_state(np.zeros(len(NAMES)), NAMES, 10.0 + 0.02 * k, log_time_ns=int((10.0 + 0.02 * k) * 1e9))
+        w.write_chunk(Chunk(NAMES, np.zeros((H, len(NAMES))), 10.04, 0.02, None), log_time_ns=int(10.1e9))
+    code = policy_check.main(["--policy-config", str(section), "--bag", str(bag), "--export", str(tmp_path / "rec")])
+    assert code == policy_check.EXIT_OK
+    assert "has no frame for camera(s)" in capsys.readouterr().err

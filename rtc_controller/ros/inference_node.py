@@ -31,7 +31,7 @@ from rclpy.exceptions import ParameterException, ParameterNotDeclaredException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.duration import Duration
-from rclpy.qos import LivelinessPolicy, QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, LivelinessPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Header, Int32, String
 from trajectory_msgs.msg import JointTrajectory
@@ -42,9 +42,16 @@ from rtc_controller.policy.inference_loop import stamp_key
 from rtc_controller.ros.conversions import chunk_to_msg, image_to_array, msg_to_state, stamp_to_s
 from rtc_controller.ros.inference_diagnostics import InferenceDiagnostics
 from rtc_controller.ros.inference_guards import InferenceGuards
-from rtc_controller.ros.inference_params import PARAMETERS, camera_topics, changes_refusal, policy_section
+from rtc_controller.ros.inference_params import (
+    PARAMETERS,
+    camera_topics,
+    changes_refusal,
+    policy_identity,
+    policy_section,
+)
 from rtc_controller.ros.inference_worker import InferenceWorker, Snapshot
 from rtc_controller.ros.param_files import check_node_overrides
+from rtc_controller.ros.param_log import change_lines
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, NodeExit, run_node
 
 NODE_NAME = topics.INFERENCE_NODE
@@ -97,6 +104,7 @@ class InferenceNode(Node):
         self.create_subscription(Int32, topics.INFERENCE_DELAY, self._on_delay, 10)
         self.create_subscription(Header, topics.ACTIVE_CHUNK, self._on_active, 10)
         self.section = policy_section(p, self._horizon)
+        self._publish_identity(p)
         self._subscribe_cameras(p)
         self.inference_guards = InferenceGuards(self)
         self.diagnostics = InferenceDiagnostics(self, diag_pub, self.inference_guards.values)
@@ -120,6 +128,14 @@ class InferenceNode(Node):
             if name == "horizon":
                 self._horizon = int(value)
 
+    def _publish_identity(self, p: dict[str, Any]) -> None:
+        """The policy identity, latched on ``topics.POLICY_IDENTITY`` (rtc-record keeps it for rtc-replay)."""
+        identity = policy_identity(p)
+        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._identity_pub = self.create_publisher(String, topics.POLICY_IDENTITY, qos)
+        self._identity_pub.publish(String(data=identity.to_json()))
+        self.get_logger().info(f"policy {identity.describe()}")
+
     def _subscribe_cameras(self, p: dict[str, Any]) -> None:
         """One subscription per model camera slot, on the policy section's topics or rtc/camera/<slot>."""
         self.camera_slots, slot_topics = camera_topics(p, self.section)
@@ -140,10 +156,22 @@ class InferenceNode(Node):
         if reason is None and "guidance_mode" in changes and hasattr(self, "_inference"):
             reason = self._inference.mode_refusal(changes["guidance_mode"])
         if reason is not None:
+            self._log_changes(changes, refused=reason)
             return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
+    def _log_changes(self, changes: dict[str, Any], *, refused: str | None = None) -> None:
+        """Log run-time changes (declarations at start-up are not changes)."""
+        changes = {k: v for k, v in changes.items() if k in self._params}
+        for line in change_lines(self.get_name(), changes, self._params, refused=refused):
+            # one call site per severity: rclpy refuses a call site whose severity changes between calls
+            if refused:
+                self.get_logger().warning(line)
+            else:
+                self.get_logger().info(line)
+
     def _apply(self, params: list[Parameter]) -> None:
+        self._log_changes({prm.name: prm.value for prm in params})
         with self._lock:
             for prm in params:
                 self._params[prm.name] = prm.value

@@ -28,6 +28,7 @@ __all__ = [
     "changes_refusal",
     "configured_camera_topics",
     "executor_mismatches",
+    "policy_identity",
     "policy_params",
     "policy_section",
     "validate_parameter",
@@ -63,7 +64,7 @@ PARAMETERS: dict[str, ParamSpec] = {
     "compilation_cache_dir": ParamSpec("", "JAX persistent compilation cache: a writable directory ('' = "
                                     "off; ~ expanded; entries under <dir>/jax<version>-<backend>-<model>)", read_only=True),
     "num_steps": ParamSpec(10, f"denoising steps n (1..{MAX_NUM_STEPS}); a change recompiles once"),
-    "max_guidance_weight": ParamSpec(10.0, "β, the guidance weight clip (finite, >= 0)"),
+    "max_guidance_weight": ParamSpec(10.0, f"β, the guidance weight clip (in [0, {MAX_GUIDANCE_WEIGHT:g}])"),
     "guidance_mode": ParamSpec("stop", f"RTC guidance: one of {GUIDANCE_MODES}"),
     "prefix_schedule": ParamSpec("exp", f"soft-mask schedule: one of {PREFIX_SCHEDULES}"),
     "execution_horizon": ParamSpec(50, "s, action steps between chunks (1..H); the weights end at H - s"),
@@ -166,13 +167,29 @@ def changes_refusal(changes: dict[str, Any], current: dict[str, Any], *, horizon
     return None
 
 
+def _refuse_pi05_settings(p: dict[str, Any]) -> None:
+    """ValueError when a policy other than pi05 is given π0.5 settings it would ignore (a missing section is
+    reported as such first)."""
+    if p["policy_config"]:
+        from rtc_controller.policy.pi05.policy_section import resolve_policy_config_path
+
+        path = resolve_policy_config_path(str(p["policy_config"]))  # ConfigError: no such policy config
+        if not path.is_file():
+            raise ValueError(f"no such policy config {p['policy_config']!r} ({path} is not a file)")
+        raise ValueError(f"policy_config is a π0.5 policy section; set policy: pi05 (got policy {p['policy']!r})")
+    given = [k for k in ("checkpoint", "tokenizer_path") if p.get(k)]
+    if given:
+        raise ValueError(f"{' and '.join(given)} {'is a' if len(given) == 1 else 'are'} π0.5 setting(s) that policy "
+                         f"{p['policy']!r} would ignore: set policy: pi05, or clear {', '.join(given)}")
+
+
 def policy_section(p: dict[str, Any], horizon: int):
     """The π0.5 policy section named by ``policy_config`` (None when unset), cross-checked against the node's
     own parameters: a contradiction raises ValueError naming both values."""
+    if p["policy"] != "pi05":
+        _refuse_pi05_settings(p)
     if not p["policy_config"]:
         return None
-    if p["policy"] != "pi05":
-        raise ValueError(f"policy_config is a π0.5 policy section; set policy: pi05 (got policy {p['policy']!r})")
     from rtc_controller.policy.pi05.policy_section import cross_check, load_policy_section
 
     section = load_policy_section(p["policy_config"], action_names=tuple(p["action_names"]))
@@ -181,6 +198,16 @@ def policy_section(p: dict[str, Any], horizon: int):
     if problems:
         raise ValueError(f"policy_config {p['policy_config']}: " + "; ".join(problems))
     return section
+
+
+def policy_identity(p: dict[str, Any]):
+    """The :class:`~rtc_controller.policy.identity.PolicyIdentity` of the node's policy parameters."""
+    from rtc_controller.policy.identity import identity_for
+
+    if p["policy"] != "pi05":
+        return identity_for(p["policy"])
+    return identity_for("pi05", policy_config=p["policy_config"], checkpoint=p["checkpoint"],
+                        tokenizer=p["tokenizer_path"])  # fmt: skip
 
 
 def camera_topics(p: dict[str, Any], section) -> tuple[tuple[str, ...], dict[str, str]]:

@@ -63,6 +63,7 @@ TOPIC_TYPES: Mapping[str, str] = {
     topics.MEASURED_DELAY: FLOAT64,
     topics.ACTIVE_CHUNK: HEADER,
     topics.SWITCH_EVENTS: DIAGNOSTIC_STATUS,
+    topics.POLICY_IDENTITY: STRING,  # latched, once per inference node start
     topics.TWIN_TASK: DIAGNOSTIC_STATUS,  # the MuJoCo twin's task status (twin_node)
 }
 

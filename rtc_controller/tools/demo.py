@@ -36,10 +36,10 @@ from rtc_controller.rtc import GUIDANCE_MODES
 from rtc_controller.ros.bringup import load_config, parse_overrides, start_rig
 from rtc_controller.tools.bag_messages import read_diagnostics, read_states
 from rtc_controller.tools.bag_reader import BagReader
+from rtc_controller.tools.demo_plots import conclusion, write_plots
 
 FIRST_CHUNK_LINE = "first chunk published"  # logged once by the inference node after warm-up
 WARMUP_TIMEOUT_S = 300.0
-PLOT_DIMS = ("left_x", "left_y", "left_z", "left_gripper")
 LOOP_STATUS_SUFFIX = ": servo loop"
 CHUNK_STATUS_SUFFIX = ": chunks"
 
@@ -75,6 +75,7 @@ class ModeRun:
     lateness_max_us: np.ndarray
     late_window_fraction: float
     rejected_chunks: int
+    episode_starts: tuple[int, ...] = ()  # where each episode's loop diagnostics begin (merged runs)
 
     @property
     def chunk_switches(self) -> list[SwitchRecord]:
@@ -205,90 +206,6 @@ def run_mode(mode: str, *, config: Path, out: Path, seconds: float, overrides: d
     return bag_dir
 
 
-MODE_COLORS = {"none": "tab:red", "stop": "tab:purple", "full": "tab:orange"}
-
-
-def _plot_trajectory(plt, runs: Sequence[ModeRun]):
-    """Executed trajectory, a few dimensions per mode, switches marked."""
-    dims = [n for n in PLOT_DIMS if runs and n in runs[0].state_names]
-    fig, axes = plt.subplots(len(dims), len(runs), figsize=(4.5 * len(runs), 1.8 * len(dims) + 0.6), sharex="col",
-                             squeeze=False)
-    for c, run in enumerate(runs):
-        t0 = run.state_times_s[0] if len(run.state_times_s) else 0.0  # executor clock, as the switch stamps
-        for r, name in enumerate(dims):
-            ax = axes[r, c]
-            ax.plot(run.state_times_s - t0, run.states[:, run.state_names.index(name)],
-                    color=MODE_COLORS.get(run.mode, "k"), lw=1)  # fmt: skip
-            for sw in run.switches:
-                ax.axvline(sw.t_switch_s - t0, color="grey", lw=0.5, ls=":")
-            ax.set_ylabel(f"{name} [m]", fontsize=7)
-            ax.tick_params(labelsize=6)
-            ax.grid(alpha=0.3)
-        axes[0, c].set_title(f"{run.mode}: executed TCP, switches dotted", fontsize=9)
-        axes[-1, c].set_xlabel("time [s]", fontsize=7)
-    return fig
-
-
-def _plot_jumps(plt, runs: Sequence[ModeRun]):
-    """Jump distribution per mode (all dimensions, and the linear jump)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    for ax, key, label in ((axes[0], "jump", "jump at switch, all dims [m, rad]"),
-                           (axes[1], "jump_linear_m", "linear jump at switch [m]")):
-        data = [[getattr(s, key) for s in run.chunk_switches] or [np.nan] for run in runs]
-        ax.boxplot(data, tick_labels=[r.mode for r in runs], showfliers=True)
-        ax.set_ylabel(label, fontsize=8)
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    return fig
-
-
-def _plot_delay(plt, runs: Sequence[ModeRun]):
-    """δ and d over time per mode."""
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3), squeeze=False, sharey=True)
-    for ax, run in zip(axes[0], runs):
-        ax.plot(run.delay_times_s, run.delay_steps, ".", ms=3, color=MODE_COLORS.get(run.mode, "k"),
-                label="δ/Δt (measured)")  # fmt: skip
-        ax.step(run.d_times_s, run.d_values, where="post", color="k", lw=1, label="d (next inference)")
-        ax.set_title(run.mode, fontsize=9)
-        ax.set_xlabel("time since first chunk [s]", fontsize=7)
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("action steps", fontsize=8)
-    axes[0, 0].legend(fontsize=7)
-    return fig
-
-
-def _plot_lateness(plt, runs: Sequence[ModeRun]):
-    """Servo-loop lateness per 1 s diagnostics window (p99 and max)."""
-    fig, ax = plt.subplots(figsize=(6, 3))
-    for run in runs:
-        ax.plot(run.lateness_p99_us, color=MODE_COLORS.get(run.mode, "k"), label=f"{run.mode} p99")
-        ax.plot(run.lateness_max_us, color=MODE_COLORS.get(run.mode, "k"), ls=":", lw=0.8, label=f"{run.mode} max")
-    ax.set_yscale("log")
-    ax.set_xlabel("diagnostics message (1 Hz)", fontsize=8)
-    ax.set_ylabel("servo-loop lateness [µs]", fontsize=8)
-    ax.legend(fontsize=6, ncol=3)
-    ax.grid(alpha=0.3)
-    return fig
-
-
-def write_plots(runs: Sequence[ModeRun], out: Path) -> dict[str, str]:
-    """PNG figures for the report; returns {name: file name}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    files = {}
-    for name, draw in (("trajectory", _plot_trajectory), ("jumps", _plot_jumps), ("delay", _plot_delay),
-                       ("lateness", _plot_lateness)):  # fmt: skip
-        fig = draw(plt, runs)
-        fig.tight_layout()
-        files[name] = f"{name}.png"
-        fig.savefig(out / files[name], dpi=90)
-        plt.close(fig)
-    return files
-
-
 def summary_table(summary: dict[str, dict[str, float]]) -> str:
     cols = [("switches", "switches", "{:.0f}"), ("mean_jump", "mean jump", "{:.4f}"), ("p95_jump", "p95 jump", "{:.4f}"),
             ("mean_jump_linear_m", "mean lin [mm]", "{:.2f}"), ("median_delay_steps", "median δ [steps]", "{:.1f}"),
@@ -330,6 +247,8 @@ def write_report(out: Path, runs: Sequence[ModeRun], *, config: Path, seconds: f
         "",
         *figure_sections(files),
         "Bags: `bags/<mode>/` (replay them with `rtc-replay`); node logs: `logs/<mode>/`.",
+        "",
+        conclusion(summary),
     ]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return summary
@@ -350,10 +269,14 @@ SCENES = ("twin", "sim")
 
 
 def main(args: list[str] | None = None) -> int:
-    """``rtc-demo [--scene twin|sim] …``: the twin with the trained π0.5 (default), or the fast sim-policy demo."""
+    """``rtc-demo [--scene twin|sim] …``: the twin with the trained π0.5 (default), or the fast sim-policy demo, on
+    a private DDS domain unless ``ROS_DOMAIN_ID`` is set (``demo_dds``)."""
+    from rtc_controller.tools.demo_dds import isolate_dds
+
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--scene", choices=SCENES, default="twin")
     known, rest = pre.parse_known_args(sys.argv[1:] if args is None else args)
+    print(isolate_dds(), flush=True)
     if known.scene == "twin":
         from rtc_controller.tools.demo_twin import main as twin_main
 

@@ -31,7 +31,8 @@ import numpy as np
 from rtc_controller import topics
 from rtc_controller.config_files import world_file
 from rtc_controller.rtc import GUIDANCE_MODES
-from rtc_controller.tools.demo import ModeRun, figure_sections, write_plots
+from rtc_controller.tools.demo import ModeRun, figure_sections
+from rtc_controller.tools.demo_plots import conclusion, write_plots
 from rtc_controller.tools.eval_dds import DdsEpisode, dds_episode
 
 DEFAULT_POLICY = "twin_pi05"  # models/twin_pi05/policy.yaml
@@ -55,7 +56,8 @@ def merge_runs(runs: Sequence[ModeRun]) -> ModeRun:
                    delay_steps=cat("delay_steps"), d_times_s=cat("d_times_s"), d_values=cat("d_values"),
                    lateness_p99_us=cat("lateness_p99_us"), lateness_max_us=cat("lateness_max_us"),
                    late_window_fraction=max(r.late_window_fraction for r in runs),
-                   rejected_chunks=sum(r.rejected_chunks for r in runs))  # fmt: skip
+                   rejected_chunks=sum(r.rejected_chunks for r in runs),
+                   episode_starts=tuple(int(i) for i in np.cumsum([0] + [len(r.lateness_p99_us) for r in runs[:-1]])))  # fmt: skip
 
 
 def mode_summary(episodes: Sequence[DdsEpisode]) -> dict:
@@ -123,6 +125,8 @@ def write_twin_report(out: Path, by_mode: dict[str, list[DdsEpisode]], *, params
         "",
         *figure_sections(files, trajectory=", first episode per mode", jumps=" (all episodes)"),
         "Bags: `runs/<mode>_seed<k>/bag/` (replay with `rtc-replay`); node logs: `runs/<mode>_seed<k>/logs/`.",
+        "",
+        conclusion(summary),
     ]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return summary

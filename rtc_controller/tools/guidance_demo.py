@@ -83,6 +83,7 @@ def plot(out_dir: Path, *, previous_prefix, valid, chunks, delay: int, beta: flo
     paths = []
     for mode in ("stop", "full"):
         fig = plot_chunk_switch(chunks[mode][0], previous_prefix, chunks["none"][0], delay, names=names, valid=valid,
+                                units=["synthetic units"] * len(names),  # a mixture field, not a robot
                                 title=f"{mode}, β={beta:g}, d={delay}, H={horizon} (3-mode mixture field)")
         paths.append(save_figure(fig, out_dir / f"guidance_{mode}.png"))
     return paths

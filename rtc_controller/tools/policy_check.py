@@ -143,7 +143,11 @@ def load_policy(ns: argparse.Namespace):
     node = _node_section(ns.config) if ns.config else {}
     section = ns.policy_config or node.get("policy_config")
     if not section:
-        raise ConfigError("no policy section: pass --policy-config, or --config with inference_node.policy_config")
+        where = f"{ns.config}'s inference_node has policy {node.get('policy', 'sim')!r} and no policy_config" \
+            if ns.config else "no --config"
+        raise ConfigError(f"no policy section ({where}): rtc-policy-check checks a π0.5 policy section; pass "
+                          "--policy-config <config/policy name or path>, or a --config with policy: pi05 and "
+                          "policy_config")
     overrides: dict[str, Any] = dict(ns.set)
     check_known_keys(overrides, Pi05PolicyConfig.__dataclass_fields__, where="--set")
     if node.get("action_names") and "action_names" not in overrides:
@@ -183,7 +187,13 @@ def export_records(policy, ns: argparse.Namespace, out: TextIO) -> int:
     observations = observations_from_bag(ns.bag, names=policy.action_names, cameras=policy.config.camera_topics or None,
                                          max_observations=ns.max_observations)
     rng = np.random.default_rng(ns.seed)
+    wanted = sorted(policy.config.camera_slots)
     for i, obs in enumerate(observations):
+        missing = [slot for slot in wanted if slot not in obs.images] or ([] if obs.images else ["(any)"])
+        if missing:
+            print(f"rtc-policy-check: warning: observation {i} (t_obs {obs.stamp_s:.3f} s) has no frame for camera(s) "
+                  f"{missing}: the bag lacks their topics (rtc-record --config <the rig's file> records them)",
+                  file=sys.stderr)  # fmt: skip
         noise = rng.standard_normal((policy.horizon, policy.model_action_dim)).astype(np.float32)
         path = save_record(ns.export / f"obs_{i:03d}.npz", ParityRecord(obs, policy.action_names, noise))
         print(f"wrote {path} (t_obs {obs.stamp_s:.3f} s, cameras {sorted(obs.images)})", file=out)

@@ -30,7 +30,7 @@ from .bag_reader import BagReader
 from .replay_config import ReplayConfig
 from .replay_outputs import plot_switch, print_report, switch_row, variant_table, write_outputs
 from .replay_resample import make_replay_policy, resample_switch
-from .replay_switches import SwitchInput, load_switches
+from .replay_switches import SwitchInput, load_switches_counted
 
 __all__ = ["Progress", "ReplayResult", "run_replay"]
 
@@ -45,6 +45,7 @@ class ReplayResult:
     recommendations: dict[str, M.BetaRecommendation]
     figures: list[Path]
     output: Path
+    skipped_no_state: int = 0  # chunks recorded before the first robot state (not replayed)
 
 
 class Progress:
@@ -120,12 +121,16 @@ def run_replay(cfg: ReplayConfig, *, policy: FlowPolicy | None = None, stdout: T
     """Run the whole replay; ``policy`` overrides ``cfg.policy`` (tests, notebooks)."""
     stdout = stdout or sys.stdout
     with BagReader(cfg.bag) as bag:
-        switches = load_switches(bag, cfg)
+        loaded = load_switches_counted(bag, cfg)
+    switches = loaded.switches
+    if loaded.skipped_no_state:
+        print(f"rtc-replay: skipped {loaded.skipped_no_state} chunk(s) recorded before the first robot state",
+              file=stdout)  # fmt: skip
     if policy is None:
         policy = make_replay_policy(cfg, switches[0])
     cfg.output.mkdir(parents=True, exist_ok=True)
     per_switch, by_variant, figures = _replay_all(cfg, policy, switches)
     table, recs = variant_table(cfg, by_variant)
-    write_outputs(cfg, switches, per_switch, table, recs, figures)
+    write_outputs(cfg, switches, per_switch, table, recs, figures, skipped_no_state=loaded.skipped_no_state)
     print_report(cfg, table, recs, figures, stdout)
-    return ReplayResult(switches, per_switch, table, recs, figures, cfg.output)
+    return ReplayResult(switches, per_switch, table, recs, figures, cfg.output, loaded.skipped_no_state)

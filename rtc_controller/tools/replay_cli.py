@@ -16,8 +16,9 @@ from rtc_controller import topics
 from rtc_controller.rtc import PREFIX_SCHEDULES
 
 from . import metrics as M
-from .bag_reader import BagError
+from .bag_reader import BagError, BagReader
 from .replay import run_replay
+from .replay_policy import choose_policy, read_identity
 from .replay_config import DEFAULT_BETAS, DEFAULT_FIGURES, ReplayConfig, ReplayError
 
 __all__ = ["EXIT_BAD_INPUT", "build_parser", "main", "section_cameras"]
@@ -78,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("bag", type=Path, help="rosbag2 directory (MCAP or SQLite3)")
     p.add_argument("--output", "-o", type=Path, default=Path("out/replay"), help="output folder (default out/replay)")
-    p.add_argument("--policy", default="sim", help="policy name: sim or pi05 (default sim)")
+    p.add_argument("--policy", help="policy name: sim or pi05 (default: the policy the bag records, else sim)")
+    p.add_argument("--allow-policy-mismatch", action="store_true",
+                   help="replay with a policy other than the one the bag records")
     p.add_argument("--checkpoint", type=Path, help="π0.5 openpi checkpoint directory (with --policy pi05)")
     p.add_argument("--tokenizer", type=Path, help="PaliGemma SentencePiece model, paligemma_tokenizer.model (with --policy pi05)")
     p.add_argument("--policy-config", help="π0.5 policy section (YAML path or a name under config/policy/); implies "
@@ -108,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _choose_policy(ns: argparse.Namespace, params: dict[str, Any]):
+    """The recorded policy unless ``--policy``/``--policy-config``/``--checkpoint`` ask for another (``replay_policy``)."""
+    with BagReader(ns.bag) as bag:
+        recorded = read_identity(bag)
+    return choose_policy(recorded, asked=ns.policy, params=params, allow_mismatch=ns.allow_policy_mismatch)
+
+
 def main(args: Sequence[str] | None = None) -> int:
     """Console script ``rtc-replay``; returns the exit status (0 ok, 2 bad input)."""
     parser = build_parser()
@@ -115,7 +125,7 @@ def main(args: Sequence[str] | None = None) -> int:
     params: dict[str, Any] = dict(ns.policy_param)
     cameras = dict(ns.camera) if ns.camera else None
     if ns.policy_config:
-        ns.policy = "pi05"
+        ns.policy = ns.policy or "pi05"
         params["policy_config"] = ns.policy_config
         try:
             cameras = cameras or section_cameras(ns.policy_config)
@@ -127,16 +137,18 @@ def main(args: Sequence[str] | None = None) -> int:
     if ns.tokenizer is not None:
         params["tokenizer_path"] = str(ns.tokenizer)
     try:
+        chosen = _choose_policy(ns, params)
+        print(f"rtc-replay: {chosen.note}", flush=True)
         cfg = ReplayConfig(
-            bag=ns.bag, output=ns.output, policy=ns.policy, policy_params=params, modes=ns.modes, betas=ns.beta,
+            bag=ns.bag, output=ns.output, policy=chosen.name, policy_params=chosen.params, modes=ns.modes, betas=ns.beta,
             delay=ns.delay, execution_horizon=ns.execution_horizon, schedule=ns.schedule, num_steps=ns.num_steps,
             switches=ns.switches, max_switches=ns.max_switches, figures=ns.figures, start_s=ns.start, end_s=ns.end,
             chunk_topic=ns.chunk_topic, state_topic=ns.state_topic, prompt_topic=ns.prompt_topic,
             cameras=cameras, prompt=ns.prompt, seed=ns.seed,
             jump_rel_tol=ns.jump_tolerance, progress=not ns.no_progress,
         )  # fmt: skip
-        if cfg.policy == "pi05" and "policy_config" not in params:
-            missing = [flag for flag, key in PI05_REQUIRED.items() if key not in params]
+        if cfg.policy == "pi05" and "policy_config" not in cfg.policy_params:
+            missing = [flag for flag, key in PI05_REQUIRED.items() if not cfg.policy_params.get(key)]
             if missing:
                 raise ValueError(f"--policy pi05 needs {' and '.join(PI05_REQUIRED)}; missing {', '.join(missing)}")
         run_replay(cfg)

@@ -5,14 +5,13 @@ Times [s] (``start_s``/``end_s`` are offsets from the bag's first message, log t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rtc_controller import topics
-from rtc_controller.rtc import GUIDANCE_MODES, PREFIX_SCHEDULES
+from rtc_controller.rtc import GUIDANCE_MODES, PREFIX_SCHEDULES, guidance_weight_refusal
 
 from . import metrics as M
 
@@ -60,8 +59,9 @@ class ReplayConfig:
         bad_modes = [m for m in self.modes if m not in GUIDANCE_MODES]
         if not self.modes or bad_modes:
             raise ValueError(f"modes must be a non-empty subset of {GUIDANCE_MODES}, got {list(self.modes)}")
-        if not self.betas or any(not (math.isfinite(b) and b >= 0) for b in self.betas):
-            raise ValueError(f"betas must be finite values >= 0, got {list(self.betas)}")
+        refusals = [why for b in self.betas if (why := guidance_weight_refusal(b)) is not None]
+        if not self.betas or refusals:
+            raise ValueError(f"betas: {refusals[0]}" if refusals else "betas must not be empty")
         if self.schedule not in PREFIX_SCHEDULES:
             raise ValueError(f"schedule must be one of {PREFIX_SCHEDULES}, got {self.schedule!r}")
         if self.delay is not None and self.delay < 0:

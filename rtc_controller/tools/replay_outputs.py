@@ -129,7 +129,7 @@ def print_report(cfg: ReplayConfig, table, recs: Mapping[str, M.BetaRecommendati
     print(f"wrote {cfg.output / 'metrics.csv'}, {len(figures)} figure(s) under {cfg.output / 'switches'}", file=stdout)
 
 
-def write_outputs(cfg: ReplayConfig, switches, per_switch, table, recs, figures) -> None:
+def write_outputs(cfg: ReplayConfig, switches, per_switch, table, recs, figures, *, skipped_no_state: int = 0) -> None:
     """``metrics.csv``, ``switch_metrics.csv`` and ``summary.json`` under ``cfg.output``."""
     with open(cfg.output / "metrics.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
@@ -151,6 +151,7 @@ def write_outputs(cfg: ReplayConfig, switches, per_switch, table, recs, figures)
         "horizon": switches[0].chunk.horizon,
         "execution_horizon": switches[0].execution_horizon,
         "switches": [sw.index for sw in switches],
+        "skipped_before_first_state": skipped_no_state,
         "delays": sorted({sw.d for sw in switches}),
         "table": [{k: clean(v) for k, v in row.items()} for row in table],
         "recommended_beta": {m: {"beta": r.beta, "mean_jump": clean(r.mean_jump), "reason": r.reason} for m, r in recs.items()},

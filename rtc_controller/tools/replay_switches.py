@@ -28,7 +28,7 @@ from .bag_messages import ImageSample, StateSeries, read_chunks, read_images, re
 from .bag_reader import BagReader
 from .replay_config import ReplayConfig, ReplayError
 
-__all__ = ["HISTORY_STEPS", "SwitchInput", "load_switches"]
+__all__ = ["HISTORY_STEPS", "LoadedSwitches", "SwitchInput", "load_switches", "load_switches_counted"]
 
 HISTORY_STEPS = M.JERK_ORDER  # old-chunk actions before t_obs kept for the jerk across the switch
 NS_PER_S = 1_000_000_000
@@ -49,6 +49,14 @@ class SwitchInput:
     execution_horizon: int  # s used for the weights (prefix attention horizon = H − s)
     history: np.ndarray  # [≤3, D] old-chunk actions just before t_obs (for the jerk across the switch)
     observation: Observation
+
+
+@dataclass(frozen=True)
+class LoadedSwitches:
+    """The switches to replay and how many selected chunks were skipped for want of an earlier robot state."""
+
+    switches: list[SwitchInput]
+    skipped_no_state: int  # chunks recorded before the recorder's first robot state (their t_obs precede it)
 
 
 @dataclass(frozen=True)
@@ -224,6 +232,12 @@ def _switch_input(i: int, chunks: Sequence[Chunk], t_log_s: float, cfg: ReplayCo
 
 def load_switches(bag: BagReader, cfg: ReplayConfig) -> list[SwitchInput]:
     """Rebuild the inference node's input for every selected switch (BagError / ReplayError on bad input)."""
+    return load_switches_counted(bag, cfg).switches
+
+
+def load_switches_counted(bag: BagReader, cfg: ReplayConfig) -> LoadedSwitches:
+    """:func:`load_switches` with the count of chunks skipped because no robot state precedes their t_obs (a
+    recorder that discovered the state topic after the chunk topic); ReplayError only when none is left."""
     has_prompt, has_delay_topic, cameras = _check_topics(bag, cfg)
     recorded = read_chunks(bag, cfg.chunk_topic)
     if len(recorded) < 2:
@@ -237,4 +251,11 @@ def load_switches(bag: BagReader, cfg: ReplayConfig) -> list[SwitchInput]:
         raise ReplayError(f"cannot infer the execution horizon from the chunk cadence (got {s}); pass --execution-horizon")
     rec = _read_recorded(bag, cfg, names=names, stamps_s=[chunks[i].t_obs_s for i in selected], has_prompt=has_prompt,
                          has_delay_topic=has_delay_topic, cameras=cameras)  # fmt: skip
-    return [_switch_input(i, chunks, log_ns[i] / NS_PER_S, cfg, rec, s=s, horizon=horizon) for i in selected]
+    kept = [i for i in selected if rec.states.index_at(chunks[i].t_obs_s) is not None]
+    if not kept:
+        raise ReplayError(
+            f"none of the {len(selected)} selected chunk(s) has a robot state at or before its t_obs (first state "
+            f"{rec.states.stamps_s[0]:.3f} s, last chunk t_obs {chunks[selected[-1]].t_obs_s:.3f} s)"
+        )
+    switches = [_switch_input(i, chunks, log_ns[i] / NS_PER_S, cfg, rec, s=s, horizon=horizon) for i in kept]
+    return LoadedSwitches(switches, len(selected) - len(kept))

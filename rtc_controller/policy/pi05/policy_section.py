@@ -256,8 +256,8 @@ def resolve_policy_config_path(name: str) -> pathlib.Path:
         return model_path(name)
     except FileNotFoundError:
         pass
-    raise ConfigError(f"policy config {name!r}: no such file, and not found as config/{POLICY_CONFIG_DIR}/{name} "
-                      f"or models/{name}/policy.yaml")
+    raise ConfigError(f"no such policy config {name!r}: not a file, and not found as "
+                      f"config/{POLICY_CONFIG_DIR}/{name} or models/{name}/policy.yaml")
 
 
 def load_policy_section(path: str | pathlib.Path, **overrides: Any) -> Pi05PolicyConfig:
