@@ -57,7 +57,7 @@ from rtc_controller.control.loop import set_process_fifo_priority
 from rtc_controller.control.servo_process import ServoProcess, ServoProcessError
 from rtc_controller.control.timeline import Rejection
 from rtc_controller.robots.base import DriverError
-from rtc_controller.ros.param_log import change_lines
+from rtc_controller.ros.param_log import log_changes
 from rtc_controller.ros.conversions import max_chunk_bytes, msg_to_chunk, s_to_stamp, state_to_msg
 from rtc_controller.ros.executor_diagnostics import (
     NodeHealth,
@@ -200,13 +200,8 @@ class ExecutorNode(Node):
         """Check and apply, then log each change, accepted or refused with the reason."""
         old = {p.name: self.get_parameter(p.name).value for p in params if self.has_parameter(p.name)}
         result = self._check_and_apply(params)
-        changes = {p.name: p.value for p in params}
-        for line in change_lines(self.get_name(), changes, old, refused=None if result.successful else result.reason):
-            # one call site per severity: rclpy refuses a call site whose severity changes between calls
-            if result.successful:
-                self.get_logger().info(line)
-            else:
-                self.get_logger().warning(line)
+        log_changes(self.get_logger(), self.get_name(), {p.name: p.value for p in params}, old,
+                    refused=None if result.successful else result.reason)  # fmt: skip
         return result
 
     def _check_and_apply(self, params: list[Parameter]) -> SetParametersResult:

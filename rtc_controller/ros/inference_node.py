@@ -51,7 +51,7 @@ from rtc_controller.ros.inference_params import (
 )
 from rtc_controller.ros.inference_worker import InferenceWorker, Snapshot
 from rtc_controller.ros.param_files import check_node_overrides
-from rtc_controller.ros.param_log import change_lines
+from rtc_controller.ros.param_log import log_changes
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, NodeExit, run_node
 
 NODE_NAME = topics.INFERENCE_NODE
@@ -163,12 +163,7 @@ class InferenceNode(Node):
     def _log_changes(self, changes: dict[str, Any], *, refused: str | None = None) -> None:
         """Log run-time changes (declarations at start-up are not changes)."""
         changes = {k: v for k, v in changes.items() if k in self._params}
-        for line in change_lines(self.get_name(), changes, self._params, refused=refused):
-            # one call site per severity: rclpy refuses a call site whose severity changes between calls
-            if refused:
-                self.get_logger().warning(line)
-            else:
-                self.get_logger().info(line)
+        log_changes(self.get_logger(), self.get_name(), changes, self._params, refused=refused)
 
     def _apply(self, params: list[Parameter]) -> None:
         self._log_changes({prm.name: prm.value for prm in params})
