@@ -107,7 +107,7 @@ def test_angular_target_velocity_is_in_the_world_frame():
     prev[3] = math.pi / 2  # rotated 90° about x
     cur = list(prev)
     cur[3:6] = [math.pi / 2, 0.0, 0.0]
-    from rtc_controller.control import so3
+    from rtc_controller.geometry import so3
 
     q = so3.quat_mul_s(so3.rotvec_to_quat_s((math.pi / 2, 0.0, 0.0)), so3.rotvec_to_quat_s((0.0, 0.0, 0.001)))
     cur[3:6] = so3.quat_to_rotvec_s(q)  # turned 1 mrad about the body z axis = world −y

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.control.approach import Approach, ApproachConfig, min_jerk, outside_reason
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.control.executor import Executor

@@ -12,10 +12,10 @@ import yaml
 
 from rtc_controller import topics
 from rtc_controller.control.chunk import Chunk
-from rtc_controller.tools import bag_messages, bag_types
-from rtc_controller.tools.bag_reader import BagError, BagReader
-from rtc_controller.tools.bag_types import STORAGES
-from rtc_controller.tools.bag_writer import BagWriter
+from rtc_controller.bags import bag_messages, bag_types
+from rtc_controller.bags.bag_reader import BagError, BagReader
+from rtc_controller.bags.bag_types import STORAGES
+from rtc_controller.bags.bag_writer import BagWriter
 
 NAMES = ("left_x", "left_y", "left_gripper")
 
@@ -140,7 +140,8 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split(".")[0].startswith(ROS):
             raise ImportError("ROS is not installed: " + name)
 sys.meta_path.insert(0, Block())
-from rtc_controller.tools import bag_messages, bag_reader, bag_types, bag_writer, replay, replay_cli, plots, metrics
+from rtc_controller.bags import bag_messages, bag_reader, bag_types, bag_writer
+from rtc_controller.tools import replay, replay_cli, plots, metrics
 with bag_reader.BagReader({str(bag)!r}) as r:
     chunks = bag_messages.read_chunks(r)
 assert len(chunks) == 2, chunks

@@ -8,8 +8,8 @@ import pytest
 from rtc_controller import topics
 from rtc_controller.action_space import action_names
 from rtc_controller.tools import demo
-from rtc_controller.tools.bag_types import DIAGNOSTIC_STATUS, FLOAT64
-from rtc_controller.tools.bag_writer import BagWriter
+from rtc_controller.bags.bag_types import DIAGNOSTIC_STATUS, FLOAT64
+from rtc_controller.bags.bag_writer import BagWriter
 
 DT = 0.02
 NAMES = action_names()

@@ -9,7 +9,7 @@ from rtc_controller.config_files import config_path
 from rtc_controller.control.executor import Executor
 from rtc_controller.control.executor_params import PARAMS, build_config
 from rtc_controller.policy.inference_loop import InferenceLoop, LoopSettings
-from rtc_controller.robots.mujoco_driver import MujocoDriver
+from rtc_controller.sim.mujoco_driver import MujocoDriver
 from rtc_controller.sim import episode
 from rtc_controller.sim.episode import EpisodeConfig, EpisodeRunner, SimClock
 from rtc_controller.sim.world import TwinWorld

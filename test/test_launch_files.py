@@ -59,7 +59,7 @@ def config_sections(config_file):
 
 def test_every_parameter_is_documented_in_the_config_files():
     """Each node's parameters appear in config/sim.yaml, rig.yaml or twin.yaml (the README points there)."""
-    from rtc_controller.ros.param_files import NODE_PARAMETERS, valid_keys
+    from rtc_controller.param_files import NODE_PARAMETERS, valid_keys
 
     documented: dict[str, set[str]] = {}
     for config_file in ("sim.yaml", "rig.yaml", "twin.yaml"):

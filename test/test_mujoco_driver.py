@@ -5,7 +5,7 @@ import pytest
 
 from rtc_controller.control.executor_params import PARAMS, check_param, driver_factory
 from rtc_controller.robots.base import ArmDriver, DriverError
-from rtc_controller.robots.mujoco_driver import MujocoDriver, MujocoDriverConfig
+from rtc_controller.sim.mujoco_driver import MujocoDriver, MujocoDriverConfig
 from rtc_controller.sim.snapshot import SnapshotReader
 
 from executor_setup import FakeClock

@@ -21,7 +21,7 @@ from rtc_controller.policy.pi05 import IMAGE_KEYS, NormStats, load_policy_sectio
 from rtc_controller.policy.pi05.model import load_pi05
 from rtc_controller.policy.pi05.testing import tiny_config, write_checkpoint, write_tokenizer
 from rtc_controller.tools import policy_check
-from rtc_controller.tools.bag_writer import BagWriter
+from rtc_controller.bags.bag_writer import BagWriter
 from rtc_controller.tools.parity_io import load_record, save_record
 
 NAMES = action_names("cartesian")
@@ -178,7 +178,7 @@ def test_bad_inputs_exit_2_with_the_reason(setup, tmp_path, capsys):
 
 def test_an_export_without_camera_frames_warns(setup, tmp_path, capsys):
     from rtc_controller.control.chunk import Chunk
-    from rtc_controller.tools.bag_writer import BagWriter
+    from rtc_controller.bags.bag_writer import BagWriter
 
     import yaml
 

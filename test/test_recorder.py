@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from rtc_controller import topics
-from rtc_controller.tools import bag_messages, bag_reader, bag_types
+from rtc_controller.bags import bag_messages, bag_reader, bag_types
 
 N_CHUNKS, N_STATES = 5, 20
 H, DT_S, D = 4, 0.02, 3
@@ -293,7 +293,7 @@ def test_a_bag_that_cannot_be_created_is_an_error_not_a_traceback(tmp_path, caps
 
 
 def test_sequence_gaps_count_lost_messages_per_publisher():
-    from rtc_controller.tools.sequence_gaps import SequenceGaps
+    from rtc_controller.bags.sequence_gaps import SequenceGaps
 
     gaps = SequenceGaps()
     assert [gaps.add("/a", s) for s in (1, 2, 5, 6, 9)] == [0, 0, 2, 0, 2]

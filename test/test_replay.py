@@ -23,9 +23,9 @@ from rtc_controller.policy.chunk_sampler import ChunkSampler, GuidanceSettings, 
 from rtc_controller.policy.registry import make_policy
 from rtc_controller.rtc import build_prefix, prefix_weights, sample
 from rtc_controller.tools import replay, replay_cli, replay_config, replay_resample, replay_switches
-from rtc_controller.tools.bag_reader import BagReader
-from rtc_controller.tools.bag_types import STORAGES
-from rtc_controller.tools.bag_writer import BagWriter
+from rtc_controller.bags.bag_reader import BagReader
+from rtc_controller.bags.bag_types import STORAGES
+from rtc_controller.bags.bag_writer import BagWriter
 from rtc_controller.tools.plots import PANELS_KEY
 
 H, DT_S, S, D, N_CHUNKS = 32, 0.02, 12, 5, 6

@@ -19,8 +19,8 @@ from rtc_controller.control.chunk import Chunk
 from rtc_controller.policy.pi05 import IMAGE_KEYS
 from rtc_controller.policy.pi05.testing import write_tiny_pi05
 from rtc_controller.tools import replay_cli, replay_config, replay_switches
-from rtc_controller.tools.bag_reader import BagReader
-from rtc_controller.tools.bag_writer import BagWriter
+from rtc_controller.bags.bag_reader import BagReader
+from rtc_controller.bags.bag_writer import BagWriter
 
 NAMES = action_names("cartesian")
 D = len(NAMES)

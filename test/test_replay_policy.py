@@ -5,8 +5,8 @@ import pytest
 from rtc_controller import topics
 from rtc_controller.policy.identity import PolicyIdentity, checkpoint_fingerprint, identity_for
 from rtc_controller.tools import replay_cli
-from rtc_controller.tools.bag_reader import BagReader
-from rtc_controller.tools.bag_writer import BagWriter
+from rtc_controller.bags.bag_reader import BagReader
+from rtc_controller.bags.bag_writer import BagWriter
 from rtc_controller.tools.replay_config import ReplayError
 from rtc_controller.tools.replay_policy import choose_policy, read_identity
 

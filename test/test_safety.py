@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtc_controller.action_space import action_names
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.control.safety import ArmLimits, SafetyConfig, SafetyFilter
 
 DT = 0.001

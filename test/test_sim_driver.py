@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.robots.base import ArmDriver, DriverError
 from rtc_controller.robots.sim import SimConfig, SimDriver, home_state
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 
 vec3 = st.lists(st.floats(-3.1, 3.1), min_size=3, max_size=3).map(np.array)
 

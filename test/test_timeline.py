@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rtc_controller.action_space import action_names
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.control.timeline import REJECT_REASONS, ChunkTimeline, PreparedChunk, Rejection, TimelineConfig
 

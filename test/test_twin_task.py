@@ -100,6 +100,7 @@ def test_expert_demonstrations_write_to_the_training_dataset(tmp_path):
     """The hand-off to issue 13: a twin demonstration goes through train.dataset's writer and reads back."""
     from rtc_controller.action_space import action_names
     from rtc_controller.sim.demos import expert_episode
+    from rtc_controller.train.collect import demo_to_episode
     from rtc_controller.train.dataset import CameraInfo, DatasetInfo, DatasetWriter, EpisodeDataset
 
     demo = expert_episode(2, executor=TWIN_EXECUTOR, frame_rate_hz=5.0, height=24, width=32)
@@ -107,7 +108,7 @@ def test_expert_demonstrations_write_to_the_training_dataset(tmp_path):
     info = DatasetInfo(fps=50.0, state_names=names, action_names=names, prompts=(demo.prompt,),
                        cameras={s: CameraInfo(24, 32, 5.0) for s in demo.frames}, generator={"name": "twin_expert"})  # fmt: skip
     writer = DatasetWriter(tmp_path / "ds", info)
-    writer.add(demo.to_episode())
+    writer.add(demo_to_episode(demo))
     back = EpisodeDataset(tmp_path / "ds").load(0)
     assert back.success and back.length == len(demo.state) and back.prompt == demo.prompt
     np.testing.assert_allclose(back.actions, demo.action.astype(np.float32))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtc_controller.action_space import ActionSpaceKind, arm_slices
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.control.safety import ArmLimits
 
 MIN_JERK_PEAK_SPEED = 1.875  # max of ds/dτ

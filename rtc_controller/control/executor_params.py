@@ -356,7 +356,7 @@ def driver_factory(v: dict[str, Any]) -> Callable[[], ArmDriver]:
     config), so that the servo process can build the driver itself."""
     kind, n = v["action_space"], v["num_arms"]
     if v["driver"] == "mujoco":
-        from rtc_controller.robots.mujoco_driver import MujocoDriver
+        from rtc_controller.sim.mujoco_driver import MujocoDriver
         from rtc_controller.sim.twin_config import driver_config
 
         return functools.partial(MujocoDriver, driver_config(v))

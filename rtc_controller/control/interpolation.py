@@ -31,7 +31,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 
 Interpolation = Literal["cubic", "linear"]
 INTERPOLATIONS: tuple[str, ...] = get_args(Interpolation)

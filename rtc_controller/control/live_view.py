@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtc_controller.action_space import arm_slices
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.control.chunk import Chunk
 
 PATH_NAMES = ("active", "previous", "frozen", "executed")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from rtc_controller.control.so3 import Vec3
+from rtc_controller.geometry.so3 import Vec3
 
 TINY = 1e-12
 SQRT3 = math.sqrt(3.0)

@@ -34,8 +34,8 @@ from typing import get_args, Literal
 import numpy as np
 
 from rtc_controller.action_space import ActionSpaceKind, arm_slices
-from rtc_controller.control import so3
-from rtc_controller.control.so3 import Vec3
+from rtc_controller.geometry import so3
+from rtc_controller.geometry.so3 import Vec3
 from rtc_controller.control.rate_limits import SQRT3, keep_in_box3, limit1, limit3, wall_free_distance, wall_speed
 
 DEFAULT_MAX_LINEAR_SPEED_M_S = 1.0

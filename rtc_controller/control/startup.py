@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from rtc_controller.action_space import ActionSpaceKind, arm_slices
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.control.approach import Approach, ApproachConfig, clamp_into_boxes, outside_reason
 from rtc_controller.control.safety import ArmLimits
 from rtc_controller.control.timeline import ChunkTimeline

@@ -24,7 +24,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from rtc_controller.action_space import ActionSpaceKind, arm_slices
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.control.interpolation import INTERPOLATIONS, Interpolation, Segments, evaluate, prepare_segments
 

@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from rtc_controller.action_space import ActionSpaceKind, ArmSlices
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from rtc_controller.action_space import ArmSlices
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.robots.base import DriverError, action_to_pose, pose_to_action
 from rtc_controller.robots.flexiv_api import ApiUse, call, serial_model
 from rtc_controller.robots.flexiv_common import FlexivCommonConfig, FlexivDriverBase

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtc_controller.action_space import ActionSpaceKind, arm_slices
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.robots.base import DriverError, DriverStatus
 from rtc_controller.robots.gripper_process import GripperProcess
 from rtc_controller.robots.sim_gripper import InProcessGripper, SimGripperBackend

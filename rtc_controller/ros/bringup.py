@@ -38,7 +38,7 @@ import yaml
 
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
-from rtc_controller.ros.param_files import check_params_file
+from rtc_controller.param_files import check_params_file
 from rtc_controller.shutdown import ShutdownSignals
 
 NODE_ENTRIES: dict[str, str] = {  # node -> its function in rtc_controller.ros.entry

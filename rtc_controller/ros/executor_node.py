@@ -73,7 +73,7 @@ from rtc_controller.ros.graph_guard import (
     qualified,
     sender_problem,
 )
-from rtc_controller.ros.param_files import check_node_overrides
+from rtc_controller.param_files import check_node_overrides
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, NodeExit, run_node
 
 DIAGNOSTICS_PERIOD_S = 1.0

@@ -50,7 +50,7 @@ from rtc_controller.ros.inference_params import (
     policy_section,
 )
 from rtc_controller.ros.inference_worker import InferenceWorker, Snapshot
-from rtc_controller.ros.param_files import check_node_overrides
+from rtc_controller.param_files import check_node_overrides
 from rtc_controller.ros.param_log import log_changes
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, NodeExit, run_node
 

@@ -31,7 +31,7 @@ from rtc_controller import topics
 from rtc_controller.action_space import ARM_PREFIXES, action_names
 from rtc_controller.control.live_view import LiveView, LiveViewConfig
 from rtc_controller.ros.conversions import msg_to_chunk, msg_to_state, stamp_to_s
-from rtc_controller.ros.param_files import check_node_overrides
+from rtc_controller.param_files import check_node_overrides
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, NodeExit, run_node
 
 PATH_TOPICS = {"active": "active_chunk", "previous": "previous_chunk", "frozen": "frozen_prefix", "executed": "executed"}

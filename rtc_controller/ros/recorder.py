@@ -39,10 +39,10 @@ from rosbags.typesys.store import Typestore
 from rtc_controller import topics
 from rtc_controller.ros.spin import run_node
 from rtc_controller.config_check import ConfigError
-from rtc_controller.ros.param_files import check_params_file
-from rtc_controller.tools.bag_types import COMPRESSED_SUFFIX, STORAGES, default_typestore, topic_types
-from rtc_controller.tools.bag_writer import BagWriter
-from rtc_controller.tools.sequence_gaps import SequenceGaps
+from rtc_controller.param_files import check_params_file
+from rtc_controller.bags.bag_types import COMPRESSED_SUFFIX, STORAGES, default_typestore, topic_types
+from rtc_controller.bags.bag_writer import BagWriter
+from rtc_controller.bags.sequence_gaps import SequenceGaps
 
 __all__ = ["Recorder", "camera_topics_from_config", "default_topics", "main", "message_class", "typestore_with"]
 
@@ -129,7 +129,7 @@ class Recorder(Node):
     Failures are never silent: a write error (disk full, the bag's directory gone) stops recording, is logged,
     reported in diagnostics and makes ``rtc-record`` exit 1 after closing what it wrote (``on_error(reason)`` is
     called once); messages lost before they reached the recorder are counted per topic from the publishers'
-    sequence numbers (``tools/sequence_gaps.py``), logged, reported and listed in the closing summary.
+    sequence numbers (``bags/sequence_gaps.py``), logged, reported and listed in the closing summary.
     Diagnostics: ``/diagnostics`` status ``rtc_recorder: recording`` at 1 Hz (OK, WARN = messages lost, ERROR =
     write error).
     """

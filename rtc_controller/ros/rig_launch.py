@@ -11,7 +11,7 @@ use_sim_time (the inference node and the live view; the executor always runs on 
 
 Nothing starts on bad input, and nothing runs on silently: a value that is not one of an argument's choices, a β
 that is not a number (``launch argument max_guidance_weight:='abc' …``), an unknown or misspelt key or section in
-the config file (``rtc_controller.ros.param_files``), a recording that cannot start (no rosbag2 or MCAP plugin, an
+the config file (``rtc_controller.param_files``), a recording that cannot start (no rosbag2 or MCAP plugin, an
 existing bag, an unwritable directory) end the launch with that one line and exit code 1. A recorder that exits
 while the rig runs (disk full, a crash) stops the whole launch with an error: a recording run records or stops.
 Imports ``launch``/``launch_ros``: a ROS install only (``rtc-bringup`` starts the same nodes without the ROS CLI).
@@ -35,8 +35,8 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from rtc_controller import topics
-from rtc_controller.ros.param_files import check_params_file
-from rtc_controller.tools.bag_types import topic_types
+from rtc_controller.param_files import check_params_file
+from rtc_controller.bags.bag_types import topic_types
 
 PACKAGE = "rtc_controller"
 # Launch arguments forwarded to inference_node parameters when not empty (argument -> (parameter, type)).

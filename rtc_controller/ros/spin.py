@@ -24,7 +24,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from rtc_controller.config_check import ConfigError, load_yaml
-from rtc_controller.ros.param_files import params_files
+from rtc_controller.param_files import params_files
 from rtc_controller.shutdown import ShutdownSignals
 
 SPIN_PERIOD_S = 0.1  # a signal is noticed within this (the Python handler runs when rcl_wait returns) [s]

@@ -30,7 +30,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from rtc_controller import topics
 from rtc_controller.ros.conversions import s_to_stamp
-from rtc_controller.ros.param_files import check_node_overrides
+from rtc_controller.param_files import check_node_overrides
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, NodeExit, run_node
 from rtc_controller.sim.scene import CAMERAS
 

@@ -49,14 +49,6 @@ class Demonstration:
         """The action step of each frame, ``[F]`` (frames are rendered on the action grid)."""
         return np.round(self.frame_t_s / self.dt_s).astype(np.int64)
 
-    def to_episode(self):
-        """This demonstration as ``train.dataset.Episode`` (issue 13's format: its ``DatasetWriter`` writes it)."""
-        from rtc_controller.train.dataset import Episode
-
-        return Episode(state=self.state.astype(np.float32), actions=self.action.astype(np.float32),
-                       frame_index=self.frame_index, images=dict(self.frames), prompt=self.prompt,
-                       success=self.success, seed=self.seed)  # fmt: skip
-
 
 @dataclass(frozen=True)
 class Perturbation:

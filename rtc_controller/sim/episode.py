@@ -32,7 +32,7 @@ from rtc_controller.control.executor_types import ExecutorConfig
 from rtc_controller.control.timeline import Rejection
 from rtc_controller.policy.base import Observation
 from rtc_controller.policy.inference_loop import ChunkPlan, InferenceLoop, LoopSettings, stamp_key
-from rtc_controller.robots.mujoco_driver import MujocoDriver, MujocoDriverConfig
+from rtc_controller.sim.mujoco_driver import MujocoDriver, MujocoDriverConfig
 from rtc_controller.sim.phases import PhaseTracker, nearest_gaps_s
 from rtc_controller.sim.task import TaskMonitor
 from rtc_controller.sim.world import TwinWorld

@@ -45,7 +45,7 @@ def load_twin_config(path: str | Path | None) -> tuple[SceneConfig, TaskConfig]:
 
 def driver_config(v: dict[str, Any]):
     """Executor parameters -> ``MujocoDriverConfig``."""
-    from rtc_controller.robots.mujoco_driver import MujocoDriverConfig
+    from rtc_controller.sim.mujoco_driver import MujocoDriverConfig
 
     scene, task = load_twin_config(v.get("twin_config", ""))
     return MujocoDriverConfig(
@@ -66,7 +66,7 @@ def twin_executor_values(config: str | Path | None = None, **overrides: Any) -> 
     from rtc_controller import topics
     from rtc_controller.config_files import config_path
     from rtc_controller.control.executor_params import values_with
-    from rtc_controller.ros.param_files import check_params_file  # ROS-free (no rclpy)
+    from rtc_controller.param_files import check_params_file
 
     path = Path(config) if config else config_path("twin.yaml")
     file_values = check_params_file(path).get(topics.EXECUTOR_NODE, {})

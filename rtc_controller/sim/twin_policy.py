@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtc_controller.action_space import action_names, arm_slices
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.policy.base import Observation
 from rtc_controller.policy.mixture import GaussianMixture, MixtureFlowPolicy, make_mixture
 from rtc_controller.sim.expert import NUM_SLOTS, ExpertConfig, plan_chunk, privileged_from_sample

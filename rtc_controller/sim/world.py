@@ -23,7 +23,7 @@ import math
 import mujoco
 import numpy as np
 
-from rtc_controller.control import so3
+from rtc_controller.geometry import so3
 from rtc_controller.sim import rizon4
 from rtc_controller.sim.controller import ArmIndex, CartesianController, ControllerConfig
 from rtc_controller.sim.scene import ARMS, GRASP_OPEN_MARGIN_M, SceneConfig, build_mjcf

@@ -34,8 +34,8 @@ from rtc_controller import topics
 from rtc_controller.config_files import config_path
 from rtc_controller.rtc import GUIDANCE_MODES
 from rtc_controller.ros.bringup import load_config, parse_overrides, start_rig
-from rtc_controller.tools.bag_messages import read_diagnostics, read_states
-from rtc_controller.tools.bag_reader import BagReader
+from rtc_controller.bags.bag_messages import read_diagnostics, read_states
+from rtc_controller.bags.bag_reader import BagReader
 from rtc_controller.tools.demo_plots import conclusion, write_plots
 
 FIRST_CHUNK_LINE = "first chunk published"  # logged once by the inference node after warm-up

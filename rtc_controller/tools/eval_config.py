@@ -85,7 +85,7 @@ def node_overrides(cfg: EvalConfig, *, mode: str, delay: int, transport_steps: f
 
 
 def _file_values(path: Path, node: str) -> dict[str, Any]:
-    from rtc_controller.ros.param_files import check_params_file
+    from rtc_controller.param_files import check_params_file
 
     return check_params_file(path).get(node, {})
 

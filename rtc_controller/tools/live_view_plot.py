@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtc_controller.tools.bag_reader import BagError, BagReader
+from rtc_controller.bags.bag_reader import BagError, BagReader
 
 STYLE = {  # path -> (colour, line width, label): the seed's colours
     "frozen_prefix": ("0.6", 6.0, "frozen prefix (first d)"),

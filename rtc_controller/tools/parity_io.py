@@ -101,8 +101,8 @@ def observations_from_bag(bag_path: str | pathlib.Path, *, names: Sequence[str],
                           max_observations: int, prompt: str | None = None) -> list[Observation]:
     """The observations the inference node used for the bag's recorded chunks (state at each chunk's t_obs, the
     latest frame of each camera and the latest prompt before it), at most ``max_observations``, evenly spread."""
-    from rtc_controller.tools.bag_messages import read_chunks, read_images, read_prompts, read_states
-    from rtc_controller.tools.bag_reader import BagError, BagReader
+    from rtc_controller.bags.bag_messages import read_chunks, read_images, read_prompts, read_states
+    from rtc_controller.bags.bag_reader import BagError, BagReader
 
     try:
         with BagReader(bag_path) as bag:

@@ -26,7 +26,7 @@ from rtc_controller.policy.base import FlowPolicy
 from rtc_controller.policy.chunk_sampler import ChunkSampler
 
 from . import metrics as M
-from .bag_reader import BagReader
+from rtc_controller.bags.bag_reader import BagReader
 from .replay_config import ReplayConfig
 from .replay_outputs import plot_switch, print_report, switch_row, variant_table, write_outputs
 from .replay_resample import make_replay_policy, resample_switch

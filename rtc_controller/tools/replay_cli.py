@@ -16,7 +16,7 @@ from rtc_controller import topics
 from rtc_controller.rtc import PREFIX_SCHEDULES
 
 from . import metrics as M
-from .bag_reader import BagError, BagReader
+from rtc_controller.bags.bag_reader import BagError, BagReader
 from .replay import run_replay
 from .replay_policy import choose_policy, read_identity
 from .replay_config import DEFAULT_BETAS, DEFAULT_FIGURES, ReplayConfig, ReplayError

@@ -15,8 +15,8 @@ from typing import Any
 from rtc_controller import topics
 from rtc_controller.policy.identity import PolicyIdentity, identity_for, identity_mismatch
 
-from .bag_messages import read_prompts
-from .bag_reader import BagReader
+from rtc_controller.bags.bag_messages import read_prompts
+from rtc_controller.bags.bag_reader import BagReader
 from .replay_config import ReplayError
 
 __all__ = ["ChosenPolicy", "choose_policy", "read_identity"]

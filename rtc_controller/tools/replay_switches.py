@@ -24,8 +24,8 @@ from rtc_controller.policy.chunk_sampler import GuidanceSettings, PreviousChunk,
 from rtc_controller.rtc.prefix import Prefix
 
 from . import metrics as M
-from .bag_messages import ImageSample, StateSeries, read_chunks, read_images, read_prompts, read_states
-from .bag_reader import BagReader
+from rtc_controller.bags.bag_messages import ImageSample, StateSeries, read_chunks, read_images, read_prompts, read_states
+from rtc_controller.bags.bag_reader import BagReader
 from .replay_config import ReplayConfig, ReplayError
 
 __all__ = ["HISTORY_STEPS", "LoadedSwitches", "SwitchInput", "load_switches", "load_switches_counted"]

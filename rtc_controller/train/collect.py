@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from rtc_controller.action_space import action_names
 from rtc_controller.sim.scene import CAMERAS
-from rtc_controller.train.dataset import CameraInfo, DatasetInfo, DatasetWriter
+from rtc_controller.train.dataset import CameraInfo, DatasetInfo, DatasetWriter, Episode
 
 GENERATOR_NAME = "twin_expert"
 DEFAULT_SEED = 1000  # first twin seed of a collection (rtc-eval evaluates seeds 0 … N − 1: kept out of training)
@@ -134,6 +134,16 @@ class CollectResult:
     successes: int  # successful episodes in the whole dataset
 
 
+def demo_to_episode(demo) -> Episode:
+    """A twin demonstration (``sim.demos.Demonstration``) as a ``train.dataset.Episode`` (float32 state and
+    actions ``[T, action_dim]``, frames on the 20 ms action grid), what ``DatasetWriter`` writes."""
+    import numpy as np
+
+    return Episode(state=demo.state.astype(np.float32), actions=demo.action.astype(np.float32),
+                   frame_index=demo.frame_index, images=dict(demo.frames), prompt=demo.prompt,
+                   success=demo.success, seed=demo.seed)  # fmt: skip
+
+
 def collect_twin_dataset(root: str | pathlib.Path, cfg: CollectConfig, *, overwrite: bool = False,
                          resume: bool = False, progress: Callable[[int, int, bool], None] | None = None) -> CollectResult:
     """Write ``cfg.num_episodes`` expert episodes to ``root`` (see the module docstring); ``progress(i, n, ok)``
@@ -158,7 +168,7 @@ def collect_twin_dataset(root: str | pathlib.Path, cfg: CollectConfig, *, overwr
                               cameras=cfg.cameras, height=info.cameras[cfg.cameras[0]].height,
                               width=info.cameras[cfg.cameras[0]].width, execution_horizon=cfg.execution_horizon,
                               perturbation=cfg.perturbation(cfg.seed + i))
-        writer.add(demo.to_episode())
+        writer.add(demo_to_episode(demo))
         if progress is not None:
             progress(i, cfg.num_episodes, demo.success)
     successes = sum(m.success for m in EpisodeDataset(root).episodes)

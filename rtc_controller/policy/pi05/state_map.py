@@ -28,34 +28,11 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from rtc_controller.geometry import so3
+
 Representation = Literal["identity", "quat_wxyz", "quat_xyzw", "gripper_open", "gripper_closed", "zeros"]
 REPRESENTATIONS: tuple[str, ...] = get_args(Representation)
 ROTVEC_DIM, QUAT_DIM = 3, 4
-SMALL_ANGLE_RAD = 1e-8
-
-
-def rotvec_to_quat_wxyz(rv: np.ndarray) -> np.ndarray:
-    """[..., 3] rotation vectors -> [..., 4] unit quaternions (w, x, y, z) with w >= 0."""
-    rv = np.asarray(rv, np.float64)
-    angle = np.linalg.norm(rv, axis=-1, keepdims=True)
-    half = angle / 2
-    safe = np.where(angle > SMALL_ANGLE_RAD, angle, 1.0)
-    axis_scale = np.where(angle > SMALL_ANGLE_RAD, np.sin(half) / safe, 0.5)
-    q = np.concatenate([np.cos(half), rv * axis_scale], axis=-1)
-    return np.where(q[..., :1] < 0, -q, q)
-
-
-def quat_wxyz_to_rotvec(q: np.ndarray) -> np.ndarray:
-    """[..., 4] quaternions (any norm or sign) -> [..., 3] rotation vectors with angle in [0, π]."""
-    q = np.asarray(q, np.float64)
-    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), SMALL_ANGLE_RAD)
-    q = np.where(q[..., :1] < 0, -q, q)
-    xyz_norm = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
-    angle = 2 * np.arctan2(xyz_norm, q[..., :1])
-    scale = np.where(xyz_norm > SMALL_ANGLE_RAD, angle / np.maximum(xyz_norm, SMALL_ANGLE_RAD), 2.0)
-    return q[..., 1:] * scale
-
-
 @dataclass(frozen=True)
 class Segment:
     """Some named robot-state / action values in one representation (module docstring)."""
@@ -99,7 +76,8 @@ class Segment:
         if rep == "identity":
             return values
         if rep.startswith("quat"):
-            q = rotvec_to_quat_wxyz(values)
+            q = so3.rotvec_to_quat(values)
+            q = np.where(q[..., :1] < 0, -q, q)  # w >= 0 also for |r| > π
             return q if rep == "quat_wxyz" else np.roll(q, -1, axis=-1)
         if rep.startswith("gripper"):
             lo, hi = self.range_m
@@ -113,7 +91,7 @@ class Segment:
         if rep == "identity":
             return model
         if rep.startswith("quat"):
-            return quat_wxyz_to_rotvec(model if rep == "quat_wxyz" else np.roll(model, 1, axis=-1))
+            return so3.quat_to_rotvec(model if rep == "quat_wxyz" else np.roll(model, 1, axis=-1))
         if rep.startswith("gripper"):
             lo, hi = self.range_m
             opening = model if rep == "gripper_open" else 1.0 - model

@@ -3,7 +3,7 @@ camera frames and diagnostics.
 
 Chunks (``trajectory_msgs/msg/JointTrajectory``), robot states (``sensor_msgs/msg/JointState``), prompts
 (``std_msgs/msg/String``), images (``sensor_msgs/msg/Image`` / ``CompressedImage``) and diagnostics
-(``diagnostic_msgs/msg/DiagnosticArray``), from a :class:`~rtc_controller.tools.bag_reader.BagReader`.
+(``diagnostic_msgs/msg/DiagnosticArray``), from a :class:`~rtc_controller.bags.bag_reader.BagReader`.
 
 Time: every ``*_s`` value is float seconds. ``stamp_s`` is a header stamp (executor clock for chunks and
 states); ``log_s`` is the receive time the recorder logged. Chunk action k is due at t_obs_s + k·dt_s.

@@ -30,7 +30,7 @@ def rotvec_to_quat(r: np.ndarray) -> np.ndarray:
 def quat_to_rotvec(q: np.ndarray) -> np.ndarray:
     """Unit quaternion ``[..., 4]`` (w, x, y, z) -> rotation vector ``[..., 3]`` with angle in [0, π]."""
     q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), SMALL_ANGLE_RAD)  # a zero q -> zero rotation
     q = np.where(q[..., :1] < 0.0, -q, q)  # q and -q are the same rotation: pick w >= 0 -> angle <= π
     w = q[..., :1]
     v = q[..., 1:]
