@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from rtc_controller.control.executor_params import PARAMS, check_param, driver_factory
+from rtc_controller.app.drivers import driver_factory
+from rtc_controller.control.executor_params import PARAMS, check_param
 from rtc_controller.robots.base import ArmDriver, DriverError
 from rtc_controller.sim.mujoco_driver import MujocoDriver, MujocoDriverConfig
 from rtc_controller.sim.snapshot import SnapshotReader
