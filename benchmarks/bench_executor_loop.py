@@ -119,7 +119,8 @@ def role_naive(seconds: float, out_path: str) -> None:
     from rtc_controller import topics
     from rtc_controller.control.executor import Executor
     from rtc_controller.ros.conversions import msg_to_chunk
-    from rtc_controller.control.executor_params import PARAMS, build_config, build_driver
+    from rtc_controller.app.drivers import build_driver
+    from rtc_controller.control.executor_params import PARAMS, build_config
 
     values = {k: p.default for k, p in PARAMS.items()}
     ex = Executor(build_config(values), build_driver(values))

@@ -51,7 +51,7 @@ def child(cache_dir: str, policy: str, policy_params: dict) -> dict:
 
     from rtc_controller.policy.chunk_sampler import ChunkSampler, GuidanceSettings, PreviousChunk
     from rtc_controller.policy.compilation_cache import CompileCounter, enable_compilation_cache
-    from rtc_controller.policy.registry import make_policy
+    from rtc_controller.app.policies import make_policy
 
     enable_compilation_cache(cache_dir, f"bench-{policy}")
     with CompileCounter() as counter:

@@ -69,7 +69,8 @@ def bench_episode(seeds: int) -> dict:
 def bench_servo(seconds: float, driver: str = "mujoco") -> dict:
     """The executor's servo process holding the ready pose with ``driver`` (``sim``: the same run without physics,
     as the baseline measured on the same machine in the same session)."""
-    from rtc_controller.control.executor_params import PARAMS, build_config, driver_factory
+    from rtc_controller.app.drivers import driver_factory
+    from rtc_controller.control.executor_params import PARAMS, build_config
     from rtc_controller.control.servo_process import ServoProcess
 
     v = {k: p.default for k, p in PARAMS.items()} | {"driver": driver, "sched_fifo_priority": 80,

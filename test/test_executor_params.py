@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from rtc_controller.app.drivers import driver_factory
 from rtc_controller.config_check import check_known_keys, load_yaml
 from rtc_controller.control.executor_params import (
     PARAMS,
@@ -12,7 +13,6 @@ from rtc_controller.control.executor_params import (
     build_config,
     check_consistency,
     check_param,
-    driver_factory,
 )
 from rtc_controller.robots.flexiv_rdk1 import FlexivRdk1Config
 from rtc_controller.robots.flexiv_rdk2 import FlexivRdk2Config

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from rtc_controller.control.executor_params import PARAMS, check_param, driver_factory
+from rtc_controller.app.drivers import driver_factory
+from rtc_controller.control.executor_params import PARAMS, check_param
 from rtc_controller.robots.base import ArmDriver, DriverError
 from rtc_controller.sim.mujoco_driver import MujocoDriver, MujocoDriverConfig
 from rtc_controller.sim.snapshot import SnapshotReader
@@ -68,7 +69,7 @@ def test_a_reader_never_parses_half_a_header():
 def test_the_twin_policy_reads_the_snapshot_the_executor_names():
     """executor_node.twin_snapshot names the world; the inference node's twin_snapshot hands that name to the twin
     policies (before, they always read the default name and could not find a renamed world)."""
-    from rtc_controller.policy.registry import make_policy
+    from rtc_controller.app.policies import make_policy
     from rtc_controller.ros.inference_params import PARAMETERS, policy_params
 
     d, _ = make()

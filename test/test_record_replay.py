@@ -26,7 +26,7 @@ PUBLISHER = textwrap.dedent(
     from trajectory_msgs.msg import JointTrajectory
     from rtc_controller.action_space import action_names
     from rtc_controller.policy.identity import PolicyIdentity
-    from rtc_controller.policy.registry import make_policy
+    from rtc_controller.app.policies import make_policy
     from rtc_controller.ros import conversions
 
     rclpy.init()

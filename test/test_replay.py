@@ -20,7 +20,7 @@ from rtc_controller import topics
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.policy.base import Observation
 from rtc_controller.policy.chunk_sampler import ChunkSampler, GuidanceSettings, PreviousChunk
-from rtc_controller.policy.registry import make_policy
+from rtc_controller.app.policies import make_policy
 from rtc_controller.rtc import build_prefix, prefix_weights, sample
 from rtc_controller.tools import replay, replay_cli, replay_config, replay_resample, replay_switches
 from rtc_controller.bags.bag_reader import BagReader

@@ -9,7 +9,7 @@ import pytest
 from rtc_controller import rtc
 from rtc_controller.action_space import arm_slices
 from rtc_controller.policy.base import FlowPolicy, Observation
-from rtc_controller.policy.registry import make_policy
+from rtc_controller.app.policies import make_policy
 from rtc_controller.policy.sim_policy import SimPolicy, SimPolicyConfig
 
 CFG = SimPolicyConfig()

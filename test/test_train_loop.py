@@ -12,7 +12,7 @@ from train_setup import HORIZON, compilation_cache, session_cache_dir, synthetic
 from rtc_controller.policy.pi05 import load_pi05
 from rtc_controller.policy.pi05.checkpoint import load_params
 from rtc_controller.policy.pi05.params import flatten
-from rtc_controller.policy.registry import make_policy
+from rtc_controller.app.policies import make_policy
 from rtc_controller.train import checkpoints as ckpt
 from rtc_controller.policy.pi05.policy_section import load_policy_section
 from rtc_controller.train.export import read_record

@@ -10,7 +10,7 @@ import pytest
 from train_setup import HORIZON, compilation_cache, session_cache_dir, synthetic_config, train_config
 
 from rtc_controller.policy.chunk_sampler import ChunkSampler, GuidanceSettings, PreviousChunk, mode_refusal
-from rtc_controller.policy.registry import make_policy
+from rtc_controller.app.policies import make_policy
 from rtc_controller.policy.pi05.policy_section import load_policy_section
 from rtc_controller.rtc import prefix_weights, sample
 from rtc_controller.train import objective

@@ -18,7 +18,7 @@ NAMES = action_names("cartesian")
 
 @pytest.fixture(scope="module")
 def policy():
-    from rtc_controller.policy.registry import make_policy
+    from rtc_controller.app.policies import make_policy
 
     return make_policy("pi05", policy_config=MODEL, action_names=NAMES)  # the inference node's call
 

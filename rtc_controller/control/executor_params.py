@@ -1,6 +1,6 @@
 """The executor node's parameters (ROS-free): the table (default, description, validator, run-time change),
-the checks that refuse bad values with a reason, and the mapping to the executor core's frozen configs and
-to a picklable driver factory (the servo process builds the driver itself).
+the checks that refuse bad values with a reason, and the mapping to the executor core's frozen configs (the
+driver the parameters name is built by ``app.drivers``).
 
 Units are in the names (``_s``, ``_hz``, ``_m``, ``_rad``, ``_us``, ``_pct``); per-arm arrays are flat, three
 values per arm (left then right). ``config/sim.yaml`` and ``config/rig.yaml`` document every parameter (the twin's:
@@ -10,7 +10,6 @@ values per arm (left then right). ``config/sim.yaml`` and ``config/rig.yaml`` do
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from rtc_controller.control.safety import (
     SafetyConfig,
 )
 from rtc_controller.control.timeline import TimelineConfig
-from rtc_controller.robots.base import ArmDriver
 
 
 @dataclass(frozen=True)
@@ -284,7 +282,7 @@ def _rig_consistency(v: dict[str, Any]) -> str | None:
     return None
 
 
-def _same_named(cls: type, v: dict[str, Any], **explicit: Any) -> Any:
+def same_named(cls: type, v: dict[str, Any], **explicit: Any) -> Any:
     """``cls(**explicit)`` plus every other field of the dataclass ``cls`` that has a parameter of the same name
     (a shared name means the same quantity in the same unit in the parameters and the core configs)."""
     picked = {f.name: v[f.name] for f in dataclasses.fields(cls) if f.name in v and f.name not in explicit}
@@ -297,7 +295,7 @@ def build_config(v: dict[str, Any]) -> ExecutorConfig:
     n = v["num_arms"]
     names = tuple(v["action_names"]) if v["action_names"] != [""] else action_names(kind, ("left", "right")[:n])
     arms = tuple(
-        _same_named(
+        same_named(
             ArmLimits,
             v,
             workspace_min_m=tuple(v["workspace_min_m"][3 * i : 3 * i + 3]),
@@ -344,70 +342,3 @@ def approach_config(v: dict[str, Any]) -> ApproachConfig:
     fields = {f.name: v[f"approach_{f.name}"] for f in dataclasses.fields(ApproachConfig) if f.name != "ready_pose"}
     ready = tuple(v["ready_pose"]) if list(v["ready_pose"]) != [0.0] else ()
     return ApproachConfig(ready_pose=ready, **fields)
-
-
-def build_driver(v: dict[str, Any]) -> ArmDriver:
-    """Parameters -> the configured ArmDriver (not yet connected)."""
-    return driver_factory(v)()
-
-
-def driver_factory(v: dict[str, Any]) -> Callable[[], ArmDriver]:
-    """Parameters -> a picklable zero-argument factory of the configured ArmDriver (driver class + its frozen
-    config), so that the servo process can build the driver itself."""
-    kind, n = v["action_space"], v["num_arms"]
-    if v["driver"] == "mujoco":
-        from rtc_controller.sim.mujoco_driver import MujocoDriver
-        from rtc_controller.sim.twin_config import driver_config
-
-        return functools.partial(MujocoDriver, driver_config(v))
-    if v["driver"] == "sim":
-        from rtc_controller.robots.sim import SimConfig, SimDriver
-
-        return functools.partial(
-            SimDriver,
-            SimConfig(
-                kind=kind,
-                num_arms=n,
-                noise_pos_m=v["sim_noise_pos_m"],
-                noise_rot_rad=v["sim_noise_rot_rad"],
-                fault_at_s=v["sim_fault_at_s"] if v["sim_fault_at_s"] >= 0 else None,
-                disconnect_at_s=v["sim_disconnect_at_s"] if v["sim_disconnect_at_s"] >= 0 else None,
-                gripper_block_s=v["sim_gripper_block_s"],
-                gripper_channel=v["sim_gripper_channel"],
-            )
-        )
-    grippers = tuple(v["gripper_names"][:n]) if any(v["gripper_names"]) else ()
-    tools = tuple(v["tool_names"][:n]) if any(v["tool_names"]) else ()
-    wrench = tuple(v["max_contact_wrench"]) if not all(math.isinf(x) for x in v["max_contact_wrench"]) else ()
-    if v["flexiv_rdk"] == 2:
-        from rtc_controller.robots.flexiv_rdk2 import FlexivRdk2Config, FlexivRdk2Driver
-
-        return functools.partial(
-            FlexivRdk2Driver,
-            _same_named(
-                FlexivRdk2Config,
-                v,
-                serial_numbers=tuple(v["serial_numbers"]),
-                joint_groups=tuple(v["joint_groups"][:n]),
-                kind=kind,
-                gripper_names=grippers,
-                tool_names=tools,
-                max_contact_wrench=wrench,
-            ),
-        )
-    from rtc_controller.robots.flexiv_rdk1 import FlexivRdk1Config, FlexivRdk1Driver
-
-    return functools.partial(
-        FlexivRdk1Driver,
-        _same_named(
-            FlexivRdk1Config,
-            v,
-            serial_numbers=tuple(v["serial_numbers"][:n]),
-            kind=kind,
-            command_rate_hz=v["rdk1_command_rate_hz"],
-            target_velocity=v["rdk1_target_velocity"],
-            gripper_names=grippers,
-            tool_names=tools,
-            max_contact_wrench=wrench,
-        ),
-    )

@@ -43,14 +43,13 @@ from std_msgs.msg import Float64, Header, Int32
 from trajectory_msgs.msg import JointTrajectory
 
 from rtc_controller import topics
+from rtc_controller.app.drivers import build_driver, driver_factory
 from rtc_controller.control.executor import Executor
 from rtc_controller.control.executor_params import (
     PARAMS,
     build_config,
-    build_driver,
     check_consistency,
     check_param,
-    driver_factory,
 )
 from rtc_controller.control.executor_types import ExecutorConfig
 from rtc_controller.control.loop import set_process_fifo_priority

@@ -1,6 +1,6 @@
 """The inference node: samples RTC-guided action chunks from the latest observation and publishes them.
 
-Wiring only (the logic is ROS-free: ``policy.chunk_sampler``, ``policy.inference_loop``, ``policy.registry``):
+Wiring only (the logic is ROS-free: ``policy.chunk_sampler``, ``policy.inference_loop``, ``app.policies``):
 - subscriptions store the latest message: robot state (``topics.ROBOT_STATE``), cameras
   (``topics.camera_topic(slot)`` as ``sensor_msgs/Image``, or ``…/compressed`` as ``CompressedImage``), prompt
   (``topics.PROMPT``), the executor's d (``topics.INFERENCE_DELAY``) and active chunk (``topics.ACTIVE_CHUNK``);

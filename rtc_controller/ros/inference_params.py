@@ -15,7 +15,7 @@ from rtc_controller import topics
 from rtc_controller.action_space import action_names
 from rtc_controller.policy.compilation_cache import cache_dir_refusal
 from rtc_controller.policy.inference_loop import parse_inference_delay
-from rtc_controller.policy.registry import POLICY_NAMES
+from rtc_controller.app.policies import POLICY_NAMES
 from rtc_controller.rtc import GUIDANCE_MODES, MAX_GUIDANCE_WEIGHT, PREFIX_SCHEDULES, guidance_weight_refusal
 
 __all__ = [

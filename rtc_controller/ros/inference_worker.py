@@ -85,7 +85,7 @@ class InferenceWorker:
     def _load(self, p: dict[str, Any]):
         """The policy the parameters name, checked against the node's H and names, in a ChunkSampler."""
         from rtc_controller.policy.chunk_sampler import ChunkSampler
-        from rtc_controller.policy.registry import make_policy
+        from rtc_controller.app.policies import make_policy
 
         params = policy_params(p, section=self.section, horizon=self.horizon, dt_s=self.dt_s, names=self.names)
         self._diag.set(state="loading policy")

@@ -76,7 +76,7 @@ def resample_switch(
 def make_replay_policy(cfg: ReplayConfig, sw: SwitchInput) -> FlowPolicy:
     """``cfg.policy`` built with ``cfg.policy_params``, shaped like the recorded chunks where the params say nothing."""
     try:
-        from rtc_controller.policy.registry import make_policy
+        from rtc_controller.app.policies import make_policy
     except ImportError as err:  # pragma: no cover - the registry ships with the package
         raise ReplayError(f"cannot import the policy registry: {err}") from err
     params = dict(cfg.policy_params)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from .base import FlowPolicy
+from rtc_controller.policy.base import FlowPolicy
 
 PolicyName = Literal["sim", "pi05", "twin", "twin_expert"]
 POLICY_NAMES: tuple[str, ...] = get_args(PolicyName)
@@ -25,7 +25,7 @@ def make_policy(name: PolicyName, **params: Any) -> FlowPolicy:
     file or config/policy name>`` with other fields overriding the file's.
     """
     if name == "sim":
-        from .sim_policy import sim_policy_from_params
+        from rtc_controller.policy.sim_policy import sim_policy_from_params
 
         return sim_policy_from_params(params)
     if name in ("twin", "twin_expert"):
@@ -34,7 +34,7 @@ def make_policy(name: PolicyName, **params: Any) -> FlowPolicy:
         return twin_policy_from_params(params, expert_only=name == "twin_expert")
     if name == "pi05":
         try:
-            from .pi05 import Pi05Policy, Pi05PolicyConfig
+            from rtc_controller.policy.pi05 import Pi05Policy, Pi05PolicyConfig
         except ImportError as exc:
             raise RuntimeError(
                 f"policy 'pi05' is not available: cannot import rtc_controller.policy.pi05 ({exc}); "
@@ -45,7 +45,7 @@ def make_policy(name: PolicyName, **params: Any) -> FlowPolicy:
         if unknown:
             raise ValueError(f"unknown pi05 parameters {unknown}; known: {sorted(known | {'policy_config'})}")
         if params.get("policy_config"):
-            from .pi05.policy_section import load_policy_section
+            from rtc_controller.policy.pi05.policy_section import load_policy_section
 
             rest = {k: v for k, v in params.items() if k != "policy_config"}
             return Pi05Policy(load_policy_section(params["policy_config"], **rest))
