@@ -22,10 +22,14 @@ import hashlib
 import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rtc_controller.action_space import action_names
 from rtc_controller.sim.scene import CAMERAS
 from rtc_controller.train.dataset import CameraInfo, DatasetInfo, DatasetWriter, Episode
+
+if TYPE_CHECKING:
+    from rtc_controller.sim.demos import Demonstration
 
 GENERATOR_NAME = "twin_expert"
 DEFAULT_SEED = 1000  # first twin seed of a collection (rtc-eval evaluates seeds 0 … N − 1: kept out of training)
@@ -134,8 +138,8 @@ class CollectResult:
     successes: int  # successful episodes in the whole dataset
 
 
-def demo_to_episode(demo) -> Episode:
-    """A twin demonstration (``sim.demos.Demonstration``) as a ``train.dataset.Episode`` (float32 state and
+def demo_to_episode(demo: Demonstration) -> Episode:
+    """A twin demonstration as a ``train.dataset.Episode`` (float32 state and
     actions ``[T, action_dim]``, frames on the 20 ms action grid), what ``DatasetWriter`` writes."""
     import numpy as np
 
