@@ -11,7 +11,8 @@ at its default and a misspelt section (``executor:``) ran the executor on defaul
   it (else it would silently run on defaults).
 
 Node sections are ``[/namespace/]node_name: {ros__parameters: {...}}``; nested mappings are dotted names, as ROS
-reads them. :data:`NODE_PARAMETERS` maps our node names to their parameter tables (a later node adds a line).
+reads them. The tables are the caller's (``app/node_tables`` has every node's): ``{node: valid keys}``, each
+loaded when a file has its section.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rtc_controller import topics
 from rtc_controller.config_check import NEAREST_CUTOFF, ConfigError, check_known_keys, load_yaml, unknown_key_message
 
 WILDCARDS = ("**", "*")
@@ -29,39 +29,6 @@ ROS_PARAMETERS = "ros__parameters"
 # Parameters every rclpy node declares itself (plus ``qos_overrides.<topic>.…`` for QoS overrides).
 GENERIC_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service", "start_parameter_event_publisher"})
 GENERIC_PREFIXES = ("qos_overrides.",)
-
-
-def _executor_parameters() -> Iterable[str]:
-    from rtc_controller.control.executor_params import PARAMS
-
-    return PARAMS
-
-
-def _inference_parameters() -> Iterable[str]:
-    from rtc_controller.ros.inference_params import PARAMETERS
-
-    return PARAMETERS
-
-
-def _live_view_parameters() -> Iterable[str]:
-    from rtc_controller.ros.live_view_node import PARAMETERS
-
-    return PARAMETERS
-
-
-def _twin_parameters() -> Iterable[str]:
-    from rtc_controller.ros.twin_node import PARAMS
-
-    return PARAMS
-
-
-NODE_PARAMETERS: dict[str, Callable[[], Iterable[str]]] = {
-    topics.EXECUTOR_NODE: _executor_parameters,
-    topics.INFERENCE_NODE: _inference_parameters,
-    topics.LIVE_VIEW_NODE: _live_view_parameters,
-    topics.TWIN_NODE: _twin_parameters,
-    topics.RECORDER_NODE: lambda: (),
-}
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -99,16 +66,19 @@ def _sections(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def valid_keys(node: str) -> set[str]:
-    return set(NODE_PARAMETERS[node]())
+Tables = Mapping[str, Callable[[], Iterable[str]]]  # node name -> its valid keys (called when needed)
 
 
-def check_params_file(path: str | Path, nodes: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
-    """Check a parameter file (see the module docstring); ``nodes``: ours that must have a section. Returns
-    ``{node: {param: value}}`` for our nodes; raises ConfigError naming the file, the section or key, the nearest
-    valid name."""
+def check_params_file(path: str | Path, tables: Tables, nodes: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """Check a parameter file (see the module docstring) against ``tables``; ``nodes``: ours that must have a
+    section. Returns ``{node: {param: value}}`` for our nodes; raises ConfigError naming the file, the section or
+    key, the nearest valid name."""
     path = Path(path)
-    ours = sorted(NODE_PARAMETERS)
+    ours = sorted(tables)
+
+    def valid_keys(node: str) -> set[str]:
+        return set(tables[node]())
+
     found: dict[str, dict[str, Any]] = {}
     for section, params in _sections(path).items():
         node = section_node(section)
@@ -116,7 +86,7 @@ def check_params_file(path: str | Path, nodes: Iterable[str] = ()) -> dict[str, 
             union = set().union(*(valid_keys(n) for n in ours))
             check_known_keys({k: v for k, v in params.items() if not is_generic(k)}, union, where=f"{path}: {section}")
             continue
-        if node not in NODE_PARAMETERS:
+        if node not in tables:
             if difflib.get_close_matches(node, ours, n=1, cutoff=NEAREST_CUTOFF):
                 raise ConfigError(unknown_key_message(section, ours, where=f"{path}: section").replace("key", "node", 1))
             continue  # another package's node
@@ -126,6 +96,24 @@ def check_params_file(path: str | Path, nodes: Iterable[str] = ()) -> dict[str, 
     missing = [n for n in nodes if n not in found]
     if missing:
         raise ConfigError(f"{path}: no section for {', '.join(missing)} (sections: {', '.join(found) or 'none'})")
+    return found
+
+
+def check_node_section(path: str | Path, node: str, valid: Iterable[str]) -> dict[str, Any]:
+    """The values of one node's section (``{}`` without one), its keys checked against ``valid``; a section whose
+    name is close to ``node`` but not it is refused (``executor:`` would leave the node on defaults). Other
+    sections, wildcards included, are not looked at: the whole-file check is :func:`check_params_file`'s."""
+    path = Path(path)
+    valid = set(valid)
+    found: dict[str, Any] = {}
+    for section, params in _sections(path).items():
+        name = section_node(section)
+        if name == node:
+            mine = {k: v for k, v in params.items() if not is_generic(k)}
+            check_known_keys(mine, valid, where=f"{path}: {section}")
+            found |= mine
+        elif name not in WILDCARDS and difflib.get_close_matches(name, [node], n=1, cutoff=NEAREST_CUTOFF):
+            raise ConfigError(unknown_key_message(section, [node], where=f"{path}: section").replace("key", "node", 1))
     return found
 
 

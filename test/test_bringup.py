@@ -60,10 +60,13 @@ def test_consistency_warnings():
     assert "horizon 100 > executor_node's 50: it would reject every chunk" in warnings[1]
     sections["executor_node"].update(EXECUTOR_SEED)
     assert check_consistency(sections) == []
-    # a key left out counts with the node's default (the executor's s is 25 unless set)
+    # a key left out counts with the node's default (both nodes' s is chunk_timing's 50 unless set)
     del sections["executor_node"]["execution_horizon"]
-    assert check_consistency(sections) == ["inference_node.execution_horizon 50 != executor_node's 25 (the executor "
+    sections["inference_node"]["execution_horizon"] = 25
+    assert check_consistency(sections) == ["inference_node.execution_horizon 25 != executor_node's 50 (the executor "
                                            "clamps d to its H - s)"]
+    del sections["inference_node"]["execution_horizon"]
+    assert check_consistency(sections) == [], "the two nodes' defaults fit: one declaration"
 
 
 def test_config_files_have_both_sections():

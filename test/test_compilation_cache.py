@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from rtc_controller.policy.compilation_cache import cache_dir_refusal, cache_key
-from rtc_controller.ros.inference_params import validate_parameter
+from rtc_controller.app.inference_params import validate_parameter
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "bench_startup.py"

@@ -16,7 +16,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from rtc_controller import topics
 from rtc_controller.ros.conversions import image_to_array
-from rtc_controller.ros.inference_params import PARAMETERS, validate_parameter
+from rtc_controller.app.inference_params import PARAMETERS, validate_parameter
 
 H = 100
 
@@ -54,7 +54,7 @@ def test_validation_refuses_bad_values_with_a_reason():
 
 
 def test_a_change_is_checked_against_the_values_it_leaves():
-    from rtc_controller.ros.inference_params import changes_refusal
+    from rtc_controller.app.inference_params import changes_refusal
 
     current = {"horizon": H, "action_rate_hz": 50.0, "execution_horizon": 50, "inference_delay": 40}
     assert changes_refusal({"max_guidance_weight": 5.0}, current, horizon=H) is None

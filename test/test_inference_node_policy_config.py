@@ -4,7 +4,7 @@
 import pytest
 
 from rtc_controller.config_check import ConfigError
-from rtc_controller.ros.inference_params import PARAMETERS, camera_topics, policy_section
+from rtc_controller.app.inference_params import PARAMETERS, camera_topics, policy_section
 
 
 def _params(**kw):

@@ -18,7 +18,7 @@ import yaml
 
 from rtc_controller import topics
 from rtc_controller.control.executor_params import PARAMS as EXECUTOR_PARAMS
-from rtc_controller.ros.inference_params import PARAMETERS as INFERENCE_PARAMS
+from rtc_controller.app.inference_params import PARAMETERS as INFERENCE_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
@@ -59,13 +59,13 @@ def config_sections(config_file):
 
 def test_every_parameter_is_documented_in_the_config_files():
     """Each node's parameters appear in config/sim.yaml, rig.yaml or twin.yaml (the README points there)."""
-    from rtc_controller.param_files import NODE_PARAMETERS, valid_keys
+    from rtc_controller.app.node_tables import NODE_TABLES, valid_keys
 
     documented: dict[str, set[str]] = {}
     for config_file in ("sim.yaml", "rig.yaml", "twin.yaml"):
         for node, params in config_sections(config_file).items():
             documented.setdefault(node, set()).update(params)
-    for node in NODE_PARAMETERS:
+    for node in NODE_TABLES:
         missing = valid_keys(node) - documented.get(node, set())
         assert not missing, f"{node}: parameters no config file documents: {sorted(missing)}"
 

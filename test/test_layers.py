@@ -14,19 +14,15 @@ import ast
 import pathlib
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "rtc_controller"
-FLOOR = ("geometry", "action_space", "topics", "config_check", "config_files", "param_files", "shutdown")
+FLOOR = ("geometry", "action_space", "topics", "config_check", "config_files", "param_schema", "param_files",
+         "chunk_timing", "shutdown")
 LAYERS: tuple[tuple[str, ...], ...] = (FLOOR, ("rtc",), ("robots",), ("control",), ("policy",), ("bags",),
                                        ("sim",), ("train",), ("app",), ("ros",), ("tools",))  # fmt: skip
 ROS_MODULES = ("rclpy", "rcl_interfaces", "std_msgs", "sensor_msgs", "trajectory_msgs", "diagnostic_msgs",
                "geometry_msgs", "std_srvs", "nav_msgs", "visualization_msgs", "builtin_interfaces")  # fmt: skip
 
 # (importing file relative to rtc_controller/, imported module): why, and where it goes.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("param_files.py", "rtc_controller.control.executor_params"): "node tables: to the composition layer",
-    ("param_files.py", "rtc_controller.ros.inference_params"): "node tables: to the composition layer",
-    ("param_files.py", "rtc_controller.ros.live_view_node"): "node tables: to the composition layer",
-    ("param_files.py", "rtc_controller.ros.twin_node"): "node tables: to the composition layer",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _level(name: str) -> int:
@@ -107,3 +103,26 @@ def test_the_contract_sees_a_violation(tmp_path):
     mods = [m for _, m in _imports(path, fake)]
     assert mods == ["rtc_controller.control", "rtc_controller.tools"]
     assert all(_level(m.split(".")[1]) > _level("robots") for m in mods)
+
+
+def test_no_circle_within_a_layer():
+    """Units of one layer (the floor's modules) may import each other, but not round a circle."""
+    edges: dict[str, set[str]] = {}
+    for path in _files():
+        unit = _unit(path)
+        for _, module in _imports(path):
+            parts = module.split(".")
+            if parts[0] == "rtc_controller" and len(parts) > 1 and parts[1] != unit and _level(parts[1]) == _level(unit):
+                edges.setdefault(unit, set()).add(parts[1])
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in edges.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    circles = sorted(u for u in edges if u in reach(u))
+    assert not circles, f"these units import round a circle: {circles} ({ {u: sorted(edges[u]) for u in circles} })"

@@ -70,7 +70,7 @@ def test_the_twin_policy_reads_the_snapshot_the_executor_names():
     """executor_node.twin_snapshot names the world; the inference node's twin_snapshot hands that name to the twin
     policies (before, they always read the default name and could not find a renamed world)."""
     from rtc_controller.app.policies import make_policy
-    from rtc_controller.ros.inference_params import PARAMETERS, policy_params
+    from rtc_controller.app.inference_params import PARAMETERS, policy_params
 
     d, _ = make()
     d.config = MujocoDriverConfig(snapshot_name=f"rtc_twin_test_named_{id(d)}", seed=5)

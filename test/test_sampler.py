@@ -133,7 +133,7 @@ def test_bad_inputs_are_refused(kwargs, match):
 def test_one_rule_for_beta_in_every_layer():
     """The sampler, the chunk sampler's settings and the node's on-set check refuse the same β with one message."""
     from rtc_controller.policy.chunk_sampler import GuidanceSettings
-    from rtc_controller.ros.inference_params import validate_parameter
+    from rtc_controller.app.inference_params import validate_parameter
     from rtc_controller.rtc import guidance_weight_refusal
 
     for bad in (-1.0, float("nan"), float("inf"), 1001.0):

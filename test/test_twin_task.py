@@ -97,7 +97,7 @@ def test_expert_demonstration_arrays_for_training():
 
 @pytest.mark.slow
 def test_expert_demonstrations_write_to_the_training_dataset(tmp_path):
-    """The hand-off to issue 13: a twin demonstration goes through train.dataset's writer and reads back."""
+    """The hand-off to training: a twin demonstration goes through train.dataset's writer and reads back."""
     from rtc_controller.action_space import action_names
     from rtc_controller.sim.demos import expert_episode
     from rtc_controller.train.collect import demo_to_episode

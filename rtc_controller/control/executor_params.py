@@ -1,21 +1,20 @@
-"""The executor node's parameters (ROS-free): the table (default, description, validator, run-time change),
-the checks that refuse bad values with a reason, and the mapping to the executor core's frozen configs (the
-driver the parameters name is built by ``app.drivers``).
+"""The executor node's parameters (ROS-free): the table (one ``param_schema.Param`` each: default, description,
+unit, validator, run-time change), the cross-parameter checks that refuse bad values with a reason, and the
+mapping to the executor core's frozen configs (the driver the parameters name is built by ``app.drivers``).
 
-Units are in the names (``_s``, ``_hz``, ``_m``, ``_rad``, ``_us``, ``_pct``); per-arm arrays are flat, three
-values per arm (left then right). ``config/sim.yaml`` and ``config/rig.yaml`` document every parameter (the twin's:
-``config/twin.yaml``).
+Units are in the names too (``_s``, ``_hz``, ``_m``, ``_rad``, ``_us``, ``_pct``); per-arm arrays are flat, three
+values per arm (left then right). H, s and Δt are ``chunk_timing.TIMING_PARAMS`` (shared with the inference node).
+``config/sim.yaml``, ``config/rig.yaml`` and ``config/twin.yaml`` document every parameter with its description.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from rtc_controller.action_space import action_names
+from rtc_controller.chunk_timing import MAX_HORIZON, TIMING_PARAMS
 from rtc_controller.control.approach import ApproachConfig
 from rtc_controller.control.delay_estimator import DelayEstimatorConfig
 from rtc_controller.control.executor import ExecutorConfig
@@ -32,32 +31,10 @@ from rtc_controller.control.safety import (
     SafetyConfig,
 )
 from rtc_controller.control.timeline import TimelineConfig
+from rtc_controller.param_schema import Param, in_range, layered, non_negative, one_of, positive
 
 
-@dataclass(frozen=True)
-class Param:
-    """One parameter: default, description, validator (returns a reason when the value is bad), run-time change."""
-
-    default: Any
-    description: str
-    check: Callable[[Any], str | None] = lambda v: None
-    dynamic: bool = False
-
-
-def _one_of(*choices: str) -> Callable[[Any], str | None]:
-    return lambda v: None if v in choices else f"must be one of {choices}, got {v!r}"
-
-
-def _positive(v: Any) -> str | None:
-    return None if isinstance(v, (int, float)) and math.isfinite(v) and v > 0 else f"must be > 0, got {v!r}"
-
-
-def _non_negative(v: Any) -> str | None:
-    return None if isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 else f"must be >= 0, got {v!r}"
-
-
-def _in_range(lo: float, hi: float) -> Callable[[Any], str | None]:
-    return lambda v: None if isinstance(v, (int, float)) and lo <= v <= hi else f"must be in [{lo}, {hi}], got {v!r}"
+APPROACH = ApproachConfig()  # the approach parameters' defaults are the core config's
 
 
 def _triples(v: Any) -> str | None:
@@ -84,116 +61,128 @@ def _parse_cpus(v: str) -> tuple[int, ...]:
 
 PARAMS: dict[str, Param] = {
     # driver
-    "driver": Param("sim", "robot backend: sim | flexiv | mujoco (the MuJoCo twin)", _one_of("sim", "flexiv", "mujoco")),
-    "flexiv_rdk": Param(1, "flexivrdk generation: 1 (1.9.x, Rizon 4/4s) or 2 (2.x, Enlight/MICO)", _one_of(1, 2)),
+    "driver": Param("sim", "robot backend: sim | flexiv | mujoco (the MuJoCo twin)", one_of("sim", "flexiv", "mujoco")),
+    "flexiv_rdk": Param(1, "flexivrdk generation: 1 (1.9.x, Rizon 4/4s) or 2 (2.x, Enlight/MICO)", one_of(1, 2)),
     "serial_numbers": Param(["Rizon4s-000000", "Rizon4s-000001"], "robot serial numbers (RDK 1.9: one per arm; "
                             "RDK 2 dual-arm: one)",
                             lambda v: None if len(v) >= 1 else "at least one serial number"),  # fmt: skip
     "joint_groups": Param(["ARM_1", "ARM_2"], "RDK 2 joint groups per arm (one robot with two arms)"),
-    "connect_timeout_s": Param(20.0, "how long to wait for the robot to become operational [s]", _positive),
-    "timeliness_failure_limit_pct": Param(2.0, "RDK 2: % of late RT commands in a 1-s window that faults the robot",
-                                          _in_range(0.0, 100.0)),  # fmt: skip
+    "connect_timeout_s": Param(20.0, "how long to wait for the robot to become operational", positive, unit="s"),
+    "timeliness_failure_limit_pct": Param(2.0, "RDK 2: late RT commands in a 1-s window that fault the robot",
+                                          in_range(0.0, 100.0), unit="%"),  # fmt: skip
     "gripper_names": Param([""], "gripper device name per arm ([''] = do not command grippers)"),
-    "gripper_velocity_m_s": Param(0.1, "gripper Move velocity [m/s]", _positive),
-    "gripper_force_n": Param(20.0, "gripper Move force limit [N]", _positive),
-    "rdk1_command_rate_hz": Param(100.0, "RDK 1.9: NRT send rate [Hz], 1..100 as Flexiv documents (each send "
-                                  "re-plans the motion); divides servo_rate_hz", _in_range(1.0, 100.0)),
+    "gripper_velocity_m_s": Param(0.1, "gripper Move velocity", positive, unit="m/s"),
+    "gripper_force_n": Param(20.0, "gripper Move force limit", positive, unit="N"),
+    "rdk1_command_rate_hz": Param(100.0, "RDK 1.9: NRT send rate, 1..100 as Flexiv documents (each send re-plans "
+                                  "the motion); divides servo_rate_hz", in_range(1.0, 100.0), unit="Hz"),
     "rdk1_target_velocity": Param(True, "RDK 1.9: send the filtered command's velocity with each target (false: "
                                   "zeros: every waypoint a planned stop)"),
-    "gripper_min_change_m": Param(0.002, "gripper commands smaller than this change are not sent [m]", _non_negative),
+    "gripper_min_change_m": Param(0.002, "gripper commands smaller than this change are not sent",
+                                  non_negative, unit="m"),
     "gripper_init": Param(False, "call Gripper.Init at start (grippers that do not initialise at power-on)"),
     "tool_names": Param([""], "tool per arm to switch to at start (TCP and mass compensation; [''] = keep the "
                         "robot's active tool)"),
     "zero_ft_sensor": Param(True, "zero the force/torque sensors at start (ZeroFTSensor; nothing may touch the robot)"),
-    "clear_fault_timeout_s": Param(30, "ClearFault timeout [s]", _in_range(1, 600)),
+    "clear_fault_timeout_s": Param(30, "ClearFault timeout", in_range(1, 600), unit="s"),
     "max_contact_wrench": Param([math.inf] * 6, "SetMaxContactWrench [fx, fy, fz, mx, my, mz] (all arms) or 6 per "
-                                "arm [N, Nm] (.inf = unlimited: left to the robot)", _wrench),
-    "contact_force_limit_n": Param(0.0, "hold when an arm's measured external force exceeds this [N] (0 = off)",
-                                   _non_negative),  # fmt: skip
-    "contact_moment_limit_nm": Param(0.0, "hold when an arm's measured external moment exceeds this [Nm] (0 = off)",
-                                     _non_negative),  # fmt: skip
+                                "arm (.inf = unlimited: left to the robot)", _wrench, unit="N, Nm"),
+    "contact_force_limit_n": Param(0.0, "hold when an arm's measured external force exceeds this (0 = off)",
+                                   non_negative, unit="N"),  # fmt: skip
+    "contact_moment_limit_nm": Param(0.0, "hold when an arm's measured external moment exceeds this (0 = off)",
+                                     non_negative, unit="Nm"),  # fmt: skip
     # action space and timing
     "action_space": Param("cartesian", "cartesian (x,y,z,rotvec,gripper per arm) | joint (7 joints + gripper)",
-                          _one_of("cartesian", "joint")),  # fmt: skip
-    "num_arms": Param(2, "number of arms", _in_range(1, 2)),
+                          one_of("cartesian", "joint")),  # fmt: skip
+    "num_arms": Param(2, "number of arms", in_range(1, 2)),
     "action_names": Param([""], "action dimension names in order ([''] = the default names for action_space)"),
-    "action_rate_hz": Param(50.0, "1/dt: action steps per second [Hz]", _positive),
-    "servo_rate_hz": Param(1000.0, "servo loop rate [Hz]", _in_range(1.0, 4000.0)),
-    "state_rate_hz": Param(50.0, "robot-state publication rate [Hz]", _in_range(1.0, 1000.0)),
-    "horizon": Param(50, "H: prediction horizon [action steps] (longest chunk accepted)", _in_range(2, 10_000)),
-    "execution_horizon": Param(25, "s: execution horizon [action steps]; d is clamped to H - s", _positive),
-    "future_tolerance_s": Param(0.05, "chunks stamped further in the future than this are rejected [s]", _non_negative),
+    "servo_rate_hz": Param(1000.0, "servo loop rate", in_range(1.0, 4000.0), unit="Hz"),
+    "state_rate_hz": Param(50.0, "robot-state publication rate", in_range(1.0, 1000.0), unit="Hz"),
+    **TIMING_PARAMS,  # horizon, execution_horizon, action_rate_hz: shared with the inference node
+    "future_tolerance_s": Param(0.05, "chunks stamped further in the future than this are rejected",
+                                non_negative, unit="s"),
     # delay estimation
-    "delay_quantile": Param(0.9, "quantile of δ over the window used for d", _in_range(0.01, 1.0)),
-    "delay_window": Param(50, "number of recent δ samples", _in_range(1, 100_000)),
-    "delay_warmup_samples": Param(3, "δ samples ignored after start (jit compile, warm-up)", _in_range(0, 10_000)),
-    "initial_d": Param(-1, "d published before enough δ samples [steps] (-1 = none: the inference node uses its "
-                           "own latency until the executor has measured δ)", _in_range(-1, 10_000)),
-    "fixed_d": Param(-1, "fixed d [steps] (-1 = estimate from δ; at most H - s); may change at run time",
-                     _in_range(-1, 10_000), dynamic=True),  # fmt: skip
+    "delay_quantile": Param(0.9, "quantile of δ over the window used for d", in_range(0.01, 1.0)),
+    "delay_window": Param(50, "number of recent δ samples", in_range(1, 100_000)),
+    "delay_warmup_samples": Param(3, "δ samples ignored after start (jit compile, warm-up)", in_range(0, 10_000)),
+    "initial_d": Param(-1, "d published before enough δ samples (-1 = none: the inference node uses its "
+                           "own latency until the executor has measured δ)", in_range(-1, MAX_HORIZON),
+                     unit="action steps"),
+    "fixed_d": Param(-1, "fixed d (-1 = estimate from δ; at most H - s)",
+                     in_range(-1, MAX_HORIZON), unit="action steps", dynamic=True),  # fmt: skip
     "chunk_source_node": Param("inference_node", "the only node whose chunks are accepted (relative to this node's "
                                                  "namespace, or /ns/name); others: rejected, ERROR and hold"),
-    "chunk_liveliness_lease_s": Param(0.0, "> 0: the chunk subscription requests DDS liveliness with this lease [s] "
+    "chunk_liveliness_lease_s": Param(0.0, "> 0: the chunk subscription requests DDS liveliness with this lease "
                                            "and reports a lost chunk publisher in diagnostics (a publisher must offer "
-                                           "<= it: the inference node offers 1 s); 0 = off", _non_negative),
+                                           "<= it: the inference node offers 1 s); 0 = off", non_negative, unit="s"),
     # safety (per-arm arrays are flat, 3 values per arm)
-    "workspace_min_m": Param([-1.0, -1.0, 0.0, -1.0, -1.0, 0.0], "workspace box lower corner per arm [m]", _triples),
-    "workspace_max_m": Param([1.0, 1.0, 1.5, 1.0, 1.0, 1.5], "workspace box upper corner per arm [m]", _triples),
-    "max_linear_speed_m_s": Param(DEFAULT_MAX_LINEAR_SPEED_M_S, "TCP speed limit [m/s]", _positive),
-    "max_linear_acc_m_s2": Param(DEFAULT_MAX_LINEAR_ACC_M_S2, "TCP acceleration limit [m/s²]", _positive),
-    "max_angular_speed_rad_s": Param(DEFAULT_MAX_ANGULAR_SPEED_RAD_S, "TCP angular speed limit [rad/s]", _positive),
-    "max_angular_acc_rad_s2": Param(DEFAULT_MAX_ANGULAR_ACC_RAD_S2, "TCP angular acceleration limit [rad/s²]",
-                                    _positive),  # fmt: skip
-    "max_joint_speed_rad_s": Param(DEFAULT_MAX_JOINT_SPEED_RAD_S, "joint speed limit [rad/s]", _positive),
-    "max_joint_acc_rad_s2": Param(DEFAULT_MAX_JOINT_ACC_RAD_S2, "joint acceleration limit [rad/s²]", _positive),
-    "gripper_min_m": Param(0.0, "smallest gripper width [m]", _non_negative),
-    "gripper_max_m": Param(0.1, "largest gripper width [m]", _positive),
-    "max_gripper_speed_m_s": Param(DEFAULT_MAX_GRIPPER_SPEED_M_S, "gripper width rate limit [m/s]", _positive),
-    "joint_limit_margin_rad": Param(0.05, "joint space: stay this far inside the robot's joint limits [rad]",
-                                    _non_negative),  # fmt: skip
+    "workspace_min_m": Param([-1.0, -1.0, 0.0, -1.0, -1.0, 0.0], "workspace box lower corner per arm",
+                             _triples, unit="m"),
+    "workspace_max_m": Param([1.0, 1.0, 1.5, 1.0, 1.0, 1.5], "workspace box upper corner per arm", _triples, unit="m"),
+    "max_linear_speed_m_s": Param(DEFAULT_MAX_LINEAR_SPEED_M_S, "TCP speed limit", positive, unit="m/s"),
+    "max_linear_acc_m_s2": Param(DEFAULT_MAX_LINEAR_ACC_M_S2, "TCP acceleration limit", positive, unit="m/s²"),
+    "max_angular_speed_rad_s": Param(DEFAULT_MAX_ANGULAR_SPEED_RAD_S, "TCP angular speed limit",
+                                     positive, unit="rad/s"),
+    "max_angular_acc_rad_s2": Param(DEFAULT_MAX_ANGULAR_ACC_RAD_S2, "TCP angular acceleration limit",
+                                    positive, unit="rad/s²"),  # fmt: skip
+    "max_joint_speed_rad_s": Param(DEFAULT_MAX_JOINT_SPEED_RAD_S, "joint speed limit", positive, unit="rad/s"),
+    "max_joint_acc_rad_s2": Param(DEFAULT_MAX_JOINT_ACC_RAD_S2, "joint acceleration limit", positive, unit="rad/s²"),
+    "gripper_min_m": Param(0.0, "smallest gripper width", non_negative, unit="m"),
+    "gripper_max_m": Param(0.1, "largest gripper width", positive, unit="m"),
+    "max_gripper_speed_m_s": Param(DEFAULT_MAX_GRIPPER_SPEED_M_S, "gripper width rate limit", positive, unit="m/s"),
+    "joint_limit_margin_rad": Param(0.05, "joint space: stay this far inside the robot's joint limits",
+                                    non_negative, unit="rad"),  # fmt: skip
     # start-up approach (control/approach.py)
     "ready_pose": Param([0.0], "pose approached on the first resume after start/reset, one action-space pose per "
                         "arm (world frame); [0.0] = none"),
-    "approach_linear_speed_m_s": Param(0.1, "approach: peak TCP speed [m/s]", _positive),
-    "approach_linear_acc_m_s2": Param(0.5, "approach: peak TCP acceleration [m/s²]", _positive),
-    "approach_angular_speed_rad_s": Param(0.5, "approach: peak TCP angular speed [rad/s]", _positive),
-    "approach_angular_acc_rad_s2": Param(1.0, "approach: peak TCP angular acceleration [rad/s²]", _positive),
-    "approach_joint_speed_rad_s": Param(0.3, "approach: peak joint speed [rad/s]", _positive),
-    "approach_joint_acc_rad_s2": Param(1.0, "approach: peak joint acceleration [rad/s²]", _positive),
-    "approach_gripper_speed_m_s": Param(0.05, "approach: gripper speed [m/s]", _positive),
-    "approach_threshold_m": Param(0.05, "a first commanded pose closer than this (and approach_threshold_rad) is "
-                                  "taken over without an approach [m]", _non_negative),
-    "approach_threshold_rad": Param(0.2, "rotation/joint threshold of the same [rad]", _non_negative),
-    "approach_max_outside_m": Param(0.05, "refuse to resume while a measured TCP is farther outside its workspace "
-                                    "box [m]", _non_negative),
-    "approach_max_distance_m": Param(0.8, "refuse an approach longer than this [m]", _positive),
+    "approach_linear_speed_m_s": Param(APPROACH.linear_speed_m_s, "approach: peak TCP speed", positive, unit="m/s"),
+    "approach_linear_acc_m_s2": Param(APPROACH.linear_acc_m_s2, "approach: peak TCP acceleration",
+                                      positive, unit="m/s²"),
+    "approach_angular_speed_rad_s": Param(APPROACH.angular_speed_rad_s, "approach: peak TCP angular speed",
+                                          positive, unit="rad/s"),
+    "approach_angular_acc_rad_s2": Param(APPROACH.angular_acc_rad_s2, "approach: peak TCP angular acceleration",
+                                         positive, unit="rad/s²"),
+    "approach_joint_speed_rad_s": Param(APPROACH.joint_speed_rad_s, "approach: peak joint speed",
+                                        positive, unit="rad/s"),
+    "approach_joint_acc_rad_s2": Param(APPROACH.joint_acc_rad_s2, "approach: peak joint acceleration",
+                                       positive, unit="rad/s²"),
+    "approach_gripper_speed_m_s": Param(APPROACH.gripper_speed_m_s, "approach: gripper speed", positive, unit="m/s"),
+    "approach_threshold_m": Param(APPROACH.threshold_m, "a first commanded pose closer than this (and "
+                                  "approach_threshold_rad) is "
+                                  "taken over without an approach", non_negative, unit="m"),
+    "approach_threshold_rad": Param(APPROACH.threshold_rad, "rotation/joint threshold of the same",
+                                    non_negative, unit="rad"),
+    "approach_max_outside_m": Param(APPROACH.max_outside_m, "refuse to resume while a measured TCP is farther "
+                                    "outside its workspace "
+                                    "box", non_negative, unit="m"),
+    "approach_max_distance_m": Param(APPROACH.max_distance_m, "refuse an approach longer than this",
+                                     positive, unit="m"),
     # real-time options
     "sched_fifo_priority": Param(0, "SCHED_FIFO priority of the servo thread (0 = off; warns if not permitted)",
-                                 _in_range(0, 99)),  # fmt: skip
+                                 in_range(0, 99)),  # fmt: skip
     "process_fifo_priority": Param(0, "SCHED_FIFO priority for all other threads of this process, below the servo "
-                                   "thread's (0 = off): keeps GIL holders from being preempted", _in_range(0, 98)),
+                                   "thread's (0 = off): keeps GIL holders from being preempted", in_range(0, 98)),
     "cpu_affinity": Param("", "CPUs for the servo thread, e.g. '1' or '2,3' ('' = any)", _cpu_list),
-    "spin_us": Param(50, "busy-wait before each deadline [µs]", _in_range(0, 999)),
-    "switch_interval_us": Param(50, "sys.setswitchinterval while running [µs]", _in_range(1, 5000)),
-    "stats_window_s": Param(10.0, "servo timing percentiles cover the last this many seconds [s]",
-                            _in_range(1.0, 3600.0)),  # fmt: skip
-    "gc_mode": Param("freeze", "freeze (gc off, collected in slack) | normal", _one_of("freeze", "normal")),
-    "ramp_down_s": Param(0.5, "longest braking time on shutdown [s]", _non_negative),
+    "spin_us": Param(50, "busy-wait before each deadline", in_range(0, 999), unit="µs"),
+    "switch_interval_us": Param(50, "sys.setswitchinterval while running", in_range(1, 5000), unit="µs"),
+    "stats_window_s": Param(10.0, "servo timing percentiles cover the last this many seconds",
+                            in_range(1.0, 3600.0), unit="s"),  # fmt: skip
+    "gc_mode": Param("freeze", "freeze (gc off, collected in slack) | normal", one_of("freeze", "normal")),
+    "ramp_down_s": Param(0.5, "longest braking time on shutdown", non_negative, unit="s"),
     "servo_process": Param(True, "run the servo loop in its own process (no GIL shared with rclpy; state via shared "
                                  "memory); false = a thread in this process (for comparison)"),
     "start_holding": Param(False, "start in hold (call ~/resume to follow chunks)"),
     # simulation
-    "sim_fault_at_s": Param(-1.0, "sim: fault this long after connect [s] (-1 = never)"),
-    "sim_disconnect_at_s": Param(-1.0, "sim: lose the connection this long after connect [s] (-1 = never)"),
-    "sim_noise_pos_m": Param(1e-5, "sim: position sensor noise std [m]", _non_negative),
-    "sim_noise_rot_rad": Param(1e-4, "sim: rotation sensor noise std [rad]", _non_negative),
+    "sim_fault_at_s": Param(-1.0, "sim: fault this long after connect (-1 = never)", unit="s"),
+    "sim_disconnect_at_s": Param(-1.0, "sim: lose the connection this long after connect (-1 = never)", unit="s"),
+    "sim_noise_pos_m": Param(1e-5, "sim: position sensor noise std", non_negative, unit="m"),
+    "sim_noise_rot_rad": Param(1e-4, "sim: rotation sensor noise std", non_negative, unit="rad"),
     "sim_gripper_block_s": Param(0.0, "sim: > 0: gripper commands block this long holding the GIL, like "
-                                 "Gripper.Move, in a gripper channel [s]", _non_negative),
+                                 "Gripper.Move, in a gripper channel", non_negative, unit="s"),
     "sim_gripper_channel": Param("process", "sim: where those gripper commands run: process (as the Flexiv drivers) "
-                                 "| thread (in the servo process: comparison only)", _one_of("process", "thread")),
+                                 "| thread (in the servo process: comparison only)", one_of("process", "thread")),
     # the MuJoCo twin (driver: mujoco); sim_fault_at_s / sim_disconnect_at_s apply to it too
     "twin_config": Param("", "mujoco: YAML file with the twin's scene: and task: sections ('' = defaults)"),
-    "twin_seed": Param(0, "mujoco: episode seed (item positions, conveyor phase)", _in_range(0, 2**31 - 1)),
+    "twin_seed": Param(0, "mujoco: episode seed (item positions, conveyor phase)", in_range(0, 2**31 - 1)),
     "twin_snapshot": Param("", "mujoco: shared-memory name of the world snapshot ('' = rtc_twin_<ROS_DOMAIN_ID>)"),
 }
 
@@ -201,23 +190,13 @@ PARAMS: dict[str, Param] = {
 def check_param(name: str, value: Any) -> str | None:
     """Reason why ``value`` is not acceptable for parameter ``name`` (None when fine)."""
     p = PARAMS.get(name)
-    if p is None:
-        return None
-    default = p.default
-    if isinstance(default, bool) != isinstance(value, bool):
-        return f"{name}: expected {type(default).__name__}, got {type(value).__name__}"
-    if isinstance(default, float) and not isinstance(value, (int, float)):
-        return f"{name}: expected a number, got {value!r}"
-    reason = p.check(value)
-    return f"{name}: {reason}" if reason else None
+    return None if p is None else p.refusal(name, value)
 
 
 def values_with(*layers: dict[str, Any], where: str = "executor_node") -> dict[str, Any]:
     """The defaults with each layer of values on top (a parameter file's section, then overrides), checked: a bad
     value or combination raises ValueError naming ``where``, the key and the value."""
-    values = {k: p.default for k, p in PARAMS.items()}
-    for layer in layers:
-        values |= layer
+    values = layered(PARAMS, *layers)
     for name, value in values.items():
         if (reason := check_param(name, value)) is not None:
             raise ValueError(f"{where}: {reason}")

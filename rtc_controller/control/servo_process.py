@@ -2,8 +2,8 @@
 
 Why: a Python servo thread shares the GIL with everything else in its process. In the ROS node, rclpy's executor,
 message conversion, timers and publishers hold the GIL for hundreds of µs at a time, so the 1 kHz loop wakes late
-(measured: lateness p99 293 µs, worst 1-s window 2.7 % late with rclpy in the process; ≈ 0 µs without). Here the
-servo loop runs in a child process that imports no ROS and has its own GIL.
+(``benchmarks/bench_executor_loop.py``; the numbers are in docs/results.md). Here the servo loop runs in a child
+process that imports no ROS and has its own GIL.
 
 Processes and threads:
 - parent (the ROS node): :class:`ServoProcess`, the proxy. Commands go over a ``multiprocessing`` Pipe, one request

@@ -1,7 +1,7 @@
 """The executor's deferred switch work and its switch-event log (ROS-free; servo thread, except ``drain``).
 
-Switch ticks stay cheap (measured: computing the event and freeing the replaced chunk's precomputed lists in the
-tick took it from ~0.2 to 1.3–1.7 ms, 1 % of ticks late at 10 Hz chunks): the tick only captures the switch
+Switch ticks stay cheap (computing the event and freeing the replaced chunk's precomputed lists in the tick made
+it several times longer than a normal one; docs/results.md has the measurement): the tick only captures the switch
 (:meth:`SwitchLog.defer`); the event is computed, and the replaced chunk released, after later ticks' commands
 (:meth:`SwitchLog.after_command`), one step per tick, only while the tick is early enough that the work never
 delays the next one. The events go into a bounded log that other threads drain.

@@ -126,7 +126,7 @@ class ChunkHistory:
 
 @dataclass(frozen=True)
 class LoopSettings:
-    """The inference node's run-time parameters one chunk reads (``ros/inference_params.py`` names them).
+    """The inference node's run-time parameters one chunk reads (``app/inference_params.py`` declares them).
 
     execution_horizon: s [action steps]; inference_delay: a fixed d [action steps], None = ``auto`` (the
     executor's estimate, else this loop's own latency); max_guidance_weight: β; mode / schedule: the guidance;

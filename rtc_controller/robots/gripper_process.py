@@ -1,6 +1,6 @@
 """Gripper commands in their own process with their own robot connection: no blocking RDK call while streaming.
 
-Why (issue 10 §2): ``Gripper.Move`` is ``[Blocking]`` ("blocks until the request is successfully delivered") and
+Why: ``Gripper.Move`` is ``[Blocking]`` ("blocks until the request is successfully delivered") and
 a pybind11 call may hold the GIL for all of it, so a gripper call from a thread of the streaming process stalls
 the 1 kHz loop (a blocking ``Robot()`` call held another thread of the process for one tick in 2.5 s). The RDK
 allows several connections to one robot (``Robot.__init__``: "Creating multiple instances of rdk::Robot that

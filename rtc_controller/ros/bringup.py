@@ -38,7 +38,7 @@ import yaml
 
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
-from rtc_controller.param_files import check_params_file
+from rtc_controller.app.node_tables import check_params_file
 from rtc_controller.shutdown import ShutdownSignals
 
 NODE_ENTRIES: dict[str, str] = {  # node -> its function in rtc_controller.ros.entry
@@ -98,17 +98,19 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
 
 def check_consistency(sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Warnings where the executor and inference sections disagree (after overrides) on H, s or Δt, a key left out
-    counting with its default: the rule the inference node pauses on (``inference_params.executor_mismatches``)."""
+    counting with its default: the rule the inference node pauses on (``chunk_timing.timing_mismatches``)."""
     ex, inf = sections.get(topics.EXECUTOR_NODE), sections.get(topics.INFERENCE_NODE)
     if ex is None or inf is None:
         return []
-    from rtc_controller.control.executor_params import PARAMS as EXECUTOR_PARAMS
-    from rtc_controller.ros.inference_params import PARAMETERS as INFERENCE_PARAMS
-    from rtc_controller.ros.inference_params import SHARED_WITH_EXECUTOR, executor_mismatches
+    from rtc_controller.chunk_timing import TIMING_PARAMS, ChunkTiming, timing_mismatches
 
-    ours = {k: inf.get(k, INFERENCE_PARAMS[k].default) for k in SHARED_WITH_EXECUTOR}
-    executor = {k: ex.get(k, EXECUTOR_PARAMS[k].default) for k in SHARED_WITH_EXECUTOR}
-    return [f"inference_node.{problem}" for problem in executor_mismatches(ours, executor)]
+    timings = []
+    for node, section in ((topics.INFERENCE_NODE, inf), (topics.EXECUTOR_NODE, ex)):
+        try:
+            timings.append(ChunkTiming.from_values({k: section.get(k, p.default) for k, p in TIMING_PARAMS.items()}))
+        except (TypeError, ValueError) as exc:
+            return [f"{node}: {exc}"]
+    return [f"inference_node.{problem}" for problem in timing_mismatches(*timings)]
 
 
 def default_nodes(config: str | Path) -> list[str]:

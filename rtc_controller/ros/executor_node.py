@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor as RosExecutor
@@ -56,6 +56,7 @@ from rtc_controller.control.loop import set_process_fifo_priority
 from rtc_controller.control.servo_process import ServoProcess, ServoProcessError
 from rtc_controller.control.timeline import Rejection
 from rtc_controller.robots.base import DriverError
+from rtc_controller.ros.param_declare import declare_table
 from rtc_controller.ros.param_log import log_changes
 from rtc_controller.ros.conversions import max_chunk_bytes, msg_to_chunk, s_to_stamp, state_to_msg
 from rtc_controller.ros.executor_diagnostics import (
@@ -105,10 +106,7 @@ class ExecutorNode(Node):
 
     def _declare_param_table(self) -> dict[str, Any]:
         """Declare every parameter and return the values; ValueError with every reason when any is refused."""
-        for name, p in PARAMS.items():
-            self.declare_parameter(name, p.default, ParameterDescriptor(description=p.description,
-                                                                        dynamic_typing=False))  # fmt: skip
-        values = {name: self.get_parameter(name).value for name in PARAMS}
+        values = declare_table(self, PARAMS, read_only=False)  # _check_and_apply refuses fixed ones: "restart"
         # a misspelt key (max_linear_sped_m_s) or section would otherwise leave a limit at its default: refuse
         check_node_overrides(self.get_name(), self._parameters, self._parameter_overrides, sys.argv)
         reasons = [r for r in (check_param(k, v) for k, v in values.items()) if r]

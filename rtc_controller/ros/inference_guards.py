@@ -21,7 +21,7 @@ from rclpy.parameter import parameter_value_to_python
 from rtc_controller import topics
 from rtc_controller.policy.state_stamps import StampGuard
 from rtc_controller.ros.graph_guard import ConflictLatch, graph_conflicts, qualified
-from rtc_controller.ros.inference_params import SHARED_WITH_EXECUTOR, executor_mismatches
+from rtc_controller.app.inference_params import SHARED_WITH_EXECUTOR, executor_mismatches
 
 CHECK_PERIOD_S = 0.5
 EXECUTOR_PARAMS_PERIOD_S = 5.0  # the executor's settings are read again this often (it may restart)

@@ -26,7 +26,7 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException, ParameterNotDeclaredException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -42,7 +42,7 @@ from rtc_controller.policy.inference_loop import stamp_key
 from rtc_controller.ros.conversions import chunk_to_msg, image_to_array, msg_to_state, stamp_to_s
 from rtc_controller.ros.inference_diagnostics import InferenceDiagnostics
 from rtc_controller.ros.inference_guards import InferenceGuards
-from rtc_controller.ros.inference_params import (
+from rtc_controller.app.inference_params import (
     PARAMETERS,
     camera_topics,
     changes_refusal,
@@ -51,6 +51,7 @@ from rtc_controller.ros.inference_params import (
 )
 from rtc_controller.ros.inference_worker import InferenceWorker, Snapshot
 from rtc_controller.param_files import check_node_overrides
+from rtc_controller.ros.param_declare import declare, plain_value
 from rtc_controller.ros.param_log import log_changes
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, NodeExit, run_node
 
@@ -119,14 +120,9 @@ class InferenceNode(Node):
 
     def _declare_param_table(self) -> None:
         for name, spec in PARAMETERS.items():  # horizon is declared before the parameters checked against it
-            # Float parameters accept ints too (`ros2 param set /inference_node max_guidance_weight 5`).
-            dynamic = spec.dynamic_typing or isinstance(spec.default, float)
-            descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only, dynamic_typing=dynamic)
-            default = Parameter.Type.STRING_ARRAY if spec.default == () else spec.default  # [] would be a byte array
-            value = self.declare_parameter(name, default, descriptor).value
-            self._params[name] = () if value is None and spec.default == () else value
+            self._params[name] = declare(self, name, spec)
             if name == "horizon":
-                self._horizon = int(value)
+                self._horizon = int(self._params[name])
 
     def _publish_identity(self, p: dict[str, Any]) -> None:
         """The policy identity, latched on ``topics.POLICY_IDENTITY`` (rtc-record keeps it for rtc-replay)."""
@@ -149,7 +145,7 @@ class InferenceNode(Node):
     # --- parameters -------------------------------------------------------------------------------------
 
     def _validate(self, params: list[Parameter]) -> SetParametersResult:
-        changes = {prm.name: prm.value for prm in params}
+        changes = {prm.name: plain_value(PARAMETERS.get(prm.name), prm.value) for prm in params}
         reason = changes_refusal(changes, self._params, horizon=self._horizon)
         if reason is None and "execution_horizon" in changes and hasattr(self, "inference_guards"):
             reason = self.inference_guards.refusal("execution_horizon", changes["execution_horizon"], dict(self._params))
@@ -169,7 +165,7 @@ class InferenceNode(Node):
         self._log_changes({prm.name: prm.value for prm in params})
         with self._lock:
             for prm in params:
-                self._params[prm.name] = prm.value
+                self._params[prm.name] = plain_value(PARAMETERS.get(prm.name), prm.value)
                 if prm.name == "prompt":
                     self._inputs.prompt = str(prm.value)
         self._wake.set()

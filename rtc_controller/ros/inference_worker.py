@@ -22,7 +22,7 @@ from rtc_controller.policy.base import Observation
 from rtc_controller.policy.chunk_sampler import mode_refusal
 from rtc_controller.ros.inference_diagnostics import InferenceDiagnostics
 from rtc_controller.ros.inference_guards import InferenceGuards
-from rtc_controller.ros.inference_params import policy_params
+from rtc_controller.app.inference_params import policy_params
 
 __all__ = ["InferenceWorker", "Snapshot"]
 

@@ -19,7 +19,6 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -28,23 +27,19 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
 from rtc_controller import topics
-from rtc_controller.action_space import ARM_PREFIXES, action_names
+from rtc_controller.action_space import ARM_PREFIXES
 from rtc_controller.control.live_view import LiveView, LiveViewConfig
 from rtc_controller.ros.conversions import msg_to_chunk, msg_to_state, stamp_to_s
+from rtc_controller.app.node_tables import LIVE_VIEW_PARAMS
 from rtc_controller.param_files import check_node_overrides
+from rtc_controller.param_schema import refusals
+from rtc_controller.ros.param_declare import declare_table
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, NodeExit, run_node
 
 PATH_TOPICS = {"active": "active_chunk", "previous": "previous_chunk", "frozen": "frozen_prefix", "executed": "executed"}
 SWITCH_TOPIC = "rtc/live_view/switches"
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MARKER_SIZE_M = 0.02
-PARAMETERS: dict[str, tuple[Any, str]] = {
-    "action_names": (list(action_names("cartesian")), "chunk dimension names (the executor's; cartesian, 7 per arm)"),
-    "action_rate_hz": (50.0, "1/Δt [Hz] (the executor's)"),
-    "frame_id": ("world", "frame of the paths: the world frame of the action space and both RDKs"),
-    "publish_rate_hz": (5.0, "how often the paths are published [Hz]"),
-    "executed_window_s": (5.0, "length of the executed path [s]"),
-}
 
 
 def path_topic(arm: str, path: str) -> str:
@@ -54,12 +49,11 @@ def path_topic(arm: str, path: str) -> str:
 class LiveViewNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(topics.LIVE_VIEW_NODE, **kwargs)
-        p = {n: self.declare_parameter(n, d, ParameterDescriptor(description=t, read_only=True)).value
-             for n, (d, t) in PARAMETERS.items()}  # fmt: skip
+        p = declare_table(self, LIVE_VIEW_PARAMS)
         check_node_overrides(self.get_name(), self._parameters, self._parameter_overrides, sys.argv)
+        if reasons := refusals(LIVE_VIEW_PARAMS, p):
+            raise ValueError("; ".join(reasons))
         rate = p["publish_rate_hz"]
-        if not (isinstance(rate, (int, float)) and 0 < rate <= 100):
-            raise ValueError(f"publish_rate_hz must be in (0, 100], got {rate!r}")
         names = tuple(p["action_names"])
         arms = ARM_PREFIXES[: len(names) // 7]
         self.view = LiveView(LiveViewConfig(names=names, arms=arms, dt_s=1.0 / p["action_rate_hz"],

@@ -39,7 +39,7 @@ from rosbags.typesys.store import Typestore
 from rtc_controller import topics
 from rtc_controller.ros.spin import run_node
 from rtc_controller.config_check import ConfigError
-from rtc_controller.param_files import check_params_file
+from rtc_controller.app.node_tables import check_params_file
 from rtc_controller.bags.bag_types import COMPRESSED_SUFFIX, STORAGES, default_typestore, topic_types
 from rtc_controller.bags.bag_writer import BagWriter
 from rtc_controller.bags.sequence_gaps import SequenceGaps
@@ -117,7 +117,7 @@ def default_topics(camera_slots: Sequence[str] = (), *, compressed: bool = False
 def camera_topics_from_config(path: str | Path, *, compressed: bool = False) -> tuple[str, ...]:
     """The camera topics the inference node of parameter file ``path`` subscribes: its ``camera_slots``, or its π0.5
     policy section's cameras (``inference_params.configured_camera_topics``). ConfigError naming the file."""
-    from rtc_controller.ros.inference_params import configured_camera_topics  # loads JAX: only with --config
+    from rtc_controller.app.inference_params import configured_camera_topics  # loads JAX: only with --config
 
     section = check_params_file(path).get(topics.INFERENCE_NODE, {})
     return configured_camera_topics(section, compressed=compressed)

@@ -35,7 +35,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from rtc_controller import topics
-from rtc_controller.param_files import check_params_file
+from rtc_controller.app.node_tables import check_params_file
 from rtc_controller.bags.bag_types import topic_types
 
 PACKAGE = "rtc_controller"
@@ -72,7 +72,7 @@ def typed_argument(name: str, raw: str, kind: type) -> Any:
 def record_topics(config_path: str) -> list[str]:
     """Absolute names of the topics to record: the package's topics plus the cameras the config's inference node
     subscribes (its camera_slots, or its policy section's cameras)."""
-    from rtc_controller.ros.inference_params import configured_camera_topics  # imports JAX (the policy section's)
+    from rtc_controller.app.inference_params import configured_camera_topics  # imports JAX (the policy section's)
 
     cameras = configured_camera_topics(check_params_file(config_path).get(topics.INFERENCE_NODE, {}))
     return [n if n.startswith("/") else "/" + n for n in topic_types(cameras)]

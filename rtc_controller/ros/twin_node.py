@@ -20,7 +20,6 @@ import os
 import sys
 import threading
 import time
-from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -29,25 +28,14 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from rtc_controller import topics
-from rtc_controller.ros.conversions import s_to_stamp
+from rtc_controller.app.node_tables import TWIN_PARAMS
 from rtc_controller.param_files import check_node_overrides
+from rtc_controller.param_schema import refusals
+from rtc_controller.ros.conversions import s_to_stamp
+from rtc_controller.ros.param_declare import declare_table
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, NodeExit, run_node
-from rtc_controller.sim.scene import CAMERAS
 
 START_MOTION_M = 0.01  # the episode clock starts when a commanded TCP moved this far from its start
-PARAMS: dict[str, Any] = {
-    "camera_slots": list(CAMERAS),
-    "camera_rate_hz": 10.0,
-    "camera_height_px": 0,
-    "camera_width_px": 0,
-    "status_rate_hz": 20.0,
-    "snapshot": "",
-    "snapshot_wait_s": 120.0,
-    "status_file": "",
-    "publish_compressed": False,
-    "jpeg_quality": 90,
-}
-JPEG_QUALITY_RANGE = (1, 95)  # Pillow's useful range (above 95 it only grows the file)
 
 
 def image_msg(frame: np.ndarray, stamp_s: float, frame_id: str) -> Image:
@@ -76,14 +64,10 @@ def compressed_msg(frame: np.ndarray, stamp_s: float, frame_id: str, *, quality:
 class TwinNode(Node):
     def __init__(self) -> None:
         super().__init__(topics.TWIN_NODE)
-        self.p = {k: self.declare_parameter(k, v).value for k, v in PARAMS.items()}
+        self.p = declare_table(self, TWIN_PARAMS)
         check_node_overrides(self.get_name(), self._parameters, self._parameter_overrides, sys.argv)
-        bad = [s for s in self.p["camera_slots"] if s not in CAMERAS]
-        if bad:
-            raise ValueError(f"camera_slots: unknown slots {bad}; the twin has {list(CAMERAS)}")
-        for k in ("camera_rate_hz", "status_rate_hz"):
-            if not self.p[k] > 0:
-                raise ValueError(f"{k} must be > 0, got {self.p[k]}")
+        if reasons := refusals(TWIN_PARAMS, self.p):
+            raise ValueError("; ".join(reasons))
         from rtc_controller.sim.snapshot import SnapshotReader
         from rtc_controller.sim.task import TaskMonitor
 
@@ -96,9 +80,6 @@ class TwinNode(Node):
         self.cmd0: np.ndarray | None = None
         self.written = False
         self.frames = 0
-        lo, hi = JPEG_QUALITY_RANGE
-        if not lo <= self.p["jpeg_quality"] <= hi:
-            raise ValueError(f"jpeg_quality must be in [{lo}, {hi}], got {self.p['jpeg_quality']}")
         msg_type, suffix = (CompressedImage, "/compressed") if self.p["publish_compressed"] else (Image, "")
         self.cam_pubs = {s: self.create_publisher(msg_type, topics.camera_topic(s) + suffix, qos_profile_sensor_data)
                          for s in self.p["camera_slots"]}  # fmt: skip

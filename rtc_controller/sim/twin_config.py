@@ -66,8 +66,9 @@ def twin_executor_values(config: str | Path | None = None, **overrides: Any) -> 
     from rtc_controller import topics
     from rtc_controller.config_files import config_path
     from rtc_controller.control.executor_params import values_with
-    from rtc_controller.param_files import check_params_file
+    from rtc_controller.control.executor_params import PARAMS
+    from rtc_controller.param_files import check_node_section
 
     path = Path(config) if config else config_path("twin.yaml")
-    file_values = check_params_file(path).get(topics.EXECUTOR_NODE, {})
+    file_values = check_node_section(path, topics.EXECUTOR_NODE, PARAMS)
     return values_with(file_values, overrides, where=f"{path}: {topics.EXECUTOR_NODE}")

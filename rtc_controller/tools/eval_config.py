@@ -85,7 +85,7 @@ def node_overrides(cfg: EvalConfig, *, mode: str, delay: int, transport_steps: f
 
 
 def _file_values(path: Path, node: str) -> dict[str, Any]:
-    from rtc_controller.param_files import check_params_file
+    from rtc_controller.app.node_tables import check_params_file
 
     return check_params_file(path).get(node, {})
 
@@ -99,7 +99,7 @@ def executor_values(cfg: EvalConfig) -> dict[str, Any]:
 
 def inference_values(cfg: EvalConfig, *, mode: str, delay: int) -> dict[str, Any]:
     """The inference node's parameter values in a cell: defaults, the parameter file, the cell's overrides."""
-    from rtc_controller.ros.inference_params import PARAMETERS, changes_refusal
+    from rtc_controller.app.inference_params import PARAMETERS, changes_refusal
 
     values = {k: spec.default for k, spec in PARAMETERS.items()}
     values |= _file_values(cfg.config_file, topics.INFERENCE_NODE)

@@ -23,7 +23,7 @@ TRAINED_MODE = "trained"
 def _make_policy(cfg: EvalConfig, p: dict[str, Any], world):
     """The inference node's policy for parameter values ``p`` (the twin policies read the in-process world)."""
     from rtc_controller.app.policies import make_policy
-    from rtc_controller.ros.inference_params import policy_params, policy_section
+    from rtc_controller.app.inference_params import policy_params, policy_section
 
     names = tuple(p["action_names"])
     if p["policy"] in ("twin", "twin_expert"):

@@ -1,4 +1,4 @@
-"""docs/parameters.md, generated from the nodes' parameter tables (ROS-free).
+"""docs/parameters.md, generated from every node's parameter schema (ROS-free).
 
     python -m rtc_controller.tools.param_reference > docs/parameters.md
 
@@ -10,18 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from rtc_controller import topics
-from rtc_controller.control.executor_params import PARAMS as EXECUTOR_PARAMS
-from rtc_controller.ros.inference_params import PARAMETERS as INFERENCE_PARAMS
+from rtc_controller.app.node_tables import table
+from rtc_controller.param_schema import Param
 
 __all__ = ["render"]
 
+NODES = (topics.INFERENCE_NODE, topics.EXECUTOR_NODE, topics.TWIN_NODE, topics.LIVE_VIEW_NODE)
 HEADER = """# Parameter reference
 
-Generated from the parameter tables (`rtc_controller/ros/inference_params.py`,
-`rtc_controller/control/executor_params.py`) by `python -m rtc_controller.tools.param_reference > docs/parameters.md`;
-a test keeps it current. The shipped values, with comments, are in `config/sim.yaml`, `config/rig.yaml` and
-`config/twin.yaml`. "run time" parameters can be changed with `ros2 param set`; every change, accepted or refused,
-is logged by the node. The others are fixed at start-up.
+Generated from the parameter schema (one `param_schema.Param` per parameter: `control/executor_params.py`,
+`app/inference_params.py`, `app/node_tables.py`; H, s and Δt from `chunk_timing.py`) by
+`python -m rtc_controller.tools.param_reference > docs/parameters.md`; a test keeps it current, and another checks
+that every key of `config/*.yaml` carries its description from the schema. The shipped values, with comments, are in
+`config/sim.yaml`, `config/rig.yaml` and `config/twin.yaml`. "run time" parameters can be changed with
+`ros2 param set`; every change, accepted or refused, is logged by the node. The others are fixed at start-up.
 """
 
 
@@ -30,17 +32,18 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|")
 
 
-def _table(node: str, rows: list[tuple[str, Any, bool, str]]) -> list[str]:
-    out = [f"## `{node}`", "", "| parameter | default | run time | description |", "|---|---|---|---|"]
-    out += [f"| `{n}` | `{_cell(d)}` | {'yes' if dyn else 'no'} | {desc.replace('|', '/')} |" for n, d, dyn, desc in rows]
+def _table(node: str, params: dict[str, Param]) -> list[str]:
+    out = [f"## `{node}`", "", "| parameter | type | default | unit | run time | description |", "|---|---|---|---|---|---|"]
+    out += [f"| `{n}` | {p.type_name} | `{_cell(p.default)}` | {p.unit} | {'yes' if p.dynamic else 'no'} | "
+            f"{p.description.replace('|', '/')} |" for n, p in params.items()]  # fmt: skip
     return out + [""]
 
 
 def render() -> str:
     """The whole Markdown file."""
-    inference = [(n, s.default, not s.read_only, s.description) for n, s in INFERENCE_PARAMS.items()]
-    executor = [(n, p.default, p.dynamic, p.description) for n, p in EXECUTOR_PARAMS.items()]
-    lines = [HEADER] + _table(topics.INFERENCE_NODE, inference) + _table(topics.EXECUTOR_NODE, executor)
+    lines = [HEADER]
+    for node in NODES:
+        lines += _table(node, dict(table(node)))
     return "\n".join(lines).rstrip() + "\n"
 
 

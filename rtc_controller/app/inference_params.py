@@ -1,28 +1,30 @@
-"""The inference node's parameter table and checks (ROS-free; ``inference_node`` declares and wires them).
+"""The inference node's parameters (ROS-free; ``ros/inference_node`` declares and wires them).
 
-Every parameter with its default, description and whether it is fixed at start-up (``config/*.yaml`` documents the
-same names); :func:`validate_parameter`, the pure check the on-set callback runs; and the π0.5 policy section and
-camera topics the parameters name. Times [s], Δt = 1/``action_rate_hz``, H and s [action steps].
+The table (one ``param_schema.Param`` per parameter: default, description, unit, validator, run-time change; H, s
+and Δt are ``chunk_timing.TIMING_PARAMS``, s settable at run time here); :func:`validate_parameter` and
+:func:`changes_refusal`, the pure checks the on-set callback runs (each value, then against H, s and Δt); and the
+π0.5 policy section and camera topics the parameters name. Times [s], Δt = 1/``action_rate_hz``, H and s [action
+steps].
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
 from rtc_controller import topics
 from rtc_controller.action_space import action_names
+from rtc_controller.app.policies import POLICY_NAMES
+from rtc_controller.chunk_timing import SHARED_WITH_EXECUTOR, TIMING_PARAMS, ChunkTiming, timing_mismatches
+from rtc_controller.param_schema import Param, finite_in_range, in_range, non_negative, one_of, positive
 from rtc_controller.policy.compilation_cache import cache_dir_refusal
 from rtc_controller.policy.inference_loop import parse_inference_delay
-from rtc_controller.app.policies import POLICY_NAMES
 from rtc_controller.rtc import GUIDANCE_MODES, MAX_GUIDANCE_WEIGHT, PREFIX_SCHEDULES, guidance_weight_refusal
 
 __all__ = [
     "MAX_GUIDANCE_WEIGHT",
     "MAX_NUM_STEPS",
     "PARAMETERS",
-    "ParamSpec",
     "SHARED_WITH_EXECUTOR",
     "camera_topics",
     "changes_refusal",
@@ -35,100 +37,80 @@ __all__ = [
 ]
 
 MAX_NUM_STEPS = 1000
-# β beyond this only adds numerical blow-up (the first step moves by β/n times the prefix error; 1e300 overflowed
-# float32 to inf/NaN); the seed and rtc-replay sweep up to 100.
 
 
-@dataclass(frozen=True)
-class ParamSpec:
-    default: Any
-    description: str
-    read_only: bool = False  # fixed at start-up (the policy, its shapes, the subscriptions)
-    dynamic_typing: bool = False
+def _delay_form(value: Any) -> str | None:
+    """``'auto'`` or an int >= 0 (the bound by H and H - s is :func:`validate_parameter`'s)."""
+    try:
+        parse_inference_delay(value, 10**9)
+    except ValueError as exc:
+        return str(exc).replace(f", {10**9}]", ", H]")
+    return None
 
 
-# Every parameter of the node (name -> default, description); config/*.yaml documents the same names.
-PARAMETERS: dict[str, ParamSpec] = {
-    "policy": ParamSpec("sim", f"flow policy: one of {POLICY_NAMES}", read_only=True),
-    "policy_config": ParamSpec("", "π0.5 policy section: YAML path or a name under config/policy/ (checkpoint, "
-                               "tokenizer, horizon, state/action mapping, camera topics; policy pi05)", read_only=True),
-    "checkpoint": ParamSpec("", "π0.5 openpi checkpoint directory with params/ and assets/ (policy pi05)", read_only=True),
-    "tokenizer_path": ParamSpec("", "PaliGemma SentencePiece model file (policy pi05)", read_only=True),
-    "horizon": ParamSpec(100, "H, actions per chunk (must match the policy)", read_only=True),
-    "action_rate_hz": ParamSpec(50.0, "1/Δt, action steps per second (same as the executor)", read_only=True),
-    "action_names": ParamSpec(list(action_names("cartesian")), "chunk dimension names (the executor's)", read_only=True),
-    "camera_slots": ParamSpec((), "model camera slots, each subscribed as rtc/camera/<slot>", read_only=True),
-    "use_compressed_images": ParamSpec(False, "subscribe rtc/camera/<slot>/compressed (CompressedImage)", read_only=True),
-    "chunk_history": ParamSpec(8, "published chunks kept to guide toward the executor's active one", read_only=True),
-    "seed": ParamSpec(0, "PRNG seed of the sampling noise", read_only=True),
-    "compilation_cache_dir": ParamSpec("", "JAX persistent compilation cache: a writable directory ('' = "
-                                    "off; ~ expanded; entries under <dir>/jax<version>-<backend>-<model>)", read_only=True),
-    "num_steps": ParamSpec(10, f"denoising steps n (1..{MAX_NUM_STEPS}); a change recompiles once"),
-    "max_guidance_weight": ParamSpec(10.0, f"β, the guidance weight clip (in [0, {MAX_GUIDANCE_WEIGHT:g}])"),
-    "guidance_mode": ParamSpec("stop", f"RTC guidance: one of {GUIDANCE_MODES}"),
-    "prefix_schedule": ParamSpec("exp", f"soft-mask schedule: one of {PREFIX_SCHEDULES}"),
-    "execution_horizon": ParamSpec(50, "s, action steps between chunks (1..H); the weights end at H - s"),
-    "inference_delay": ParamSpec("auto", "d: 'auto' (the executor's estimate) or a fixed int in [0, H]", dynamic_typing=True),
-    "prompt": ParamSpec("", "task instruction (also settable on rtc/prompt)"),
-    "max_observation_age_s": ParamSpec(0.5, "wait instead of sampling from inputs received longer ago [s] (> 0)"),
-    "extra_latency_s": ParamSpec(0.0, "injected latency before publishing [s] (>= 0; sim demo: d ≈ 16)"),
-    "publish_unguided": ParamSpec(False, "debug: also publish the unguided chunk from the same noise"),
-    "twin_snapshot": ParamSpec("", "policy twin | twin_expert: the world snapshot their privileged state comes from "
-                               "(executor_node's twin_snapshot; '' = rtc_twin_<ROS_DOMAIN_ID>)", read_only=True),
+PARAMETERS: dict[str, Param] = {
+    "policy": Param("sim", "flow policy: sim (closed-form flow on a built-in two-arm scene) | pi05 (an openpi π0.5 "
+                   "checkpoint) | twin (mixture over the twin's bin choices) | twin_expert (the twin's scripted "
+                   "expert)", one_of(*POLICY_NAMES)),
+    "policy_config": Param("", "π0.5 policy section: YAML path or a name under config/policy/ (checkpoint, "
+                           "tokenizer, horizon, state/action mapping, camera topics; policy pi05)"),
+    "checkpoint": Param("", "π0.5 openpi checkpoint directory with params/ and assets/<id>/norm_stats.json "
+                       "(policy pi05)"),
+    "tokenizer_path": Param("", "PaliGemma SentencePiece model file (policy pi05)"),
+    "horizon": TIMING_PARAMS["horizon"],
+    "action_rate_hz": TIMING_PARAMS["action_rate_hz"],
+    "action_names": Param(list(action_names("cartesian")), "chunk dimension names (the executor's)"),
+    "camera_slots": Param((), "model camera slots, each subscribed as rtc/camera/<slot>"),
+    "use_compressed_images": Param(False, "subscribe rtc/camera/<slot>/compressed (CompressedImage)"),
+    "chunk_history": Param(8, "published chunks kept to guide toward the executor's active one", finite_in_range(1)),
+    "seed": Param(0, "PRNG seed of the sampling noise"),
+    "compilation_cache_dir": Param("", "JAX persistent compilation cache: a writable directory ('' = off; ~ "
+                                   "expanded; entries under <dir>/jax<version>-<backend>-<model>): a restart loads, "
+                                   "not compiles", cache_dir_refusal),
+    "num_steps": Param(10, f"n: denoising (Euler) steps (1..{MAX_NUM_STEPS}); a change recompiles once (a short stall)",
+                       in_range(1, MAX_NUM_STEPS), dynamic=True),
+    # β beyond MAX_GUIDANCE_WEIGHT only adds numerical blow-up (the first step moves by β/n times the prefix error)
+    "max_guidance_weight": Param(10.0, f"β, the guidance weight clip (in [0, {MAX_GUIDANCE_WEIGHT:g}]; no recompile)",
+                                 guidance_weight_refusal, dynamic=True),
+    "guidance_mode": Param("stop", "RTC guidance: stop (stop-gradient, no VJP) | full (VJP through the policy) | none "
+                          "(naive async) | hard (hard mask) | trained (training-time RTC: the frozen prefix given "
+                          "clean, no guidance; a policy trained for it)", one_of(*GUIDANCE_MODES), dynamic=True),
+    "prefix_schedule": Param("exp", "soft mask between d and H - s: exp | linear | ones | zeros (hard mask)",
+                             one_of(*PREFIX_SCHEDULES),
+                             dynamic=True),
+    "execution_horizon": dataclasses.replace(TIMING_PARAMS["execution_horizon"], dynamic=True),
+    "inference_delay": Param("auto", "d: 'auto' (the executor's estimate) or a fixed int in [0, H - s]",
+                             _delay_form, unit="action steps", dynamic=True, any_type=True),
+    "prompt": Param("", "task instruction (also settable on rtc/prompt)", dynamic=True),
+    "max_observation_age_s": Param(0.5, "wait instead of sampling from inputs received longer ago (> 0)",
+                                   positive, unit="s", dynamic=True),
+    "extra_latency_s": Param(0.0, "injected latency before publishing (>= 0, <= H·Δt; sim demo: d ≈ 16)",
+                             non_negative, unit="s", dynamic=True),
+    "publish_unguided": Param(False, "debug: also publish the unguided chunk (same noise) on rtc/chunk_unguided", dynamic=True),
+    "twin_snapshot": Param("", "policy twin | twin_expert: the world snapshot their privileged state comes from "
+                           "(executor_node's twin_snapshot; '' = rtc_twin_<ROS_DOMAIN_ID>)"),
 }
 
 
-# The settings the inference node and the executor must agree on (H, s, Δt).
-SHARED_WITH_EXECUTOR = ("horizon", "execution_horizon", "action_rate_hz")
-
-
 def executor_mismatches(ours: dict[str, Any], executor: dict[str, Any] | None) -> list[str]:
-    """Why our H, s, Δt cannot work with the executor's (empty: they fit, or the executor's are unknown). The one
-    rule behind the inference node's pause and ``rtc-bringup``'s warnings."""
-    if not executor:
-        return []
-    out = []
-    if int(ours["execution_horizon"]) != int(executor["execution_horizon"]):
-        out.append(f"execution_horizon {ours['execution_horizon']} != executor_node's {executor['execution_horizon']} "
-                   "(the executor clamps d to its H - s)")  # fmt: skip
-    if int(ours["horizon"]) > int(executor["horizon"]):
-        out.append(f"horizon {ours['horizon']} > executor_node's {executor['horizon']}: it would reject every chunk")
-    if abs(float(ours["action_rate_hz"]) - float(executor["action_rate_hz"])) > 1e-9:
-        out.append(f"action_rate_hz {ours['action_rate_hz']} != executor_node's {executor['action_rate_hz']}")
-    return out
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    """Why our H, s, Δt cannot work with the executor's (``chunk_timing.timing_mismatches`` on parameter values;
+    empty: they fit, or the executor's are unknown)."""
+    return timing_mismatches(ChunkTiming.from_values(ours), ChunkTiming.from_values(executor) if executor else None)
 
 
 def validate_parameter(
     name: str, value: Any, *, horizon: int, dt_s: float | None = None, execution_horizon: int | None = None
 ) -> str | None:
-    """Why ``value`` is refused for parameter ``name`` (None: accepted). Shared with the tests; pure except that a
-    ``compilation_cache_dir`` is created and test-written.
-    ``dt_s`` bounds ``extra_latency_s`` by H·Δt; ``execution_horizon`` bounds a fixed ``inference_delay`` by H − s."""
-    if name == "compilation_cache_dir":
-        return cache_dir_refusal(value, name)
-    if name == "policy" and value not in POLICY_NAMES:
-        return f"policy must be one of {POLICY_NAMES}, got {value!r}"
-    if name == "horizon" and not (_is_int(value) and value >= 2):
-        return f"horizon must be an int >= 2, got {value!r}"
-    if name == "action_rate_hz" and not (_is_number(value) and value > 0):
-        return f"action_rate_hz must be finite and > 0, got {value!r}"
-    if name == "num_steps" and not (_is_int(value) and 1 <= value <= MAX_NUM_STEPS):
-        return f"num_steps must be an int in [1, {MAX_NUM_STEPS}], got {value!r}"
-    if name == "max_guidance_weight" and (why := guidance_weight_refusal(value)) is not None:
-        return why
-    if name == "guidance_mode" and value not in GUIDANCE_MODES:
-        return f"guidance_mode must be one of {GUIDANCE_MODES}, got {value!r}"
-    if name == "prefix_schedule" and value not in PREFIX_SCHEDULES:
-        return f"prefix_schedule must be one of {PREFIX_SCHEDULES}, got {value!r}"
-    if name == "execution_horizon" and not (_is_int(value) and 1 <= value <= horizon):
+    """Why ``value`` is refused for parameter ``name`` (None: accepted): the table's type and validator, then the
+    bounds by the chunk timing: ``execution_horizon`` <= H, a fixed ``inference_delay`` <= H (and <= H - s given
+    ``execution_horizon``), ``extra_latency_s`` <= H·Δt given ``dt_s``. Pure except that a
+    ``compilation_cache_dir`` is created and test-written."""
+    param = PARAMETERS.get(name)
+    if param is None:
+        return None
+    if (reason := param.refusal(name, value)) is not None:
+        return reason
+    if name == "execution_horizon" and value > horizon:
         return f"execution_horizon must be an int in [1, H = {horizon}], got {value!r}"
     if name == "inference_delay":
         try:
@@ -138,14 +120,8 @@ def validate_parameter(
         if fixed is not None and execution_horizon is not None and fixed > horizon - execution_horizon:
             return (f"inference_delay {fixed} must be <= H - s = {horizon - execution_horizon} "
                     "(RTC needs the frozen prefix inside the overlap; it would be clamped)")  # fmt: skip
-    if name == "max_observation_age_s" and not (_is_number(value) and value > 0):
-        return f"max_observation_age_s must be finite and > 0, got {value!r}"
-    if name == "extra_latency_s" and not (_is_number(value) and value >= 0):
-        return f"extra_latency_s must be finite and >= 0, got {value!r}"
     if name == "extra_latency_s" and dt_s is not None and value > horizon * dt_s:
         return f"extra_latency_s must be <= H·Δt = {horizon * dt_s:g} s (every chunk would be stale), got {value!r}"
-    if name == "chunk_history" and not (_is_int(value) and value >= 1):
-        return f"chunk_history must be an int >= 1, got {value!r}"
     return None
 
 
