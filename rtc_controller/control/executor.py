@@ -12,11 +12,9 @@ construction so that it reads like the ROS system clock (``time.time()``) but ne
 runner injects its simulated clock (offset 0) and calls ``tick`` itself. Robot-state stamps, chunk arrival times and the
 timeline all use it, so δ = t_arrival − t_obs is measured on one clock (DESIGN.md, "Clocks and δ").
 
-Modes: ``running`` (following chunks), ``holding`` (braking to and holding the stopping point; chunks are still
-accepted), ``approaching`` (a speed-limited move to the ready pose or to the policy's first commanded pose before
-it takes over: ``control/startup.py``; chunks are dropped meanwhile), ``faulted`` (robot fault or lost connection:
-no commands are sent, driver stopped, waits for ``reset_fault``), ``stopped`` (after ``shutdown``).
-A driver's ``hold_request()`` (e.g. the external wrench above its limit) switches running/approaching to holding.
+Modes (``idle``, ``running``, ``holding``, ``approaching``, ``faulted``, ``stopped``) and every transition between
+them are the table in ``control/executor_modes.py``; the servo thread changes the mode only through it. A driver's
+``hold_request()`` (e.g. the external wrench above its limit) switches running/approaching to holding.
 """
 
 from __future__ import annotations
@@ -32,7 +30,8 @@ import numpy as np
 
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.control.delay_estimator import DelayEstimator
-from rtc_controller.control.executor_types import ExecutorConfig, ExecutorSnapshot, Mode
+from rtc_controller.control.executor_modes import ACTIVE, Mode, next_mode, transition
+from rtc_controller.control.executor_types import ExecutorConfig, ExecutorSnapshot
 from rtc_controller.control.loop import LoopStats, ServoLoop
 from rtc_controller.control.safety import SafetyFilter, with_joint_limits
 from rtc_controller.control.startup import StartupSupervisor
@@ -115,7 +114,7 @@ class Executor:
             raise DriverError(f"robot faulted at start: {self.driver.status().message}")
         self._apply_joint_limits()
         self._rearm(self._state)
-        self.mode = "holding" if self.config.start_holding else "running"
+        self.mode = transition(self.mode, "start_holding" if self.config.start_holding else "start")
         if run_loop:
             self.loop.start()
 
@@ -140,7 +139,7 @@ class Executor:
     def shutdown(self, ramp_down_s: float | None = None) -> None:
         """Brake to rest within the limits (at most ``ramp_down_s``), stop the loop, stop and close the driver."""
         ramp = self.config.ramp_down_s if ramp_down_s is None else ramp_down_s
-        if self.loop.running and self.mode in ("running", "holding", "approaching"):
+        if self.loop.running and self.mode in ACTIVE:
             self._requests.append("hold")
             t_end = time.monotonic() + ramp
             time.sleep(min(0.01, ramp))
@@ -152,7 +151,7 @@ class Executor:
         except DriverError as exc:
             log.warning("driver stop failed: %s", exc)
         self.driver.close()
-        self.mode = "stopped"
+        self.mode = transition(self.mode, "stop")
 
     # ---- requests from other threads ---------------------------------------------------------------------------
     def hold(self) -> None:
@@ -203,7 +202,7 @@ class Executor:
 
     # ---- servo thread ------------------------------------------------------------------------------------------
     def _enter_fault(self, message: str) -> None:
-        self.mode = "faulted"
+        self.mode = next_mode(self.mode, "fault") or self.mode  # already faulted (or stopped): stays
         self.fault_message = message
         log.error("executor fault: %s", message)
         try:
@@ -216,29 +215,29 @@ class Executor:
     def _apply_requests(self, t_s: float) -> None:
         while self._requests:
             req = self._requests.popleft()
-            if req == "hold" and self.mode in ("running", "holding", "approaching"):
+            if req == "hold" and next_mode(self.mode, "hold"):
                 self._to_holding()
-            elif req == "resume" and self.mode == "holding":
+            elif req == "resume" and next_mode(self.mode, "resume"):
                 # take over from the held pose: stale chunks are dropped, the next one is checked (startup.py)
                 self.timeline.set_hold(self._hold)
                 plan = self.startup.ready_approach(self.safety.command, t_s)
-                self.mode = "approaching" if plan is not None else "running"
-            elif req == "rearm" and self.mode == "faulted":
+                self.mode = transition(self.mode, "resume" if plan is None else "resume_with_approach")
+            elif req == "rearm" and next_mode(self.mode, "rearm"):
                 self._rearm(self._state)
                 self.fault_message = ""
-                self.mode = "holding"
+                self.mode = transition(self.mode, "rearm")
 
     def _to_holding(self) -> None:
         if self.mode != "holding":
             self._hold[:] = self.safety.stopping_target()
         self.startup.hold()
-        self.mode = "holding"
+        self.mode = transition(self.mode, "hold")
 
     def _take_over(self, captured: CapturedSwitch, t_s: float) -> bool:
         """First switch after a hold: True when its chunk is not executed (approaching its pose, or refused)."""
         decision = self.startup.take_over(self.safety.command, captured.new, t_s, self.timeline, self._target)
         if decision == "approach":
-            self.mode = "approaching"
+            self.mode = transition(self.mode, "approach")
         elif decision:
             self.hold_reason = decision
             self._to_holding()
@@ -268,7 +267,7 @@ class Executor:
         self._hold[:] = self._last_cmd
         if self.mode in ("running", "approaching"):
             self.startup.hold()
-            self.mode = "holding"
+            self.mode = transition(self.mode, "hold")
         if self.mode != "holding":
             return
         if self._error_run >= MAX_CONSECUTIVE_TICK_ERRORS:
@@ -313,7 +312,7 @@ class Executor:
         if mode == "approaching":
             self._slot = self.startup.drop(self._slot)
             if self.startup.step(t, self._target, self.timeline):
-                self.mode = "running"
+                self.mode = transition(self.mode, "approach_done")
         else:
             slot = self._slot
             if slot is not None:

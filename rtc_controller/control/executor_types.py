@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from rtc_controller.control.approach import ApproachConfig
+from rtc_controller.control.executor_modes import Mode
 from rtc_controller.control.delay_estimator import DelayEstimatorConfig
 from rtc_controller.control.loop import LoopConfig, LoopStats
 from rtc_controller.control.safety import SafetyConfig
@@ -13,7 +13,6 @@ from rtc_controller.control.startup import StartupSupervisor
 from rtc_controller.control.timeline import SwitchEvent, TimelineConfig
 from rtc_controller.robots.base import DriverStatus
 
-Mode = Literal["idle", "running", "holding", "approaching", "faulted", "stopped"]
 
 
 @dataclass(frozen=True)
