@@ -32,6 +32,8 @@ from rtc_controller.control.chunk import Chunk
 from rtc_controller.control.delay_estimator import DelayEstimator
 from rtc_controller.control.executor_modes import ACTIVE, Mode, next_mode, transition
 from rtc_controller.control.executor_types import ExecutorConfig, ExecutorSnapshot
+from rtc_controller.control.executor_core import InProcessPlacement
+from rtc_controller.control.executor_snapshot import snapshot_of
 from rtc_controller.control.loop import LoopStats, ServoLoop
 from rtc_controller.control.safety import SafetyFilter, with_joint_limits
 from rtc_controller.control.startup import StartupSupervisor
@@ -46,8 +48,9 @@ RAMP_DOWN_SPEED_EPS = 1e-4  # [m/s or rad/s]: the ramp-down is over below this s
 MAX_CONSECUTIVE_TICK_ERRORS = 50
 
 
-class Executor:
-    """See the module docstring. ``start()`` connects and starts the loop; ``shutdown()`` ramps down and stops."""
+class Executor(InProcessPlacement):
+    """See the module docstring. ``start()`` connects and starts the loop; ``shutdown()`` ramps down and stops.
+    An ``executor_core.ExecutorCore`` (where the loop runs: :class:`InProcessPlacement`)."""
 
     def __init__(
         self,
@@ -388,33 +391,4 @@ class Executor:
         return list(self.loop.warnings)
 
     def snapshot(self) -> ExecutorSnapshot:
-        tl = self.timeline
-        active = tl.active
-        return ExecutorSnapshot(
-            mode=self.mode,
-            fault_message=self.fault_message,
-            loop=self.loop.stats(),
-            last_delay_s=self.estimator.last_delay_s,
-            delay_quantile_s=self.estimator.quantile_s(),
-            d=self.estimator.d,
-            accepted=tl.counters.accepted,
-            switches=tl.counters.switches,
-            rejected=dict(tl.counters.rejected),
-            last_rejection=(f"{tl.last_rejection.reason}: {tl.last_rejection.detail}" if tl.last_rejection else ""),
-            last_switch=self.switches.last,
-            max_jump_linear_m=self.switches.max_jump_linear_m,
-            max_jump_angular_rad=self.switches.max_jump_angular_rad,
-            starving=tl.starving,
-            starved_ticks=tl.counters.starved_ticks,
-            safety_interventions=dict(self.safety.counters.interventions),
-            safety_ticks=self.safety.counters.ticks,
-            safety_intervened_ticks=self.safety.counters.intervened_ticks,
-            driver=self.driver.status(),
-            active_t_obs_s=active.chunk.t_obs_s if active is not None else math.nan,
-            commands_sent=self.commands_sent,
-            startup=self.startup.status(),
-            hold_reason=self.hold_reason,
-            workspace_excess_m=self.safety.workspace_excess_m(),
-            tick_errors=self.tick_errors,
-            tick_error=self.tick_error,
-        )
+        return snapshot_of(self)

@@ -116,13 +116,8 @@ def _main_module_hidden() -> Iterator[None]:
 
 
 class ServoProcess:
-    """Proxy for an :class:`Executor` running in a child process; the node-facing interface of ``Executor``.
-
-    Interface (same names as Executor): ``start()``, ``shutdown(ramp_down_s=None)``, ``submit(chunk, t_arrival_s)``
-    -> :class:`SubmitAccepted` | :class:`Rejection`, ``hold()``, ``resume()``, ``reset_fault()``, ``set_fixed_d``,
-    ``latest_state()``, ``snapshot()``, ``drain_switch_events()``, ``now_s()``, ``d``, ``has_estimate``, ``mode``,
-    ``fault_message``, ``active_t_obs_s``, ``alive``, ``warnings``, ``reset_loop_stats()``, ``loop_records()``.
-    """
+    """Proxy for an :class:`Executor` running in a child process: an ``executor_core.ExecutorCore``, as
+    ``Executor`` is (``submit`` returns :class:`SubmitAccepted` | :class:`Rejection`)."""
 
     def __init__(
         self,
@@ -269,6 +264,20 @@ class ServoProcess:
     @property
     def exitcode(self) -> int | None:
         return self._proc.exitcode if self._proc is not None else None
+
+    @property
+    def location(self) -> str:
+        return f"process {self.pid} (shared memory {self.shm_name})"
+
+    @property
+    def needs_shutdown(self) -> bool:
+        """Always until shut down: the child is reaped and its shared memory released even when it already
+        reported "stopped" (a group SIGTERM reached it first)."""
+        return not self._stopped
+
+    def lift_other_threads(self, priority: int) -> list[str]:
+        """Nothing to do here: the child applied ``process_fifo_priority`` to its own threads."""
+        return []
 
     # ---- commands ----------------------------------------------------------------------------------------------
     def _call(self, name: str, *args: Any, timeout_s: float | None = None) -> Any:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import sys
 import threading
-import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -51,8 +50,8 @@ from rtc_controller.control.executor_params import (
     check_consistency,
     check_param,
 )
+from rtc_controller.control.executor_core import ExecutorCore
 from rtc_controller.control.executor_types import ExecutorConfig
-from rtc_controller.control.loop import set_process_fifo_priority
 from rtc_controller.control.servo_process import ServoProcess, ServoProcessError
 from rtc_controller.control.timeline import Rejection
 from rtc_controller.robots.base import DriverError
@@ -97,7 +96,7 @@ class ExecutorNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         config = build_config(self.values)  # ValueError with a reason on bad combinations
         self.names = list(config.timeline.names)
-        self.executor_core: Executor | ServoProcess = self._make_core(config, abort_start)
+        self.executor_core: ExecutorCore = self._make_core(config, abort_start)
         self._create_interfaces()
         self._last_active = math.nan
         self._last_mode = ""
@@ -118,7 +117,7 @@ class ExecutorNode(Node):
             raise ValueError("invalid parameters: " + "; ".join(reasons))
         return values
 
-    def _make_core(self, config: ExecutorConfig, abort_start: threading.Event | None) -> Executor | ServoProcess:
+    def _make_core(self, config: ExecutorConfig, abort_start: threading.Event | None) -> ExecutorCore:
         """The executor core: in its own servo process (the default) or in this process, its loop a thread."""
         if self.values["servo_process"]:
             return ServoProcess(
@@ -170,23 +169,16 @@ class ExecutorNode(Node):
             self.executor_core.shutdown()
             raise
         ex = self.executor_core
-        where = f"process {ex.pid} (shared memory {ex.shm_name})" if isinstance(ex, ServoProcess) else "thread"
         self.get_logger().info(
             f"executor running: driver={self.values['driver']}, {len(self.names)} action dims, "
-            f"servo {self.values['servo_rate_hz']:.0f} Hz in a {where}, dt {1e3 / self.values['action_rate_hz']:.1f} ms, "
+            f"servo {self.values['servo_rate_hz']:.0f} Hz in a {ex.location}, dt {1e3 / self.values['action_rate_hz']:.1f} ms, "
             f"H={self.values['horizon']}, s={self.values['execution_horizon']}"
         )
 
     def _apply_process_priority(self) -> None:
         ex = self.executor_core
-        warnings = list(ex.warnings)  # the servo process applied its own real-time options (and reported them)
-        if isinstance(ex, Executor):  # servo thread in this process: lift the other threads (GIL holders) too
-            time.sleep(0.05)  # let the servo thread apply its own settings first
-            loop = ex.loop
-            warnings = list(loop.warnings) + set_process_fifo_priority(
-                self.values["process_fifo_priority"], exclude_tids=(loop.native_id,) if loop.native_id else ()
-            )
-        for w in warnings:
+        lifted = ex.lift_other_threads(self.values["process_fifo_priority"])  # a servo thread here: GIL holders too
+        for w in list(ex.warnings) + lifted:  # what the servo loop (thread or process) could not apply
             self.get_logger().warning(w)
 
     def _qualify(self, name: str) -> str:
@@ -287,10 +279,8 @@ class ExecutorNode(Node):
         ex = self.executor_core
         if ex.alive or ex.mode == "stopped":
             return True
-        if isinstance(ex, ServoProcess):
-            self._dead = f"servo process {ex.pid} died (exit code {ex.exitcode})"
-        else:
-            self._dead = "servo thread stopped"
+        ended = f"died (exit code {ex.exitcode})" if ex.exitcode is not None else "stopped"
+        self._dead = f"servo {ex.location} {ended}"
         self.get_logger().error(f"{self._dead}: no more commands to the robot, robot state no longer published; "
                                 "restart the node")  # fmt: skip
         self._publish_diagnostics()
@@ -345,10 +335,10 @@ class ExecutorNode(Node):
         (idempotent). The servo process is always reaped: the child reports "stopped" itself when a group SIGTERM
         reached it first, and skipping the proxy's shutdown then leaked the shared-memory segment."""
         ex = self.executor_core
-        if isinstance(ex, ServoProcess) or ex.mode != "stopped":
+        if ex.needs_shutdown:
             self.get_logger().info(f"shutting down: ramp-down (at most {self.values['ramp_down_s']} s), driver stop")
             ex.shutdown()
-            code = f", servo process exit code {ex.exitcode}" if isinstance(ex, ServoProcess) else ""
+            code = f", servo process exit code {ex.exitcode}" if ex.exitcode is not None else ""
             self.get_logger().info(f"shut down: ramp-down done, driver stopped{code}")
 
 

@@ -13,9 +13,9 @@ from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from rtc_controller.control.executor import Executor
+from rtc_controller.control.executor_core import ExecutorCore
 from rtc_controller.control.operator_replies import RESET_DONE, hold_reply, reset_fault_reply, resume_reply
-from rtc_controller.control.servo_process import ServoProcess, ServoProcessError
+from rtc_controller.control.servo_process import ServoProcessError
 from rtc_controller.ros.executor_diagnostics import NodeHealth
 from rtc_controller.ros.graph_guard import ConflictLatch
 
@@ -25,7 +25,7 @@ __all__ = ["OperatorServices"]
 class OperatorServices:
     """Creates the three services on ``node``; ``latch``: the graph interlock (a cleared conflict needs ~/resume)."""
 
-    def __init__(self, node: Node, core: Executor | ServoProcess, *, latch: ConflictLatch, health: NodeHealth,
+    def __init__(self, node: Node, core: ExecutorCore, *, latch: ConflictLatch, health: NodeHealth,
                  callback_group: CallbackGroup) -> None:  # fmt: skip
         self._core, self._latch, self._health = core, latch, health
         node.create_service(Trigger, "~/hold", self.hold, callback_group=callback_group)
