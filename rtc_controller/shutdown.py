@@ -11,6 +11,8 @@ A process asks :class:`ShutdownSignals` whether it should stop instead of being 
   ``PARENT_DEATH_SIGNAL`` when the parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere a thread polls the parent
   pid.
 - A SIGHUP inherited as ignored (``nohup``) stays ignored, and then the parent is not watched either.
+- ``interrupt_again``: for work whose state is safe at any moment (training: the last checkpoint is on disk), a
+  second SIGINT interrupts at once (``KeyboardInterrupt`` in the main thread) instead of being ignored.
 
 Usage (the ROS nodes go through ``rtc_controller.ros.spin.run_node``, which does this around rclpy)::
 
@@ -67,8 +69,10 @@ class ShutdownSignals:
         signals: Sequence[signal.Signals] = HANDLED_SIGNALS,
         watch_parent: bool = True,
         on_request: Callable[[str], None] | None = None,
+        interrupt_again: bool = False,
     ) -> None:
         self.name = name
+        self.interrupt_again = interrupt_again
         self.signals = tuple(signals)
         self.watch_parent = watch_parent
         self.requested = threading.Event()
@@ -153,6 +157,9 @@ class ShutdownSignals:
             callback(self.reason)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.interrupt_again and signum == signal.SIGINT and self.requested.is_set():
+            self._say("SIGINT again: interrupting at once")
+            raise KeyboardInterrupt
         self.request(signal.Signals(signum).name)
 
     def request(self, reason: str) -> None:

@@ -62,6 +62,31 @@ def test_signals_request_one_clean_shutdown(tmp_path, sequence):
         assert "ignored, still shutting down cleanly" in err
 
 
+def test_interrupt_again_makes_a_second_sigint_interrupt_at_once():
+    """Training's setting (train/loop.stop_on_signals): the first SIGINT asks for a stop, the second interrupts."""
+    script = textwrap.dedent("""
+        import time
+        from rtc_controller.shutdown import ShutdownSignals
+        with ShutdownSignals("probe", interrupt_again=True, watch_parent=False) as signals:
+            print("ready", flush=True)
+            signals.wait(30)
+            print("requested", signals.reason, flush=True)
+            try:
+                time.sleep(30)  # a long checkpoint save
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)  # fmt: skip
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdout.readline().strip() == "requested SIGINT"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert out.strip() == "interrupted" and proc.returncode == 0, err
+    assert "SIGINT again: interrupting at once" in err
+
+
 def test_sighup_inherited_as_ignored_stays_ignored(tmp_path):
     proc, out = _probe(tmp_path, cleanup_s=0.0, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     proc.send_signal(signal.SIGHUP)

@@ -33,6 +33,7 @@ import optax
 import yaml
 
 from rtc_controller.policy.pi05.params import Params
+from rtc_controller.shutdown import ShutdownSignals
 from rtc_controller.train import checkpoints as ckpt
 from rtc_controller.train.config import TrainConfig
 from rtc_controller.train.collect import generator_command
@@ -132,24 +133,16 @@ def open_run_dir(run_dir: pathlib.Path, *, resume: bool, overwrite: bool) -> Non
 @contextlib.contextmanager
 def stop_on_signals(log: Callable[[str], None]) -> Iterator[threading.Event]:
     """An event set by the first SIGINT/SIGTERM (the loop then saves a checkpoint and returns); a second SIGINT
-    interrupts at once. Outside the main thread nothing is installed."""
-    stop = threading.Event()
+    interrupts at once (``shutdown.ShutdownSignals`` with ``interrupt_again``). Outside the main thread nothing is
+    installed."""
+    signals = ShutdownSignals("rtc-train", signals=(signal.SIGINT, signal.SIGTERM), watch_parent=False,
+                              interrupt_again=True, on_request=lambda reason: log(
+                                  f"{reason}: stopping after this step with a checkpoint (Ctrl-C again: at once)"))
     if threading.current_thread() is not threading.main_thread():
-        yield stop
+        yield signals.requested
         return
-
-    def handler(signum, _frame):
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.set()
-        log(f"{signal.Signals(signum).name}: stopping after this step with a checkpoint (Ctrl-C again: at once)")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    with signals:
+        yield signals.requested
 
 
 def _progress(total: int, initial: int, enabled: bool):
