@@ -14,7 +14,7 @@ from typing import Any
 
 from rtc_controller import topics
 from rtc_controller.action_space import action_names
-from rtc_controller.app.policies import POLICY_NAMES
+from rtc_controller.app.policies import POLICY_NAMES, node_policy_params
 from rtc_controller.chunk_timing import SHARED_WITH_EXECUTOR, TIMING_PARAMS, ChunkTiming, timing_mismatches
 from rtc_controller.param_schema import Param, finite_in_range, in_range, non_negative, one_of, positive
 from rtc_controller.policy.compilation_cache import cache_dir_refusal
@@ -212,20 +212,6 @@ def configured_camera_topics(p: dict[str, Any], *, compressed: bool = False) -> 
     return tuple(slot_topics[s] + suffix for s in slots)
 
 
-
 def policy_params(p: dict[str, Any], *, section, horizon: int, dt_s: float, names: tuple[str, ...]) -> dict[str, Any]:
-    """``make_policy``'s parameters for ``p["policy"]``: the policy section's, π0.5's checkpoint and tokenizer, or
-    the sim and twin policies' shape (and the twin's world snapshot)."""
-    if section is not None:
-        return {"policy_config": p["policy_config"], "action_names": names}
-    if p["policy"] == "pi05":
-        return {
-            "checkpoint_dir": p["checkpoint"],
-            "tokenizer_path": p["tokenizer_path"],
-            "action_horizon": horizon,
-            "action_names": names,
-        }
-    params = {"horizon": horizon, "dt_s": dt_s, "names": names}
-    if p["policy"] in ("twin", "twin_expert"):
-        params["snapshot"] = p["twin_snapshot"]
-    return params
+    """``make_policy``'s parameters for ``p["policy"]`` (``app.policies``' entry for it says which)."""
+    return node_policy_params(p, section=section, horizon=horizon, dt_s=dt_s, names=names)

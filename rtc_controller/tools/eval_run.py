@@ -21,20 +21,21 @@ TRAINED_MODE = "trained"
 
 
 def _make_policy(cfg: EvalConfig, p: dict[str, Any], world):
-    """The inference node's policy for parameter values ``p`` (the twin policies read the in-process world)."""
-    from rtc_controller.app.policies import make_policy
+    """The inference node's policy for parameter values ``p``; a policy that reads the twin's privileged state
+    reads the in-process world instead of a snapshot."""
     from rtc_controller.app.inference_params import policy_params, policy_section
+    from rtc_controller.app.policies import entry, make_policy
 
-    names = tuple(p["action_names"])
-    if p["policy"] in ("twin", "twin_expert"):
+    kind = entry(p["policy"])
+    if not kind.runs_on_twin:
+        raise ValueError(f"rtc-eval: policy {p['policy']!r} does not run on the twin")
+    params = policy_params(p, section=policy_section(p, cfg.horizon), horizon=cfg.horizon, dt_s=cfg.dt_s,
+                           names=tuple(p["action_names"]))  # fmt: skip
+    if kind.privileged_state:
         from rtc_controller.sim.twin_policy import WorldSource
 
-        return make_policy(p["policy"], horizon=cfg.horizon, dt_s=cfg.dt_s, names=names, source=WorldSource(world))
-    if p["policy"] != "pi05":
-        raise ValueError(f"rtc-eval: policy {p['policy']!r} does not run on the twin (twin, twin_expert, pi05)")
-    section = policy_section(p, cfg.horizon)
-    return make_policy("pi05", **policy_params(p, section=section, horizon=cfg.horizon, dt_s=cfg.dt_s, names=names),
-                       **dict(cfg.policy_params))  # fmt: skip
+        params = {k: v for k, v in params.items() if k != "snapshot"} | {"source": WorldSource(world)}
+    return make_policy(p["policy"], **params, **dict(cfg.policy_params))
 
 
 class Evaluator:
