@@ -7,8 +7,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rtc_controller.action_space import action_names  # noqa: E402
-from rtc_controller.tools import demo_plots  # noqa: E402
-from rtc_controller.tools.demo import ModeRun, SwitchRecord  # noqa: E402
+from rtc_controller.analysis import plots as demo_plots  # noqa: E402
+from rtc_controller.analysis.runs import ModeRun, SwitchRecord  # noqa: E402
 
 
 def _run(mode="stop", *, switch_times=(1.0, 2.0, 50.0), starts=(0, 5)):

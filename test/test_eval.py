@@ -10,7 +10,7 @@ import pytest
 from rtc_controller.policy.mixture import make_mixture, mixture_velocity
 from rtc_controller.rtc import prefix_weights, sample
 from rtc_controller.tools.eval import main
-from rtc_controller.tools.eval_stats import summarize_cell, wilson_interval
+from rtc_controller.analysis.stats import summarize_cell, wilson_interval
 
 
 def test_wilson_interval():
@@ -95,7 +95,7 @@ def test_rtc_eval_runs_cells_in_two_workers_like_one(tmp_path):
 
 def test_grid_methods_rows_and_paired_tests():
     from rtc_controller.tools.eval_grid import HorizonRow, Method, grid_cells
-    from rtc_controller.tools.eval_stats import exact_binomial_two_sided, paired_test
+    from rtc_controller.analysis.stats import exact_binomial_two_sided, paired_test
 
     assert Method.parse("stop@1") == Method("stop", 1.0) and Method.parse("trained").name == "trained"
     for bad in ("soft", "stop@", "stop@-1"):

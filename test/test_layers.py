@@ -16,7 +16,7 @@ import pathlib
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "rtc_controller"
 FLOOR = ("geometry", "action_space", "topics", "config_check", "config_files", "param_schema", "param_files",
          "chunk_timing", "shutdown")
-LAYERS: tuple[tuple[str, ...], ...] = (FLOOR, ("rtc",), ("robots",), ("control",), ("policy",), ("bags",),
+LAYERS: tuple[tuple[str, ...], ...] = (FLOOR, ("rtc",), ("robots",), ("control",), ("policy",), ("bags",), ("analysis",),
                                        ("sim",), ("train",), ("app",), ("ros",), ("tools",))  # fmt: skip
 ROS_MODULES = ("rclpy", "rcl_interfaces", "std_msgs", "sensor_msgs", "trajectory_msgs", "diagnostic_msgs",
                "geometry_msgs", "std_srvs", "nav_msgs", "visualization_msgs", "builtin_interfaces")  # fmt: skip

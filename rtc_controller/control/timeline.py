@@ -146,6 +146,11 @@ class SwitchEvent:
     jump_gripper_m: float
     from_hold: bool = False
 
+    @property
+    def jump_norm(self) -> float:
+        """‖jump‖ over all action dims (m and rad together): the switch jump every report uses."""
+        return float(np.linalg.norm(self.jump))
+
 
 @dataclass(eq=False)
 class CapturedSwitch:

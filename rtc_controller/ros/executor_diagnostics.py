@@ -7,9 +7,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+from rtc_controller.analysis.diagnostics_schema import (
+    CHUNKS,
+    DRIVER,
+    INTERLOCK,
+    LOOP,
+    REJECTED_TOTAL,
+    SAFETY,
+    STARTUP,
+    SWITCH,
+    status_name,
+    switch_values,
+)
 from rtc_controller.control.executor import ExecutorSnapshot
 from rtc_controller.control.timeline import SwitchEvent
 
@@ -62,22 +73,11 @@ def _kv(key: str, value: Any) -> KeyValue:
 
 
 def switch_event_to_status(ev: SwitchEvent, name: str) -> DiagnosticStatus:
-    """One chunk switch -> DiagnosticStatus with keys t_switch_s, t_obs_s, delay_s, k_star, guided_d (-1 = unknown),
-    jump_norm (‖new − old‖ with rotations as body-frame rotation vectors), jump_linear_m, jump_angular_rad,
-    jump_gripper_m (per-arm maxima), from_hold (1 when no chunk was active before: the first chunk)."""
-    values = [
-        _kv("t_switch_s", ev.t_switch_s),
-        _kv("t_obs_s", ev.t_obs_s),
-        _kv("delay_s", ev.delay_s),
-        _kv("k_star", ev.k_star),
-        _kv("guided_d", ev.guided_d if ev.guided_d is not None else -1),
-        _kv("jump_norm", float(np.linalg.norm(ev.jump))),
-        _kv("jump_linear_m", ev.jump_linear_m),
-        _kv("jump_angular_rad", ev.jump_angular_rad),
-        _kv("jump_gripper_m", ev.jump_gripper_m),
-        _kv("from_hold", int(ev.from_hold)),
-    ]
-    return DiagnosticStatus(level=DiagnosticStatus.OK, name=f"{name}: switch", message="chunk switch", values=values)
+    """One chunk switch -> DiagnosticStatus with the keys of ``analysis.diagnostics_schema.SwitchRecord``
+    (t_switch_s, t_obs_s, delay_s, k_star, guided_d (-1 = unknown), jump_norm, the per-arm maxima, from_hold)."""
+    values = [_kv(k, v) for k, v in switch_values(ev)]
+    return DiagnosticStatus(level=DiagnosticStatus.OK, name=status_name(name, SWITCH), message="chunk switch",
+                            values=values)  # fmt: skip
 
 
 def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str, health: NodeHealth | None = None, *,
@@ -97,7 +97,7 @@ def snapshot_to_diagnostics(s: ExecutorSnapshot, name: str, hw_id: str, health: 
     last_pct, worst_pct = 100 * lp.last_window_late_fraction, 100 * lp.worst_window_late_fraction
     loop = DiagnosticStatus(
         level=err if s.tick_error else (warn if loop_bad else ok),
-        name=f"{name}: servo loop",
+        name=status_name(name, LOOP),
         hardware_id=hw_id,
         message=f"{s.tick_error}: holding (call ~/resume)" if s.tick_error else ("timing above target" if loop_bad else "ok"),
         values=[_kv(k, v) for k, v in lp.as_dict().items()]
@@ -119,7 +119,7 @@ def _chunks_status(s: ExecutorSnapshot, name: str, hw_id: str, health: NodeHealt
         message += "; no live chunk publisher (DDS liveliness lost)"
     return DiagnosticStatus(
         level=DiagnosticStatus.WARN if s.starving or lost else DiagnosticStatus.OK,
-        name=f"{name}: chunks",
+        name=status_name(name, CHUNKS),
         hardware_id=hw_id,
         message=message,
         values=[
@@ -135,7 +135,7 @@ def _chunks_status(s: ExecutorSnapshot, name: str, hw_id: str, health: NodeHealt
             _kv("max_jump_linear_m", s.max_jump_linear_m),
             _kv("max_jump_angular_rad", s.max_jump_angular_rad),
             _kv("starved_ticks", s.starved_ticks),
-            _kv("rejected_total", sum(rejected.values())),
+            _kv(REJECTED_TOTAL, sum(rejected.values())),
             *[_kv(f"rejected_{k}", c) for k, c in rejected.items()],
             _kv("last_rejection", s.last_rejection),
             _kv("active_t_obs_s", s.active_t_obs_s),
@@ -150,7 +150,7 @@ def _safety_status(s: ExecutorSnapshot, name: str, hw_id: str, health: NodeHealt
     sustained = health.update_interventions(s.safety_ticks, s.safety_intervened_ticks)
     return DiagnosticStatus(
         level=DiagnosticStatus.WARN if sustained else DiagnosticStatus.OK,
-        name=f"{name}: safety",
+        name=status_name(name, SAFETY),
         hardware_id=hw_id,
         message=f"the filter changed more than {SUSTAINED_TICK_SHARE:.0%} of the commands in each of the last "
                 f"{health.intervention_periods} s ({health.intervened_share:.0%} in the last): it, not the policy, "
@@ -165,7 +165,7 @@ def _startup_status(s: ExecutorSnapshot, name: str, hw_id: str) -> DiagnosticSta
     st = s.startup or {}
     return DiagnosticStatus(
         level=DiagnosticStatus.WARN if (st.get("approach_phase") == "refused" or s.hold_reason) else DiagnosticStatus.OK,
-        name=f"{name}: startup",
+        name=status_name(name, STARTUP),
         hardware_id=hw_id,
         message=s.hold_reason or str(st.get("approach_message", "")) or "ok",
         values=[_kv(k, v) for k, v in st.items()] + [_kv("hold_reason", s.hold_reason)],
@@ -176,7 +176,7 @@ def _driver_status(s: ExecutorSnapshot, name: str, hw_id: str) -> DiagnosticStat
     d = s.driver
     return DiagnosticStatus(
         level=DiagnosticStatus.ERROR if (s.mode == "faulted" or d.fault or not d.connected) else DiagnosticStatus.OK,
-        name=f"{name}: driver",
+        name=status_name(name, DRIVER),
         hardware_id=hw_id,
         message=s.fault_message or d.message,
         values=[_kv("mode", s.mode), _kv("connected", d.connected), _kv("enabled", d.enabled), _kv("fault", d.fault),
@@ -191,7 +191,7 @@ def _interlock_status(name: str, hw_id: str, health: NodeHealth) -> DiagnosticSt
         level, message = DiagnosticStatus.WARN, "graph conflict cleared: holding until ~/resume"
     else:
         level, message = DiagnosticStatus.OK, "ok"
-    return DiagnosticStatus(level=level, name=f"{name}: interlock", hardware_id=hw_id, message=message,
+    return DiagnosticStatus(level=level, name=status_name(name, INTERLOCK), hardware_id=hw_id, message=message,
                             values=[_kv("conflicts", len(health.interlock))])  # fmt: skip
 
 
@@ -199,9 +199,9 @@ def dead_diagnostics(reason: str, name: str, hw_id: str) -> list[DiagnosticStatu
     """The servo loop is gone: an ERROR on the servo loop and driver statuses (mode = "dead")."""
     err = DiagnosticStatus.ERROR
     return [
-        DiagnosticStatus(level=err, name=f"{name}: servo loop", hardware_id=hw_id, message=reason,
+        DiagnosticStatus(level=err, name=status_name(name, LOOP), hardware_id=hw_id, message=reason,
                          values=[_kv("mode", "dead")]),  # fmt: skip
-        DiagnosticStatus(level=err, name=f"{name}: driver", hardware_id=hw_id, message=reason,
+        DiagnosticStatus(level=err, name=status_name(name, DRIVER), hardware_id=hw_id, message=reason,
                          values=[_kv("mode", "dead")]),  # fmt: skip
     ]
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rtc_controller.analysis.motion import jerk_rms
 from rtc_controller.control.chunk import Chunk
 from rtc_controller.control.executor import Executor
 from rtc_controller.control.executor_types import ExecutorConfig
@@ -102,14 +103,6 @@ class EpisodeResult:
                 "intervention_events": self.intervention_events, "chunks": self.chunks, "rejected": self.rejected,
                 "d_used": self.d_used, "items": self.items, "placed_time_s": self.placed_time_s,
                 "failure_phase": self.failure_phase, "release_switch_gap_s": self.release_switch_gap_s}  # fmt: skip
-
-
-def jerk_rms(positions: np.ndarray, dt_s: float) -> float:
-    """RMS over time and arms of ‖third difference‖/Δt³ of TCP positions ``[T, arms, 3]`` [m/s³]."""
-    if len(positions) < 4:
-        return math.nan
-    j = np.diff(positions, n=3, axis=0) / dt_s**3
-    return float(np.sqrt(np.mean(np.sum(j**2, axis=-1))))
 
 
 class SimClock:
@@ -232,7 +225,7 @@ class EpisodeRunner:
         for ev in ex.drain_switch_events():
             if not ev.from_hold:
                 res.switch_times_s.append(float(ev.t_switch_s))
-                res.jumps.append(float(np.linalg.norm(ev.jump)))
+                res.jumps.append(ev.jump_norm)
                 res.jumps_linear_m.append(ev.jump_linear_m)
 
     def _finish(self, ex: Executor, monitor: TaskMonitor, res: EpisodeResult, tally: _InterventionTally,

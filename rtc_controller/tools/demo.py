@@ -1,6 +1,6 @@
 """``make demo-sim`` (``rtc-demo --scene sim``): the simulated dual-arm rig end to end, once per guidance mode, and a
 report. (``make demo``, ``rtc-demo`` with the default ``--scene twin``, runs the trained π0.5 on the MuJoCo twin:
-``tools/demo_twin.py``; it reuses this module's bag analysis and figures.)
+``tools/demo_twin.py``.) The bag analysis, figures and report pieces are ``rtc_controller.analysis``'s.
 
 For each mode (``none``, ``stop``, ``full``) it starts, as separate processes talking over DDS, the executor node
 (sim driver), the inference node (sim policy with an injected latency so that d ≈ 16 at H = 100, Δt = 20 ms)
@@ -20,136 +20,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
 from rtc_controller.rtc import GUIDANCE_MODES
 from rtc_controller.ros.bringup import load_config, parse_overrides, start_rig
-from rtc_controller.bags.bag_messages import read_diagnostics, read_states
-from rtc_controller.bags.bag_reader import BagReader
-from rtc_controller.tools.demo_plots import conclusion, write_plots
+from rtc_controller.analysis.plots import conclusion, write_plots
+from rtc_controller.analysis.report import figure_sections, summary_table
+from rtc_controller.analysis.runs import ModeRun, analyse_bag
 
 FIRST_CHUNK_LINE = "first chunk published"  # logged once by the inference node after warm-up
 WARMUP_TIMEOUT_S = 300.0
-LOOP_STATUS_SUFFIX = ": servo loop"
-CHUNK_STATUS_SUFFIX = ": chunks"
-
-
-@dataclass(frozen=True)
-class SwitchRecord:
-    """One chunk switch as the executor reported it (times in seconds on the executor clock)."""
-
-    t_switch_s: float
-    delay_s: float
-    k_star: int
-    guided_d: int
-    jump: float  # ‖new − old‖ over all action dims at the switch instant
-    jump_linear_m: float
-    jump_angular_rad: float
-    from_hold: bool  # the first chunk after start: "old" is the held start pose, not a chunk
-
-
-@dataclass
-class ModeRun:
-    """What one guidance mode's run produced."""
-
-    mode: str
-    switches: list[SwitchRecord]
-    delay_times_s: np.ndarray  # log times of δ samples, relative to the first chunk [s]
-    delay_steps: np.ndarray  # δ / Δt [action steps]
-    d_times_s: np.ndarray
-    d_values: np.ndarray  # d published by the executor [action steps]
-    state_times_s: np.ndarray  # robot-state stamps, executor clock [s]
-    states: np.ndarray  # [N, D] measured TCP state
-    state_names: tuple[str, ...]
-    lateness_p99_us: np.ndarray  # per diagnostics message
-    lateness_max_us: np.ndarray
-    late_window_fraction: float
-    rejected_chunks: int
-    episode_starts: tuple[int, ...] = ()  # where each episode's loop diagnostics begin (merged runs)
-
-    @property
-    def chunk_switches(self) -> list[SwitchRecord]:
-        """Switches from one chunk to the next (the start from the held pose excluded)."""
-        return [s for s in self.switches if not s.from_hold]
-
-    def summary(self) -> dict[str, float]:
-        jumps = np.array([s.jump for s in self.chunk_switches])
-        lin = np.array([s.jump_linear_m for s in self.chunk_switches])
-        return {
-            "switches": len(self.chunk_switches),
-            "mean_jump": _stat(np.mean, jumps),
-            "p95_jump": _stat(lambda a: np.quantile(a, 0.95), jumps),
-            "mean_jump_linear_m": _stat(np.mean, lin),
-            "p95_jump_linear_m": _stat(lambda a: np.quantile(a, 0.95), lin),
-            "median_delay_steps": _stat(np.median, self.delay_steps),
-            "median_d": _stat(np.median, self.d_values),
-            "rejected_chunks": self.rejected_chunks,
-            "loop_lateness_p99_us": _stat(np.max, self.lateness_p99_us),
-            "loop_worst_window_late_fraction": self.late_window_fraction,
-        }
-
-
-def _stat(fn, a: np.ndarray) -> float:
-    return float(fn(a)) if len(a) else math.nan
-
-
-def _float(values: dict[str, str], key: str, default: float = math.nan) -> float:
-    try:
-        return float(values[key])
-    except (KeyError, ValueError):
-        return default
-
-
-def analyse_bag(bag_dir: Path, *, mode: str, dt_s: float, t0_s: float | None = None) -> ModeRun:
-    """Read one run's bag. ``t0_s`` (log time of the first chunk) is subtracted from every time axis."""
-    with BagReader(bag_dir) as bag:
-        chunk_logs = [log for log, _ in bag.messages(topics.CHUNK)] if bag.resolve(topics.CHUNK) else []
-        t0 = t0_s if t0_s is not None else (chunk_logs[0] / 1e9 if chunk_logs else bag.start_ns / 1e9)
-        switches = []
-        if bag.resolve(topics.SWITCH_EVENTS):
-            for _, st in bag.messages(topics.SWITCH_EVENTS):
-                v = {kv.key: kv.value for kv in st.values}
-                switches.append(SwitchRecord(
-                    t_switch_s=_float(v, "t_switch_s"), delay_s=_float(v, "delay_s"),
-                    k_star=int(_float(v, "k_star", -1)), guided_d=int(_float(v, "guided_d", -1)),
-                    jump=_float(v, "jump_norm"), jump_linear_m=_float(v, "jump_linear_m"),
-                    jump_angular_rad=_float(v, "jump_angular_rad"), from_hold=_float(v, "from_hold", 0) > 0,
-                ))  # fmt: skip
-        delays = [(log / 1e9 - t0, msg.data / dt_s) for log, msg in bag.messages(topics.MEASURED_DELAY)] \
-            if bag.resolve(topics.MEASURED_DELAY) else []
-        ds = [(log / 1e9 - t0, msg.data) for log, msg in bag.messages(topics.INFERENCE_DELAY)] \
-            if bag.resolve(topics.INFERENCE_DELAY) else []
-        states = read_states(bag)
-        diags = read_diagnostics(bag)
-    loop = [s for s in diags if s.name.endswith(LOOP_STATUS_SUFFIX)]
-    chunk_status = [s for s in diags if s.name.endswith(CHUNK_STATUS_SUFFIX)]
-    delay_arr = np.array(delays, dtype=float).reshape(-1, 2)
-    d_arr = np.array(ds, dtype=float).reshape(-1, 2)
-    return ModeRun(
-        mode=mode,
-        switches=switches,
-        delay_times_s=delay_arr[:, 0],
-        delay_steps=delay_arr[:, 1],
-        d_times_s=d_arr[:, 0],
-        d_values=d_arr[:, 1],
-        state_times_s=states.stamps_s,
-        states=states.positions,
-        state_names=states.names,
-        lateness_p99_us=np.array([_float(s.values, "lateness_p99_us") for s in loop]),
-        lateness_max_us=np.array([_float(s.values, "lateness_max_us") for s in loop]),
-        late_window_fraction=max([_float(s.values, "worst_window_late_fraction", 0.0) for s in loop], default=math.nan),
-        rejected_chunks=int(_float(chunk_status[-1].values, "rejected_total", 0)) if chunk_status else 0,
-    )
 
 
 _last_line = [0.0]
@@ -206,23 +93,6 @@ def run_mode(mode: str, *, config: Path, out: Path, seconds: float, overrides: d
     return bag_dir
 
 
-def summary_table(summary: dict[str, dict[str, float]]) -> str:
-    cols = [("switches", "switches", "{:.0f}"), ("mean_jump", "mean jump", "{:.4f}"), ("p95_jump", "p95 jump", "{:.4f}"),
-            ("mean_jump_linear_m", "mean lin [mm]", "{:.2f}"), ("median_delay_steps", "median δ [steps]", "{:.1f}"),
-            ("median_d", "median d", "{:.0f}"), ("rejected_chunks", "rejected", "{:.0f}"),
-            ("loop_lateness_p99_us", "loop p99 [µs]", "{:.0f}")]
-    head = "| mode | " + " | ".join(c[1] for c in cols) + " |"
-    rows = [head, "|" + "---|" * (len(cols) + 1)]
-    for mode, s in summary.items():
-        vals = []
-        for key, _, fmt in cols:
-            v = s.get(key, math.nan)
-            v = v * 1e3 if key == "mean_jump_linear_m" else v
-            vals.append("n/a" if isinstance(v, float) and math.isnan(v) else fmt.format(v))
-        rows.append(f"| {mode} | " + " | ".join(vals) + " |")
-    return "\n".join(rows)
-
-
 def write_report(out: Path, runs: Sequence[ModeRun], *, config: Path, seconds: float, params: dict) -> dict:
     summary = {run.mode: run.summary() for run in runs}
     (out / "summary.json").write_text(json.dumps({"modes": summary, "config": str(config), "seconds": seconds,
@@ -252,17 +122,6 @@ def write_report(out: Path, runs: Sequence[ModeRun], *, config: Path, seconds: f
     ]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return summary
-
-
-def figure_sections(files: dict[str, str], *, trajectory: str = "", jumps: str = "") -> list[str]:
-    """The report's figure sections (Markdown lines) for the files ``write_plots`` returned; ``trajectory`` /
-    ``jumps`` qualify those headings (e.g. which episodes they show)."""
-    return [
-        f"## Executed trajectory{trajectory} (switches dotted)", f"![trajectory]({files['trajectory']})", "",
-        f"## Jumps at switches{jumps}", f"![jumps]({files['jumps']})", "",
-        "## Inference delay: measured δ and the d used for the next inference", f"![delay]({files['delay']})", "",
-        "## Servo loop lateness", f"![lateness]({files['lateness']})", "",
-    ]  # fmt: skip
 
 
 SCENES = ("twin", "sim")

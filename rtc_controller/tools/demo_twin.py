@@ -31,8 +31,9 @@ import numpy as np
 from rtc_controller import topics
 from rtc_controller.config_files import world_file
 from rtc_controller.rtc import GUIDANCE_MODES
-from rtc_controller.tools.demo import ModeRun, figure_sections
-from rtc_controller.tools.demo_plots import conclusion, write_plots
+from rtc_controller.analysis.report import figure_sections
+from rtc_controller.analysis.runs import ModeRun
+from rtc_controller.analysis.plots import conclusion, write_plots
 from rtc_controller.tools.eval_dds import DdsEpisode, dds_episode
 
 DEFAULT_POLICY = "twin_pi05"  # models/twin_pi05/policy.yaml

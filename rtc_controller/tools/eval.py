@@ -28,7 +28,7 @@ from rtc_controller.config_files import world_file
 from rtc_controller.tools.eval_config import EvalConfig, fingerprint
 from rtc_controller.tools.eval_grid import Cell, HorizonRow, Method, grid_cells, read_cell
 from rtc_controller.tools.eval_run import Evaluator, Progress, run_cells
-from rtc_controller.tools.eval_stats import paired_test, summarize_cell
+from rtc_controller.analysis.stats import paired_test, summarize_cell
 
 __all__ = ["EvalConfig", "Evaluator", "main", "run_grid", "summarize_grid"]
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rtc_controller.chunk_timing import ChunkTiming
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
 
@@ -50,9 +51,17 @@ class EvalConfig:
     config: str = ""  # the nodes' parameter file ('' = config/twin.yaml)
     trained_policy_config: str = ""  # method ``trained``: the training-time-RTC policy section ('' = policy_config's)
 
+    def __post_init__(self) -> None:
+        self.timing  # noqa: B018 — H, s, Δt checked by chunk_timing (ValueError naming the value)
+
     @property
     def dt_s(self) -> float:
         return 1.0 / self.action_rate_hz
+
+    @property
+    def timing(self) -> ChunkTiming:
+        """H, s, Δt of the cells (each cell's s may differ: ``dataclasses.replace``)."""
+        return ChunkTiming(self.horizon, self.execution_horizon, self.dt_s)
 
     @property
     def config_file(self) -> Path:

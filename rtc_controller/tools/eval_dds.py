@@ -25,10 +25,10 @@ import yaml
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
 from rtc_controller.ros.bringup import default_nodes, start_rig
-from rtc_controller.sim.episode import jerk_rms
+from rtc_controller.analysis.motion import jerk_rms
 from rtc_controller.bags.bag_messages import read_diagnostics
 from rtc_controller.bags.bag_reader import BagReader
-from rtc_controller.tools.demo import ModeRun, analyse_bag
+from rtc_controller.analysis.runs import ModeRun, analyse_bag
 from rtc_controller.tools.eval_config import DDS_TRANSPORT_STEPS, node_overrides
 
 if TYPE_CHECKING:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rtc_controller.analysis.motion import JERK_ORDER, jerk
+
 __all__ = [
     "BetaRecommendation",
     "SwitchMetrics",
@@ -34,7 +36,6 @@ __all__ = [
     "tail_departure",
 ]
 
-JERK_ORDER = 3  # third finite difference
 DEFAULT_JUMP_REL_TOL = 0.1  # β recommendation: within 10 % of the best mean jump …
 DEFAULT_JUMP_ABS_TOL = 1e-3  # … or within 1 mm / 1 mrad of it (whichever is larger)
 
@@ -98,11 +99,11 @@ def splice_jerk(
     x = splice(new, prefix, d, history)
     x = x if dims is None else x[:, list(dims)]
     switch = (0 if history is None else len(history)) + d
-    jerk = np.diff(x, n=JERK_ORDER, axis=0)  # jerk[k] spans rows k … k+3
-    ks = [k for k in range(switch - JERK_ORDER, switch) if 0 <= k < jerk.shape[0]]
+    j = jerk(x, dt_s)  # j[k] spans rows k … k+3
+    ks = [k for k in range(switch - JERK_ORDER, switch) if 0 <= k < j.shape[0]]
     if not ks:
         return math.nan
-    return float(np.max(np.linalg.norm(jerk[ks], axis=1))) / dt_s**JERK_ORDER
+    return float(np.max(np.linalg.norm(j[ks], axis=1)))
 
 
 def tail_departure(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtc_controller.tools.eval_stats import wilson_interval
+from rtc_controller.analysis.stats import wilson_interval
 
 __all__ = ["MODE_COLORS", "PLOT_DIMS", "conclusion", "write_plots"]
 
