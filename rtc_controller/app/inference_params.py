@@ -87,7 +87,8 @@ PARAMETERS: dict[str, Param] = {
                                    positive, unit="s", dynamic=True),
     "extra_latency_s": Param(0.0, "injected latency before publishing (>= 0, <= H·Δt; sim demo: d ≈ 16)",
                              non_negative, unit="s", dynamic=True),
-    "publish_unguided": Param(False, "debug: also publish the unguided chunk (same noise) on rtc/chunk_unguided", dynamic=True),
+    "publish_unguided": Param(False, "debug: also publish the unguided chunk (same noise) on rtc/chunk_unguided",
+                              dynamic=True),
     "twin_snapshot": Param("", "policy twin | twin_expert: the world snapshot their privileged state comes from "
                            "(executor_node's twin_snapshot; '' = rtc_twin_<ROS_DOMAIN_ID>)"),
 }

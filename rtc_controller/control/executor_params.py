@@ -101,11 +101,14 @@ PARAMS: dict[str, Param] = {
     "servo_rate_hz": Param(1000.0, "servo loop rate", in_range(1.0, 4000.0), unit="Hz"),
     "state_rate_hz": Param(50.0, "robot-state publication rate", in_range(1.0, 1000.0), unit="Hz"),
     **TIMING_PARAMS,  # horizon, execution_horizon, action_rate_hz: shared with the inference node
-    "future_tolerance_s": Param(field_default(TimelineConfig, "future_tolerance_s"), "chunks stamped further in the future than this are rejected",
+    "future_tolerance_s": Param(field_default(TimelineConfig, "future_tolerance_s"),
+                                "chunks stamped further in the future than this are rejected",
                                 non_negative, unit="s"),
     # delay estimation
-    "delay_quantile": Param(field_default(DelayEstimatorConfig, "quantile"), "quantile of δ over the window used for d", in_range(0.01, 1.0)),
-    "delay_window": Param(field_default(DelayEstimatorConfig, "window"), "number of recent δ samples", in_range(1, 100_000)),
+    "delay_quantile": Param(field_default(DelayEstimatorConfig, "quantile"),
+                            "quantile of δ over the window used for d", in_range(0.01, 1.0)),
+    "delay_window": Param(field_default(DelayEstimatorConfig, "window"),
+                          "number of recent δ samples", in_range(1, 100_000)),
     "delay_warmup_samples": Param(field_default(DelayEstimatorConfig, "warmup_samples"), "δ samples ignored after "
                                   "start (jit compile, warm-up)", in_range(0, 10_000)),
     "initial_d": Param(-1, "d published before enough δ samples (-1 = none: the inference node uses its "
@@ -162,7 +165,8 @@ PARAMS: dict[str, Param] = {
     "approach_max_distance_m": Param(APPROACH.max_distance_m, "refuse an approach longer than this",
                                      positive, unit="m"),
     # real-time options
-    "sched_fifo_priority": Param(field_default(LoopConfig, "sched_fifo_priority"), "SCHED_FIFO priority of the servo thread (0 = off; warns if not permitted)",
+    "sched_fifo_priority": Param(field_default(LoopConfig, "sched_fifo_priority"),
+                                 "SCHED_FIFO priority of the servo thread (0 = off; warns if not permitted)",
                                  in_range(0, 99)),  # fmt: skip
     "process_fifo_priority": Param(0, "SCHED_FIFO priority for all other threads of this process, below the servo "
                                    "thread's (0 = off): keeps GIL holders from being preempted", in_range(0, 98)),
@@ -171,7 +175,8 @@ PARAMS: dict[str, Param] = {
     "switch_interval_us": Param(50, "sys.setswitchinterval while running", in_range(1, 5000), unit="µs"),
     "stats_window_s": Param(10.0, "servo timing percentiles cover the last this many seconds",
                             in_range(1.0, 3600.0), unit="s"),  # fmt: skip
-    "gc_mode": Param(field_default(LoopConfig, "gc_mode"), "freeze (gc off, collected in slack) | normal", one_of("freeze", "normal")),
+    "gc_mode": Param(field_default(LoopConfig, "gc_mode"),
+                     "freeze (gc off, collected in slack) | normal", one_of("freeze", "normal")),
     "ramp_down_s": Param(0.5, "longest braking time on shutdown", non_negative, unit="s"),
     "servo_process": Param(True, "run the servo loop in its own process (no GIL shared with rclpy; state via shared "
                                  "memory); false = a thread in this process (for comparison)"),
