@@ -23,6 +23,7 @@ unit, validator, and whether it may change at run time. A node's table is ``{nam
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ __all__ = [
     "Param",
     "accept",
     "defaults",
+    "field_default",
     "finite_in_range",
     "in_range",
     "layered",
@@ -138,6 +140,18 @@ def finite_in_range(lo: float, hi: float = math.inf) -> Check:
     """``[lo, hi]`` and finite (``hi`` = inf: no upper bound)."""
     bound = f">= {lo}" if hi == math.inf else f"in [{lo}, {hi}]"
     return lambda v: None if _is_number(v) and math.isfinite(v) and lo <= v <= hi else f"must be {bound}, got {v!r}"
+
+
+def field_default(cls: type, name: str) -> Any:
+    """The default of dataclass ``cls``'s field ``name`` (a config's default becomes its parameter's default)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            raise ValueError(f"{cls.__name__}.{name} has no default")
+    raise ValueError(f"{cls.__name__} has no field {name!r}")
 
 
 def defaults(table: Mapping[str, Param]) -> dict[str, Any]:

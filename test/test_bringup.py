@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rtc_controller import topics
-from rtc_controller.ros import bringup
-from rtc_controller.ros.bringup import (
+from rtc_controller.app import bringup
+from rtc_controller.app.bringup import (
     Rig,
     check_consistency,
     format_value,
@@ -167,7 +167,7 @@ def test_a_recorder_that_fails_stops_the_run(tmp_path):
     existing = tmp_path / "bag"
     existing.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "rtc_controller.ros.bringup", "--config", SIM, "--nodes", "executor_node",
+        [sys.executable, "-m", "rtc_controller.app.bringup", "--config", SIM, "--nodes", "executor_node",
          "--record", str(existing), "--duration", "300", "--log-dir", str(tmp_path / "logs")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -97,3 +97,34 @@ def test_defaults_are_a_consistent_flexiv_rig_too():
     v["driver"] = "flexiv"
     assert check_consistency(v) is None
     assert isinstance(driver_factory(v).args[0], FlexivRdk1Config)
+
+
+def test_a_default_is_written_once_the_core_configs_and_the_table_agree():
+    """Where a core config field has a default and a parameter of the same quantity, they are equal (the table
+    takes the config's): sentinels (None -> -1, () -> '') and the per-arm flattening are the only translations."""
+    import dataclasses
+
+    from rtc_controller.control.approach import ApproachConfig
+    from rtc_controller.control.delay_estimator import DelayEstimatorConfig
+    from rtc_controller.control.loop import LoopConfig
+    from rtc_controller.control.safety import ArmLimits
+    from rtc_controller.control.timeline import TimelineConfig
+    from rtc_controller.control.executor_params import PARAMS
+
+    translated = {"initial_d": -1, "fixed_d": -1, "cpu_affinity": "", "ready_pose": [0.0]}
+    checked = 0
+    for cls, prefix in ((ArmLimits, ""), (DelayEstimatorConfig, "delay_"), (LoopConfig, ""), (TimelineConfig, ""),
+                        (ApproachConfig, "approach_")):  # fmt: skip
+        for f in dataclasses.fields(cls):
+            name = next((n for n in (prefix + f.name, f.name) if n in PARAMS), None)
+            if name is None or f.default is dataclasses.MISSING:
+                continue
+            checked += 1
+            default = PARAMS[name].default
+            if name in translated:
+                assert default == translated[name], name
+            elif name.startswith("workspace_"):
+                assert default == list(f.default) * 2, name
+            else:
+                assert default == f.default, (cls.__name__, f.name, f.default, default)
+    assert checked >= 25

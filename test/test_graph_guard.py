@@ -1,7 +1,7 @@
 """graph_guard: who may command the arms, from the ROS graph (pure functions; the DDS test is in
 test_executor_node.py)."""
 
-from rtc_controller.ros.graph_guard import (
+from rtc_controller.app.graph_guard import (
     CONFIRMATIONS,
     UNKNOWN_NODE,
     ConflictLatch,

@@ -69,7 +69,7 @@ def test_live_view_node_publishes_paths_of_the_running_rig(tmp_path):
     from visualization_msgs.msg import MarkerArray
 
     from rtc_controller import topics
-    from rtc_controller.ros.bringup import start_rig
+    from rtc_controller.app.bringup import start_rig
     from rtc_controller.ros.live_view_node import SWITCH_TOPIC, path_topic
     from test_inference_node import _spin_for
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rtc_controller.ros.bringup import node_command
+from rtc_controller.app.bringup import node_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM = ROOT / "config" / "sim.yaml"
@@ -183,7 +183,7 @@ def test_nodes_shut_down_cleanly_on_repeated_group_signals(tmp_path, servo_proce
 @pytest.mark.slow
 def test_bringup_killed_outright_its_nodes_shut_down_by_themselves(tmp_path):
     """SIGKILL to rtc-bringup: the nodes (in their own sessions) see their parent exit, ramp down and exit."""
-    proc = subprocess.Popen([sys.executable, "-m", "rtc_controller.ros.bringup", "--config", str(SIM), "--nodes",
+    proc = subprocess.Popen([sys.executable, "-m", "rtc_controller.app.bringup", "--config", str(SIM), "--nodes",
                              "executor_node", "--set", "executor_node.horizon=100", "--log-dir", str(tmp_path)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     log = tmp_path / "executor_node.log"
@@ -214,7 +214,7 @@ def test_bringup_killed_outright_its_nodes_shut_down_by_themselves(tmp_path):
 def test_bringup_stops_its_children_on_sigterm_and_on_double_sigint(tmp_path):
     for signals in ([signal.SIGTERM], [signal.SIGINT, signal.SIGINT]):
         log_dir = tmp_path / signals[0].name / str(len(signals))
-        proc = subprocess.Popen([sys.executable, "-m", "rtc_controller.ros.bringup", "--config", str(SIM), "--nodes",
+        proc = subprocess.Popen([sys.executable, "-m", "rtc_controller.app.bringup", "--config", str(SIM), "--nodes",
                                  "executor_node", "--set", "executor_node.horizon=100", "--log-dir", str(log_dir)],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
         child = int(re.search(r"executor_node \(pid (\d+)\)", proc.stdout.readline()).group(1))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rtc_controller import topics
-from rtc_controller.ros.bringup import default_nodes, start_rig
+from rtc_controller.app.bringup import default_nodes, start_rig
 
 TWIN = "config/twin.yaml"
 

@@ -15,7 +15,7 @@ from typing import Any
 from rtc_controller import topics
 from rtc_controller.action_space import action_names
 from rtc_controller.app.policies import POLICY_NAMES, node_policy_params
-from rtc_controller.chunk_timing import SHARED_WITH_EXECUTOR, TIMING_PARAMS, ChunkTiming, timing_mismatches
+from rtc_controller.chunk_timing import MAX_HORIZON, SHARED_WITH_EXECUTOR, TIMING_PARAMS, ChunkTiming, timing_mismatches
 from rtc_controller.param_schema import Param, finite_in_range, in_range, non_negative, one_of, positive
 from rtc_controller.policy.compilation_cache import cache_dir_refusal
 from rtc_controller.policy.inference_loop import parse_inference_delay
@@ -40,11 +40,12 @@ MAX_NUM_STEPS = 1000
 
 
 def _delay_form(value: Any) -> str | None:
-    """``'auto'`` or an int >= 0 (the bound by H and H - s is :func:`validate_parameter`'s)."""
+    """``'auto'`` or an int within the largest horizon (the bounds by this node's H and H - s are
+    :func:`validate_parameter`'s)."""
     try:
-        parse_inference_delay(value, 10**9)
+        parse_inference_delay(value, MAX_HORIZON)
     except ValueError as exc:
-        return str(exc).replace(f", {10**9}]", ", H]")
+        return str(exc)
     return None
 
 
@@ -86,7 +87,8 @@ PARAMETERS: dict[str, Param] = {
                                    positive, unit="s", dynamic=True),
     "extra_latency_s": Param(0.0, "injected latency before publishing (>= 0, <= H·Δt; sim demo: d ≈ 16)",
                              non_negative, unit="s", dynamic=True),
-    "publish_unguided": Param(False, "debug: also publish the unguided chunk (same noise) on rtc/chunk_unguided", dynamic=True),
+    "publish_unguided": Param(False, "debug: also publish the unguided chunk (same noise) on rtc/chunk_unguided",
+                              dynamic=True),
     "twin_snapshot": Param("", "policy twin | twin_expert: the world snapshot their privileged state comes from "
                            "(executor_node's twin_snapshot; '' = rtc_twin_<ROS_DOMAIN_ID>)"),
 }

@@ -31,10 +31,13 @@ from rtc_controller.control.safety import (
     SafetyConfig,
 )
 from rtc_controller.control.timeline import TimelineConfig
-from rtc_controller.param_schema import Param, in_range, layered, non_negative, one_of, positive
+from rtc_controller.param_schema import Param, field_default, in_range, layered, non_negative, one_of, positive
 
 
-APPROACH = ApproachConfig()  # the approach parameters' defaults are the core config's
+# Where a core config has a default, the parameter's default is it (declared once): the approach's, one arm's
+# limits (two arms by default), the delay estimator's, the loop's, the timeline's.
+APPROACH = ApproachConfig()
+ARM = ArmLimits()
 
 
 def _triples(v: Any) -> str | None:
@@ -98,12 +101,16 @@ PARAMS: dict[str, Param] = {
     "servo_rate_hz": Param(1000.0, "servo loop rate", in_range(1.0, 4000.0), unit="Hz"),
     "state_rate_hz": Param(50.0, "robot-state publication rate", in_range(1.0, 1000.0), unit="Hz"),
     **TIMING_PARAMS,  # horizon, execution_horizon, action_rate_hz: shared with the inference node
-    "future_tolerance_s": Param(0.05, "chunks stamped further in the future than this are rejected",
+    "future_tolerance_s": Param(field_default(TimelineConfig, "future_tolerance_s"),
+                                "chunks stamped further in the future than this are rejected",
                                 non_negative, unit="s"),
     # delay estimation
-    "delay_quantile": Param(0.9, "quantile of δ over the window used for d", in_range(0.01, 1.0)),
-    "delay_window": Param(50, "number of recent δ samples", in_range(1, 100_000)),
-    "delay_warmup_samples": Param(3, "δ samples ignored after start (jit compile, warm-up)", in_range(0, 10_000)),
+    "delay_quantile": Param(field_default(DelayEstimatorConfig, "quantile"),
+                            "quantile of δ over the window used for d", in_range(0.01, 1.0)),
+    "delay_window": Param(field_default(DelayEstimatorConfig, "window"),
+                          "number of recent δ samples", in_range(1, 100_000)),
+    "delay_warmup_samples": Param(field_default(DelayEstimatorConfig, "warmup_samples"), "δ samples ignored after "
+                                  "start (jit compile, warm-up)", in_range(0, 10_000)),
     "initial_d": Param(-1, "d published before enough δ samples (-1 = none: the inference node uses its "
                            "own latency until the executor has measured δ)", in_range(-1, MAX_HORIZON),
                      unit="action steps"),
@@ -115,9 +122,10 @@ PARAMS: dict[str, Param] = {
                                            "and reports a lost chunk publisher in diagnostics (a publisher must offer "
                                            "<= it: the inference node offers 1 s); 0 = off", non_negative, unit="s"),
     # safety (per-arm arrays are flat, 3 values per arm)
-    "workspace_min_m": Param([-1.0, -1.0, 0.0, -1.0, -1.0, 0.0], "workspace box lower corner per arm",
+    "workspace_min_m": Param(list(ARM.workspace_min_m) * 2, "workspace box lower corner per arm",
                              _triples, unit="m"),
-    "workspace_max_m": Param([1.0, 1.0, 1.5, 1.0, 1.0, 1.5], "workspace box upper corner per arm", _triples, unit="m"),
+    "workspace_max_m": Param(list(ARM.workspace_max_m) * 2, "workspace box upper corner per arm", _triples,
+                             unit="m"),
     "max_linear_speed_m_s": Param(DEFAULT_MAX_LINEAR_SPEED_M_S, "TCP speed limit", positive, unit="m/s"),
     "max_linear_acc_m_s2": Param(DEFAULT_MAX_LINEAR_ACC_M_S2, "TCP acceleration limit", positive, unit="m/s²"),
     "max_angular_speed_rad_s": Param(DEFAULT_MAX_ANGULAR_SPEED_RAD_S, "TCP angular speed limit",
@@ -126,8 +134,8 @@ PARAMS: dict[str, Param] = {
                                     positive, unit="rad/s²"),  # fmt: skip
     "max_joint_speed_rad_s": Param(DEFAULT_MAX_JOINT_SPEED_RAD_S, "joint speed limit", positive, unit="rad/s"),
     "max_joint_acc_rad_s2": Param(DEFAULT_MAX_JOINT_ACC_RAD_S2, "joint acceleration limit", positive, unit="rad/s²"),
-    "gripper_min_m": Param(0.0, "smallest gripper width", non_negative, unit="m"),
-    "gripper_max_m": Param(0.1, "largest gripper width", positive, unit="m"),
+    "gripper_min_m": Param(ARM.gripper_min_m, "smallest gripper width", non_negative, unit="m"),
+    "gripper_max_m": Param(ARM.gripper_max_m, "largest gripper width", positive, unit="m"),
     "max_gripper_speed_m_s": Param(DEFAULT_MAX_GRIPPER_SPEED_M_S, "gripper width rate limit", positive, unit="m/s"),
     "joint_limit_margin_rad": Param(0.05, "joint space: stay this far inside the robot's joint limits",
                                     non_negative, unit="rad"),  # fmt: skip
@@ -157,7 +165,8 @@ PARAMS: dict[str, Param] = {
     "approach_max_distance_m": Param(APPROACH.max_distance_m, "refuse an approach longer than this",
                                      positive, unit="m"),
     # real-time options
-    "sched_fifo_priority": Param(0, "SCHED_FIFO priority of the servo thread (0 = off; warns if not permitted)",
+    "sched_fifo_priority": Param(field_default(LoopConfig, "sched_fifo_priority"),
+                                 "SCHED_FIFO priority of the servo thread (0 = off; warns if not permitted)",
                                  in_range(0, 99)),  # fmt: skip
     "process_fifo_priority": Param(0, "SCHED_FIFO priority for all other threads of this process, below the servo "
                                    "thread's (0 = off): keeps GIL holders from being preempted", in_range(0, 98)),
@@ -166,7 +175,8 @@ PARAMS: dict[str, Param] = {
     "switch_interval_us": Param(50, "sys.setswitchinterval while running", in_range(1, 5000), unit="µs"),
     "stats_window_s": Param(10.0, "servo timing percentiles cover the last this many seconds",
                             in_range(1.0, 3600.0), unit="s"),  # fmt: skip
-    "gc_mode": Param("freeze", "freeze (gc off, collected in slack) | normal", one_of("freeze", "normal")),
+    "gc_mode": Param(field_default(LoopConfig, "gc_mode"),
+                     "freeze (gc off, collected in slack) | normal", one_of("freeze", "normal")),
     "ramp_down_s": Param(0.5, "longest braking time on shutdown", non_negative, unit="s"),
     "servo_process": Param(True, "run the servo loop in its own process (no GIL shared with rclpy; state via shared "
                                  "memory); false = a thread in this process (for comparison)"),

@@ -35,4 +35,4 @@ def rtc_record() -> int:
 
 
 def rtc_bringup() -> int:
-    return _run("rtc_controller.ros.bringup", "rtc-bringup")
+    return _run("rtc_controller.app.bringup", "rtc-bringup")

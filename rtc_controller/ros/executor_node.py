@@ -65,7 +65,7 @@ from rtc_controller.ros.executor_diagnostics import (
     switch_event_to_status,
 )
 from rtc_controller.ros.executor_services import OperatorServices
-from rtc_controller.ros.graph_guard import (
+from rtc_controller.app.graph_guard import (
     ConflictLatch,
     chunk_source_problem,
     graph_conflicts,

@@ -17,7 +17,7 @@ from rtc_controller.control.executor_core import ExecutorCore
 from rtc_controller.control.operator_replies import RESET_DONE, hold_reply, reset_fault_reply, resume_reply
 from rtc_controller.control.servo_process import ServoProcessError
 from rtc_controller.ros.executor_diagnostics import NodeHealth
-from rtc_controller.ros.graph_guard import ConflictLatch
+from rtc_controller.app.graph_guard import ConflictLatch
 
 __all__ = ["OperatorServices"]
 

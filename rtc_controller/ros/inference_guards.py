@@ -1,5 +1,5 @@
 """The inference node's checks of what surrounds it (wiring; the logic is ``policy/state_stamps.py`` and
-``ros/graph_guard.py``). The node pauses (publishes no chunk, diagnostics ERROR with the reason) while:
+``app/graph_guard.py``). The node pauses (publishes no chunk, diagnostics ERROR with the reason) while:
 - the graph is ambiguous: two robot-state publishers (a second executor: whose state is the observation?) or a
   second node with this node's name;
 - its settings disagree with the executor's (read from ``executor_node``'s parameters): a different execution
@@ -20,7 +20,7 @@ from rclpy.parameter import parameter_value_to_python
 
 from rtc_controller import topics
 from rtc_controller.policy.state_stamps import StampGuard
-from rtc_controller.ros.graph_guard import ConflictLatch, graph_conflicts, qualified
+from rtc_controller.app.graph_guard import ConflictLatch, graph_conflicts, qualified
 from rtc_controller.app.inference_params import SHARED_WITH_EXECUTOR, executor_mismatches
 
 CHECK_PERIOD_S = 0.5

@@ -143,7 +143,7 @@ def table(loads: Sequence[TopicLoad]) -> str:
 
 def main(args: list[str] | None = None) -> int:
     from rtc_controller.config_files import config_path
-    from rtc_controller.ros.bringup import load_config
+    from rtc_controller.app.bringup import load_config
 
     p = argparse.ArgumentParser(prog="rtc-bandwidth", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="parameter file (default config/sim.yaml)")

@@ -30,7 +30,7 @@ from pathlib import Path
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
 from rtc_controller.rtc import GUIDANCE_MODES
-from rtc_controller.ros.bringup import load_config, parse_overrides, start_rig
+from rtc_controller.app.bringup import load_config, parse_overrides, start_rig
 from rtc_controller.analysis.plots import conclusion, write_plots
 from rtc_controller.analysis.report import figure_sections, summary_table
 from rtc_controller.analysis.runs import ModeRun, analyse_bag

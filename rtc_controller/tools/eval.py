@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rtc_controller.chunk_timing import ChunkTiming
 from rtc_controller.config_files import world_file
 from rtc_controller.tools.eval_config import EvalConfig, fingerprint
 from rtc_controller.tools.eval_grid import Cell, HorizonRow, Method, grid_cells, read_cell
@@ -168,6 +169,11 @@ def _config(o: argparse.Namespace, p: argparse.ArgumentParser, rows: list[Horizo
         o.twin_config = world_file(o.twin_config)
     except FileNotFoundError as exc:
         p.error(f"--twin-config: {exc}")
+    try:
+        for row in rows:  # each row's s at d = 0 (Δt is EvalConfig's own check)
+            ChunkTiming(o.horizon, row.s_for(0), 1.0)
+    except ValueError as exc:
+        p.error(f"--horizon/--execution-horizons: {exc}")
     return EvalConfig(policy=o.policy, horizon=o.horizon, execution_horizon=rows[0].s_for(0), num_steps=o.num_steps,
                       servo_rate_hz=o.servo_rate, max_guidance_weight=o.beta,
                       seeds=tuple(range(o.seed_start, o.seed_start + o.seeds)), time_limit_s=o.time_limit,

@@ -24,7 +24,7 @@ import yaml
 
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
-from rtc_controller.ros.bringup import default_nodes, start_rig
+from rtc_controller.app.bringup import default_nodes, start_rig
 from rtc_controller.analysis.motion import jerk_rms
 from rtc_controller.bags.bag_messages import read_diagnostics
 from rtc_controller.bags.bag_reader import BagReader

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtc_controller.action_space import action_names
+from rtc_controller.chunk_timing import ChunkTiming
 from rtc_controller.policy.mixture import GaussianMixture, make_mixture, mixture_velocity
 from rtc_controller.rtc import build_prefix, prefix_weights, sample
 from rtc_controller.tools.metrics import prefix_mismatch, switch_jump
@@ -100,8 +101,12 @@ def main(args=None) -> int:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(args)
-    if not 0 <= a.delay <= a.horizon - a.execution_horizon:
-        p.error(f"need 0 <= delay <= horizon - execution_horizon ({a.horizon - a.execution_horizon})")
+    try:
+        timing = ChunkTiming(a.horizon, a.execution_horizon, 1.0)  # Δt: one action step, as in run()
+    except ValueError as exc:
+        p.error(str(exc))
+    if not 0 <= a.delay <= timing.max_delay:
+        p.error(f"need 0 <= delay <= horizon - execution_horizon ({timing.max_delay})")
     a.out.mkdir(parents=True, exist_ok=True)
     _, prefix, _, chunks, table = run(horizon=a.horizon, delay=a.delay, execution_horizon=a.execution_horizon,
                                       beta=a.beta, num_steps=a.num_steps, batch=a.batch, seed=a.seed)

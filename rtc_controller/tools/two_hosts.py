@@ -28,7 +28,7 @@ from typing import Any
 
 from rtc_controller import topics
 from rtc_controller.config_files import config_path
-from rtc_controller.ros.bringup import load_config, node_command, parse_overrides
+from rtc_controller.app.bringup import load_config, node_command, parse_overrides
 from rtc_controller.tools import probe_summary
 from rtc_controller.tools.netns import TwoHosts, stop_process, wait_until
 

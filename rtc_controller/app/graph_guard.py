@@ -1,7 +1,7 @@
 """Who may command the arms: the ROS graph checked for rogue or duplicate participants (pure; no rclpy here).
 
-Anyone on the DDS domain can publish on ``rtc/chunk``. In the adversarial run a publisher stamping chunks 40 ms
-ahead took the arms over. The executor therefore (``executor_node``):
+Anyone on the DDS domain can publish on ``rtc/chunk``, and a publisher stamping its chunks ahead of the executor's
+clock would take the arms over. The executor therefore (``executor_node``):
 - accepts a chunk only while the topic's publishers are exactly the configured inference node
   (:func:`chunk_source_problem`, checked per chunk; on Kilted and later also the message's publisher GID);
 - holds the arms and reports ERROR while :func:`graph_conflicts` finds a second chunk publisher, a second
@@ -12,7 +12,7 @@ The inference node pauses (no chunks) while it sees two robot-state publishers o
 Node names are self-declared: this catches mistakes (a second rig, a bag played on the live domain, a forgotten
 ``ros2 topic pub``), not an attacker who copies the name. Access control is SROS2 (README, "Security").
 A conflict must be seen on ``CONFIRMATIONS`` consecutive checks before it counts: discovery attaches node names to
-endpoints a moment after the endpoints appear (``_NODE_NAME_UNKNOWN_`` meanwhile, ~0.1 s measured). A chunk from
+endpoints a moment after the endpoints appear (``_NODE_NAME_UNKNOWN_`` meanwhile). A chunk from
 the topic's only publisher whose name is not attributed yet is accepted (the inference node's first chunk must not
 be lost to that lag); a second publisher, named or not, makes every chunk refused at once.
 """
