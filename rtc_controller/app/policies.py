@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 
 from rtc_controller.policy.base import FlowPolicy
 
-__all__ = ["POLICIES", "POLICY_NAMES", "PolicyEntry", "PolicyName", "make_policy", "node_policy_params"]
+__all__ = ["POLICIES", "POLICY_NAMES", "PolicyEntry", "PolicyName", "entry", "make_policy", "node_policy_params"]
 
 PolicyName = Literal["sim", "pi05", "twin", "twin_expert"]
 

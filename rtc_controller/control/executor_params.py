@@ -31,7 +31,16 @@ from rtc_controller.control.safety import (
     SafetyConfig,
 )
 from rtc_controller.control.timeline import TimelineConfig
-from rtc_controller.param_schema import Param, field_default, in_range, layered, non_negative, one_of, positive
+from rtc_controller.param_schema import (
+    Param,
+    field_default,
+    in_range,
+    layered,
+    non_negative,
+    one_of,
+    positive,
+    refusals,
+)
 
 
 # Where a core config has a default, the parameter's default is it (declared once): the approach's, one arm's
@@ -207,9 +216,8 @@ def values_with(*layers: dict[str, Any], where: str = "executor_node") -> dict[s
     """The defaults with each layer of values on top (a parameter file's section, then overrides), checked: a bad
     value or combination raises ValueError naming ``where``, the key and the value."""
     values = layered(PARAMS, *layers)
-    for name, value in values.items():
-        if (reason := check_param(name, value)) is not None:
-            raise ValueError(f"{where}: {reason}")
+    if bad := refusals(PARAMS, values):
+        raise ValueError(f"{where}: {bad[0]}")
     if (reason := check_consistency(values)) is not None:
         raise ValueError(f"{where}: {reason}")
     return values

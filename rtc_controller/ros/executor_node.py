@@ -73,6 +73,7 @@ from rtc_controller.app.graph_guard import (
     sender_problem,
 )
 from rtc_controller.param_files import check_node_overrides
+from rtc_controller.param_schema import refusals
 from rtc_controller.ros.spin import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, NodeExit, run_node
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -108,7 +109,7 @@ class ExecutorNode(Node):
         values = declare_table(self, PARAMS, read_only=False)  # _check_and_apply refuses fixed ones: "restart"
         # a misspelt key (max_linear_sped_m_s) or section would otherwise leave a limit at its default: refuse
         check_node_overrides(self.get_name(), self._parameters, self._parameter_overrides, sys.argv)
-        reasons = [r for r in (check_param(k, v) for k, v in values.items()) if r]
+        reasons = refusals(PARAMS, values)
         if not reasons and (c := check_consistency(values)):
             reasons.append(c)
         if self.get_parameter("use_sim_time").value:
