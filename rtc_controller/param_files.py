@@ -83,15 +83,12 @@ def check_params_file(path: str | Path, tables: Tables, nodes: Iterable[str] = (
     for section, params in _sections(path).items():
         node = section_node(section)
         if node in WILDCARDS:
-            union = set().union(*(valid_keys(n) for n in ours))
-            check_known_keys({k: v for k, v in params.items() if not is_generic(k)}, union, where=f"{path}: {section}")
+            _checked(params, set().union(*(valid_keys(n) for n in ours)), where=f"{path}: {section}")
             continue
         if node not in tables:
-            if difflib.get_close_matches(node, ours, n=1, cutoff=NEAREST_CUTOFF):
-                raise ConfigError(unknown_key_message(section, ours, where=f"{path}: section").replace("key", "node", 1))
+            _refuse_near_miss(path, section, node, ours)
             continue  # another package's node
-        check_known_keys({k: v for k, v in params.items() if not is_generic(k)}, valid_keys(node),
-                         where=f"{path}: {section}")  # fmt: skip
+        _checked(params, valid_keys(node), where=f"{path}: {section}")
         found[node] = params
     missing = [n for n in nodes if n not in found]
     if missing:
@@ -109,12 +106,23 @@ def check_node_section(path: str | Path, node: str, valid: Iterable[str]) -> dic
     for section, params in _sections(path).items():
         name = section_node(section)
         if name == node:
-            mine = {k: v for k, v in params.items() if not is_generic(k)}
-            check_known_keys(mine, valid, where=f"{path}: {section}")
-            found |= mine
-        elif name not in WILDCARDS and difflib.get_close_matches(name, [node], n=1, cutoff=NEAREST_CUTOFF):
-            raise ConfigError(unknown_key_message(section, [node], where=f"{path}: section").replace("key", "node", 1))
+            found |= _checked(params, valid, where=f"{path}: {section}")
+        elif name not in WILDCARDS:
+            _refuse_near_miss(path, section, name, [node])
     return found
+
+
+def _checked(params: Mapping[str, Any], valid: Iterable[str], *, where: str) -> dict[str, Any]:
+    """``params`` without the generic ones, every key checked against ``valid`` (ConfigError: the nearest)."""
+    mine = {k: v for k, v in params.items() if not is_generic(k)}
+    check_known_keys(mine, valid, where=where)
+    return mine
+
+
+def _refuse_near_miss(path: Path, section: str, node: str, ours: Sequence[str]) -> None:
+    """A section whose node name is close to one of ``ours`` is a misspelling (it would run on defaults)."""
+    if difflib.get_close_matches(node, list(ours), n=1, cutoff=NEAREST_CUTOFF):
+        raise ConfigError(unknown_key_message(section, ours, where=f"{path}: section").replace("key", "node", 1))
 
 
 def params_files(argv: Sequence[str]) -> list[Path]:
