@@ -29,3 +29,14 @@ def test_the_ros_side_writes_the_schema():
     assert st.name == status_name("executor_node", "switch")
     rec = SwitchRecord.from_values({kv.key: kv.value for kv in st.values})
     assert rec.k_star == 16 and abs(rec.jump - 0.005) < 1e-9 and abs(rec.t_switch_s - (1.7e9 + 0.25)) < 1e-6
+
+
+def test_strict_reading_refuses_a_switch_status_it_cannot_read():
+    import pytest
+
+    values = {k: repr(v) for k, v in switch_values(_event())}
+    assert SwitchRecord.from_values(values, strict=True) == SwitchRecord.from_event(_event())
+    with pytest.raises(KeyError):
+        SwitchRecord.from_values({k: v for k, v in values.items() if k != "k_star"}, strict=True)
+    with pytest.raises(ValueError):
+        SwitchRecord.from_values(values | {"t_obs_s": "later"}, strict=True)

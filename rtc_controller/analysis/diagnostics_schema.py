@@ -20,7 +20,7 @@ from typing import Any
 
 from rtc_controller.control.timeline import SwitchEvent
 
-__all__ = ["CHUNKS", "LOOP", "REJECTED_TOTAL", "SWITCH", "SwitchRecord", "number", "status_name", "switch_values"]
+__all__ = ["CHUNKS", "JUMP_NORM", "LOOP", "REJECTED_TOTAL", "SWITCH", "SwitchRecord", "number", "status_name", "switch_values"]
 
 # Status parts (``"<node>: <part>"``).
 LOOP = "servo loop"
@@ -35,8 +35,9 @@ LATENESS_P99_US = "lateness_p99_us"
 LATENESS_MAX_US = "lateness_max_us"
 WORST_WINDOW_LATE_FRACTION = "worst_window_late_fraction"
 REJECTED_TOTAL = "rejected_total"
+JUMP_NORM = "jump_norm"  # the switch status's key of SwitchRecord.jump
 # The switch status's key of each SwitchRecord field where they differ, and the order the node writes them in.
-_SWITCH_KEYS = {"jump": "jump_norm"}
+_SWITCH_KEYS = {"jump": JUMP_NORM}
 _SWITCH_ORDER = ("t_switch_s", "t_obs_s", "delay_s", "k_star", "guided_d", "jump", "jump_linear_m",
                  "jump_angular_rad", "jump_gripper_m", "from_hold")  # fmt: skip
 
@@ -84,12 +85,14 @@ class SwitchRecord:
                    jump_gripper_m=ev.jump_gripper_m, from_hold=ev.from_hold)  # fmt: skip
 
     @classmethod
-    def from_values(cls, values: Mapping[str, str]) -> SwitchRecord:
-        """Read back a switch status's values (missing keys: the field's default)."""
+    def from_values(cls, values: Mapping[str, str], *, strict: bool = False) -> SwitchRecord:
+        """Read back a switch status's values (missing keys: the field's default; ``strict``: KeyError for a
+        missing key, ValueError for a value that is not a number)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
+            key = _SWITCH_KEYS.get(f.name, f.name)
             default = f.default if f.default is not dataclasses.MISSING else math.nan
-            v = number(values, _SWITCH_KEYS.get(f.name, f.name), float(default))
+            v = float(values[key]) if strict else number(values, key, float(default))
             out[f.name] = v > 0 if f.type == "bool" else int(v) if f.type == "int" else v
         return cls(**out)
 

@@ -28,6 +28,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from rtc_controller import topics
 from rtc_controller.action_space import ARM_PREFIXES
+from rtc_controller.analysis.diagnostics_schema import SwitchRecord
 from rtc_controller.control.live_view import LiveView, LiveViewConfig
 from rtc_controller.ros.conversions import msg_to_chunk, msg_to_state, stamp_to_s
 from rtc_controller.app.node_tables import LIVE_VIEW_PARAMS
@@ -82,13 +83,12 @@ class LiveViewNode(Node):
         self.view.add_state(state.stamp_s, state.positions)
 
     def _on_switch(self, msg: DiagnosticStatus) -> None:
-        v = {kv.key: kv.value for kv in msg.values}
         try:
-            self.view.add_switch(t_switch_s=float(v["t_switch_s"]), t_obs_s=float(v["t_obs_s"]),
-                                 k_star=int(v["k_star"]), guided_d=int(v["guided_d"]),
-                                 jump_linear_m=float(v["jump_linear_m"]))  # fmt: skip
+            sw = SwitchRecord.from_values({kv.key: kv.value for kv in msg.values}, strict=True)
         except (KeyError, ValueError):
             return
+        self.view.add_switch(t_switch_s=sw.t_switch_s, t_obs_s=sw.t_obs_s, k_star=sw.k_star, guided_d=sw.guided_d,
+                             jump_linear_m=sw.jump_linear_m)  # fmt: skip
         self._publish_markers()
 
     def _publish(self) -> None:

@@ -15,9 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from rtc_controller import topics
+from rtc_controller.analysis.diagnostics_schema import CHUNKS, JUMP_NORM, REJECTED_TOTAL, status_name
+
 Line = dict[str, Any]
 ARM_XYZ = (slice(0, 3), slice(7, 10))  # left and right TCP position in the 14-dim Cartesian action space
-CHUNKS_STATUS = "executor_node: chunks"
+CHUNKS_STATUS = status_name(topics.EXECUTOR_NODE, CHUNKS)
 INFERENCE_STATUS = "inference_node: inference"
 STARVING = "starving"
 
@@ -88,7 +91,7 @@ def summarise(lines: list[Line], after_rx: float = 0.0, before_rx: float = float
         "chunks": len(of_kind(lines, "chunk", after_rx, before_rx)),
         "switches": len(sw),
         "switches_from_hold": len(sw) - len(guided),
-        "jump_norm": _stats([s["jump_norm"] for s in guided], "1"),
+        "jump_norm": _stats([s[JUMP_NORM] for s in guided], "1"),
         "jump_linear": _stats([s["jump_linear_m"] for s in guided], "m"),
         "delta": _stats(deltas, "s"),
         # the inference node's own time from observation to publish (injected latency + prepare + sample) [s]:
@@ -98,6 +101,6 @@ def summarise(lines: list[Line], after_rx: float = 0.0, before_rx: float = float
         "k_star": _stats([s["k_star"] for s in guided], "steps"),
         "max_tcp_speed_m_s": max_tcp_speed_m_s(lines, after_rx, before_rx),
         "starving_reports": len(starving_rx(lines, after_rx)),
-        "rejected_total": int(float(values.get("rejected_total", 0) or 0)),
+        "rejected_total": int(float(values.get(REJECTED_TOTAL, 0) or 0)),
         "last_rejection": values.get("last_rejection", ""),
     }
