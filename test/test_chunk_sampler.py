@@ -114,6 +114,33 @@ def test_guided_chunk_holds_the_frozen_region_unguided_does_not(warm):
 
 
 @pytest.mark.slow  # shares a ~10 s warm-up (every variant compiled)
+def test_bid_keeps_the_candidate_on_the_previous_chunks_mode(warm):
+    """BID (best of N unguided chunks by backward coherence) holds the frozen region better than one unguided
+    chunk, without a guidance term: every candidate is an unguided sample, the kept one is the argmin."""
+    policy, sampler = warm
+    t0 = 5.0
+    first = sampler.sample(carrying(policy, t0), previous=None, settings=GuidanceSettings(0, 50), key=jax.random.key(7))
+    prev = PreviousChunk(first.actions, t0)
+    obs = Observation(state=first.actions[50], stamp_s=t0 + 50 * DT)
+    settings = GuidanceSettings(16, 50, mode="bid")
+    runs = [sampler.sample(obs, previous=prev, settings=settings, key=jax.random.key(100 + k), with_unguided=True)
+            for k in range(8)]
+    assert all(r.candidate_losses.shape == (sampler.bid_samples,) and r.guided for r in runs)
+    assert all(r.candidate_losses.min() <= r.candidate_losses[0] for r in runs), "the unguided chunk is candidate 0"
+    bid, unguided = np.mean([r.frozen_error for r in runs]), np.mean([r.unguided_frozen_error for r in runs])
+    assert bid < 0.5 * unguided, f"the kept candidate is nearer the prefix: {bid:.4f} vs {unguided:.4f}"
+    first_only = sampler.sample(obs, previous=None, settings=settings, key=jax.random.key(3))
+    assert first_only.candidate_losses is None and not first_only.guided  # no previous chunk: the first candidate
+
+
+def test_bid_samples_are_checked():
+    policy = SimPolicy(SimPolicyConfig(horizon=H, dt_s=DT))
+    for bad in (0, 65, 2.0, True):
+        with pytest.raises(ValueError, match="bid_samples"):
+            ChunkSampler(policy, dt_s=DT, bid_samples=bad)
+
+
+@pytest.mark.slow  # shares a ~10 s warm-up (every variant compiled)
 def test_prepared_observation_is_reused_and_checked(warm):
     policy, sampler = warm
     obs = carrying(policy, 2.0)

@@ -24,7 +24,8 @@ H = 100
 def test_validation_refuses_bad_values_with_a_reason():
     good = {
         "max_guidance_weight": [0.0, 5, 100.0],
-        "guidance_mode": ["stop", "full", "none"],
+        "guidance_mode": ["stop", "full", "none", "bid"],
+        "bid_samples": [1, 8, 64],
         "prefix_schedule": ["exp", "linear", "ones", "zeros"],
         "execution_horizon": [1, 50, H],
         "inference_delay": ["auto", 0, 16, "16", H],
@@ -39,6 +40,7 @@ def test_validation_refuses_bad_values_with_a_reason():
         "execution_horizon": [0, H + 1, 2.5],
         "inference_delay": [-1, H + 1, "later"],
         "num_steps": [0, 1001, 2.0],
+        "bid_samples": [0, 65, 2.5],
         "extra_latency_s": [-0.1, float("nan")],
         "max_observation_age_s": [0.0],
         "policy": ["gpt"],
@@ -250,6 +252,15 @@ def test_node_publishes_guided_chunks_at_the_cadence_and_takes_parameters():
         n_before = len(ex.chunks)
         assert _spin_for(node, 10, until=lambda: len(ex.chunks) >= n_before + 2)
         assert ex.last_chunk_diagnostics()["max_guidance_weight"] == "5", "the next chunks use the new β"
+
+        # BID at run time: the best of bid_samples unguided chunks, reported per chunk.
+        assert _set_params(node, {"guidance_mode": "bid"})[0].successful
+        n_before = len(ex.chunks)
+        assert _spin_for(node, 20, until=lambda: len(ex.chunks) >= n_before + 3)
+        diag = ex.last_chunk_diagnostics()
+        assert diag["mode"] == "bid" and diag["bid_candidates"] == "8", diag
+        assert float(diag["bid_loss_kept"]) <= float(diag["bid_loss_median"]), diag
+        assert _set_params(node, {"guidance_mode": "stop"})[0].successful
 
         # A silent robot-state topic: no chunks from stale observations; chunks again once it is back.
         ex.publish_state = False

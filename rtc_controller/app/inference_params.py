@@ -19,7 +19,13 @@ from rtc_controller.chunk_timing import MAX_HORIZON, SHARED_WITH_EXECUTOR, TIMIN
 from rtc_controller.param_schema import Param, finite_in_range, in_range, non_negative, one_of, positive
 from rtc_controller.policy.compilation_cache import cache_dir_refusal
 from rtc_controller.policy.inference_loop import parse_inference_delay
-from rtc_controller.rtc import GUIDANCE_MODES, MAX_GUIDANCE_WEIGHT, PREFIX_SCHEDULES, guidance_weight_refusal
+from rtc_controller.rtc import (
+    GUIDANCE_MODES,
+    MAX_CANDIDATES,
+    MAX_GUIDANCE_WEIGHT,
+    PREFIX_SCHEDULES,
+    guidance_weight_refusal,
+)
 
 __all__ = [
     "MAX_GUIDANCE_WEIGHT",
@@ -75,7 +81,11 @@ PARAMETERS: dict[str, Param] = {
                                  guidance_weight_refusal, dynamic=True),
     "guidance_mode": Param("stop", "RTC guidance: stop (stop-gradient, no VJP) | full (VJP through the policy) | none "
                           "(naive async) | hard (hard mask) | trained (training-time RTC: the frozen prefix given "
-                          "clean, no guidance; a policy trained for it)", one_of(*GUIDANCE_MODES), dynamic=True),
+                          "clean, no guidance; a policy trained for it) | bid (best of bid_samples unguided chunks "
+                          "by backward coherence)", one_of(*GUIDANCE_MODES), dynamic=True),
+    "bid_samples": Param(8, f"N: candidates per chunk in guidance_mode bid (1..{MAX_CANDIDATES}; the one nearest the "
+                         "previous chunk's remaining actions is kept; N× the sampling cost; fixed at start)",
+                         in_range(1, MAX_CANDIDATES)),
     "prefix_schedule": Param("exp", "soft mask between d and H - s: exp | linear | ones | zeros (hard mask)",
                              one_of(*PREFIX_SCHEDULES),
                              dynamic=True),

@@ -37,13 +37,15 @@ from rtc_controller.rtc import (
     PrefixSchedule,
     build_prefix,
     guidance_weight_refusal,
+    MAX_CANDIDATES,
     prefix_weights,
     sample,
+    sample_best_of_n,
 )
 
 from .base import FlowPolicy, Observation
 
-GUIDED_MODES: tuple[GuidanceMode, ...] = ("stop", "full", "hard", "trained")  # each needs its own compilation
+GUIDED_MODES: tuple[GuidanceMode, ...] = ("stop", "full", "hard", "trained", "bid")  # each its own compilation
 
 
 def trained_prefix_steps(policy: FlowPolicy) -> int:
@@ -70,8 +72,9 @@ class GuidanceSettings:
 
     inference_delay: d [action steps], actions 0 … d−1 of the new chunk are frozen (executed from the previous
     chunk while inference runs); execution_horizon: s [action steps] between chunks, the weights end at H − s;
-    max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none`` | ``hard`` | ``trained``; schedule: the soft
-    mask's decay (modes ``hard`` and ``trained`` always use the hard mask, ``zeros``).
+    max_guidance_weight: β; mode: ``stop`` | ``full`` | ``none`` | ``hard`` | ``trained`` | ``bid``; schedule:
+    the soft mask's decay (modes ``hard`` and ``trained`` always use the hard mask, ``zeros``; ``bid`` weighs its
+    backward coherence with it).
     """
 
     inference_delay: int
@@ -159,6 +162,8 @@ class ChunkResult:
 
     actions / unguided: physical [H, D] (unguided: same noise, no guidance; None unless asked for).
     weights: W [H] actually used (all zero when there was no prefix); shift_steps: m (None without prefix).
+    candidate_losses: mode ``bid``, every candidate's backward coherence L_n [N] (model space; the kept chunk is
+    the argmin), else None.
     frozen_error / unguided_frozen_error: RMS of (chunk − Y) over the frozen steps i < d where W > 0
     (physical units; NaN when there are none). jump_at_d: ‖A[d] − Y[d]‖₂ (NaN without prefix at d), the jump
     the executor would see when it switches at k* = d. prepare_s: the prefix pass run for this chunk [s]
@@ -177,6 +182,7 @@ class ChunkResult:
     prepare_s: float
     sample_s: float
     total_s: float
+    candidate_losses: np.ndarray | None = None
 
     @property
     def guided(self) -> bool:
@@ -211,15 +217,22 @@ def _chunk_stats(actions: np.ndarray, unguided: np.ndarray | None, guidance: Gui
 
 
 class ChunkSampler:
-    """Samples RTC-guided chunks for one policy (owns the jit caches; use it from one thread)."""
+    """Samples RTC-guided chunks for one policy (owns the jit caches; use it from one thread).
 
-    def __init__(self, policy: FlowPolicy, *, dt_s: float, num_steps: int = 10) -> None:
+    bid_samples: N, the candidates of mode ``bid`` (a static shape: fixed for the sampler's life).
+    """
+
+    def __init__(self, policy: FlowPolicy, *, dt_s: float, num_steps: int = 10, bid_samples: int = 8) -> None:
         if not dt_s > 0:
             raise ValueError(f"dt_s must be > 0, got {dt_s}")
+        if isinstance(bid_samples, bool) or not isinstance(bid_samples, (int, np.integer)) or not (
+                1 <= bid_samples <= MAX_CANDIDATES):  # fmt: skip
+            raise ValueError(f"bid_samples must be an int in [1, {MAX_CANDIDATES}], got {bid_samples!r}")
         self.policy = policy
         self.dt_s = float(dt_s)
         self.horizon = int(policy.horizon)
         self.num_steps = num_steps
+        self.bid_samples = int(bid_samples)
         self._warm_steps: set[int] = set()
 
     @property
@@ -290,6 +303,8 @@ class ChunkSampler:
         noise. ``prepared``: ``self.prepare(observation)`` to reuse instead of running the conditioning pass again
         (ValueError when it was prepared from another observation object). ``noise``: the state at t = 1,
         [1, H, Dm], instead of drawing it from ``key`` (parity checks against a reference that saved its noise).
+        Mode ``bid`` draws N = ``bid_samples`` noises [N, H, Dm] (``noise`` must then have that shape); without a
+        prefix it keeps the first, and the unguided chunk is the first candidate.
         """
         settings.check_horizon(self.horizon)
         if (why := mode_refusal(self.policy, settings.mode)) is not None:
@@ -297,14 +312,14 @@ class ChunkSampler:
         t0 = time.perf_counter()
         context = self._context(observation, prepared)
         t1 = time.perf_counter()
-        noise = self._noise(key, noise)
+        noise = self._noise(key, noise, self.bid_samples if settings.mode == "bid" else 1)
         guidance = None
         if previous is not None:
             guidance = build_guidance(previous, t_obs_s=observation.stamp_s, dt_s=self.dt_s, settings=settings,
                                       horizon=self.horizon, max_prefix_steps=trained_prefix_steps(self.policy))  # fmt: skip
         use_prefix = guidance is not None and settings.mode != "none" and bool(np.any(guidance.weights > 0))
-        x, unguided_model = self._denoise(noise, context, observation, guidance if use_prefix else None, settings,
-                                          with_unguided=with_unguided)  # fmt: skip
+        x, unguided_model, losses = self._denoise(noise, context, observation, guidance if use_prefix else None,
+                                                  settings, with_unguided=with_unguided)  # fmt: skip
         actions = self.policy.to_physical(np.asarray(x), observation)[0]
         unguided = None if unguided_model is None else self.policy.to_physical(np.asarray(unguided_model), observation)[0]
         t2 = time.perf_counter()
@@ -324,6 +339,7 @@ class ChunkSampler:
             prepare_s=t1 - t0,
             sample_s=t2 - t1,
             total_s=t2 - t0,
+            candidate_losses=losses,
         )
 
     def _context(self, observation: Observation, prepared: PreparedObservation | None) -> Any:
@@ -336,33 +352,34 @@ class ChunkSampler:
             )
         return prepared.context
 
-    def _noise(self, key: jax.Array, noise: np.ndarray | None) -> jax.Array:
-        """The state at t = 1, [1, H, Dm]: ``noise`` as given (shape-checked) or drawn from ``key``."""
-        shape = (1, self.horizon, self.policy.model_action_dim)
+    def _noise(self, key: jax.Array, noise: np.ndarray | None, rows: int) -> jax.Array:
+        """The state at t = 1, [rows, H, Dm]: ``noise`` as given (shape-checked) or drawn from ``key``."""
+        shape = (rows, self.horizon, self.policy.model_action_dim)
         if noise is None:
             noise = jax.random.normal(key, shape, jnp.float32)
         elif np.shape(noise) != shape:
-            raise ValueError(f"noise must be {list(shape)} [batch, horizon, model action dim], got {list(np.shape(noise))}")
+            raise ValueError(f"noise must be {list(shape)} [candidates, horizon, model action dim], got "
+                             f"{list(np.shape(noise))}")
         return jnp.asarray(noise, jnp.float32)
 
     def _denoise(self, noise: jax.Array, context: Any, observation: Observation, guidance: Guidance | None,
-                 settings: GuidanceSettings, *, with_unguided: bool) -> tuple[jax.Array, jax.Array | None]:  # fmt: skip
-        """(x₀ [1, H, Dm], the unguided x₀ from the same noise or None): guided toward ``guidance`` when given."""
+                 settings: GuidanceSettings, *, with_unguided: bool) -> tuple[jax.Array, jax.Array | None, Any]:  # fmt: skip
+        """(x₀ [1, H, Dm], the unguided x₀ from the same noise or None, BID's losses [N] or None): guided toward
+        ``guidance`` when given (mode ``bid``: the best of the N noises' unguided chunks)."""
+        first = noise[:1]
         if guidance is None:
-            x = sample(self.policy.velocity, noise, num_steps=self._num_steps, mode="none", context=context)
-            return x, (x if with_unguided else None)
-        prefix_model = self.policy.to_model(guidance.prefix[None], observation)
-        x = sample(
-            self.policy.velocity,
-            noise,
-            num_steps=self._num_steps,
-            prefix=jnp.asarray(prefix_model, jnp.float32),
-            weights=jnp.asarray(guidance.weights),
-            max_guidance_weight=float(settings.max_guidance_weight),
-            mode=settings.mode,
-            context=context,
-        )
-        unguided_model = None
+            x = sample(self.policy.velocity, first, num_steps=self._num_steps, mode="none", context=context)
+            return x, (x if with_unguided else None), None
+        prefix_model = jnp.asarray(self.policy.to_model(guidance.prefix[None], observation), jnp.float32)
+        unguided_model, losses = None, None
+        if settings.mode == "bid":
+            best = sample_best_of_n(self.policy.velocity, noise, prefix=prefix_model, weights=guidance.weights,
+                                    num_steps=self._num_steps, context=context)  # fmt: skip
+            x, losses = best.actions, np.asarray(best.losses)
+        else:
+            x = sample(self.policy.velocity, first, num_steps=self._num_steps, prefix=prefix_model,
+                       weights=jnp.asarray(guidance.weights), max_guidance_weight=float(settings.max_guidance_weight),
+                       mode=settings.mode, context=context)  # fmt: skip
         if with_unguided:
-            unguided_model = sample(self.policy.velocity, noise, num_steps=self._num_steps, mode="none", context=context)
-        return x, unguided_model
+            unguided_model = sample(self.policy.velocity, first, num_steps=self._num_steps, mode="none", context=context)
+        return x, unguided_model, losses

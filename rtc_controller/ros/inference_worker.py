@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from rtc_controller.policy.base import Observation
@@ -98,7 +100,8 @@ class InferenceWorker:
         if (why := mode_refusal(policy, p["guidance_mode"])) is not None:
             raise ValueError(why)
         self._policy = policy
-        return ChunkSampler(policy, dt_s=self.dt_s, num_steps=int(p["num_steps"]))
+        return ChunkSampler(policy, dt_s=self.dt_s, num_steps=int(p["num_steps"]),
+                            bid_samples=int(p["bid_samples"]))
 
     def mode_refusal(self, mode: str) -> str | None:
         """Why the loaded policy cannot be sampled in guidance ``mode`` (None: it can, or it is not loaded yet:
@@ -187,9 +190,18 @@ class InferenceWorker:
             execution_horizon=settings.execution_horizon,
             num_steps=num_steps,
             t_obs_s=t_obs_s,
+            **_bid_values(result.candidate_losses),
             **loop.counts.as_dict(),
         )
         self._diag.publish()
+
+
+def _bid_values(losses) -> dict[str, Any]:
+    """BID's diagnostics: candidates N, the kept and the median backward-coherence loss (0 and NaN outside BID)."""
+    if losses is None:
+        return {"bid_candidates": 0, "bid_loss_kept": float("nan"), "bid_loss_median": float("nan")}
+    return {"bid_candidates": len(losses), "bid_loss_kept": float(np.min(losses)),
+            "bid_loss_median": float(np.median(losses))}  # fmt: skip
 
 
 def _use_compilation_cache(p: dict[str, Any]) -> None:

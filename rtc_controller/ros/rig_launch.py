@@ -44,7 +44,7 @@ INFERENCE_ARGUMENTS = {"max_guidance_weight": ("max_guidance_weight", float), "g
 LAUNCH_ARGUMENTS = ("config", "max_guidance_weight", "guidance_mode", "record", "bag", "recorder", "live_view",
                     "use_sim_time")  # fmt: skip
 BOOLEAN_CHOICES = ["true", "false"]
-GUIDANCE_MODES = ["stop", "full", "none", "hard", "trained"]  # rtc.GUIDANCE_MODES (a test keeps them equal; importing rtc loads JAX)
+GUIDANCE_MODES = ["stop", "full", "none", "hard", "trained", "bid"]  # rtc.GUIDANCE_MODES (a test keeps them equal; importing rtc loads JAX)
 RECORDERS = ["ros2bag", "rtc"]
 
 

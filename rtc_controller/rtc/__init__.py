@@ -3,6 +3,7 @@
 Flow time: t = 1 is noise, t = 0 is data. Axes: b = batch, H = horizon, D = action dim.
 """
 
+from .bid import MAX_CANDIDATES, BestOfN, backward_coherence, sample_best_of_n
 from .guidance import (
     GUIDANCE_MODES,
     MAX_GUIDANCE_WEIGHT,
@@ -19,6 +20,10 @@ from .prefix_weights import PREFIX_SCHEDULES, PrefixSchedule, prefix_weights
 from .sampler import SampleTrace, sample
 
 __all__ = [
+    "MAX_CANDIDATES",
+    "BestOfN",
+    "backward_coherence",
+    "sample_best_of_n",
     "MAX_GUIDANCE_WEIGHT",
     "guidance_weight_refusal",
     "GUIDANCE_MODES",

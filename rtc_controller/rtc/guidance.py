@@ -10,7 +10,9 @@ Corrected velocity: v' = v − g(t)·J with e = W ⊙ (Y − x̂₀) and
 - ``hard``: v' = v, and the sampler replaces the frozen actions by the noised prefix at every step (hard-mask
   inpainting baseline, no soft guidance: see ``sampler``);
 - ``trained``: v' = v for a policy trained with training-time RTC: the sampler feeds the frozen actions clean, at
-  flow time 0, as in training (see ``sampler``); no guidance term, no backward pass.
+  flow time 0, as in training (see ``sampler``); no guidance term, no backward pass;
+- ``bid``: v' = v: bidirectional decoding's backward half samples N chunks unguided and keeps the one nearest the
+  prefix (see ``bid``), the selection baseline of the RTC paper.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Literal, NamedTuple, get_args
 import jax
 import jax.numpy as jnp
 
-GuidanceMode = Literal["stop", "full", "none", "hard", "trained"]
+GuidanceMode = Literal["stop", "full", "none", "hard", "trained", "bid"]
 MAX_GUIDANCE_WEIGHT = 1000.0  # β above this only amplifies numerical noise (the weight saturates far below)
 
 
@@ -93,7 +95,7 @@ def guided_step(
     else:
         v = velocity_fn(x_t, t)
         x0 = x_t - t * v
-    if prefix is None or mode in ("none", "hard", "trained"):
+    if prefix is None or mode in ("none", "hard", "trained", "bid"):
         return GuidedStep(v, v, x0, jnp.zeros_like(x_t))
     error = _broadcast_weights(weights) * (prefix - x0)  # e = W ⊙ (Y − x̂₀)
     direction = vjp_fn(error.astype(x0.dtype))[0] if mode == "full" else error

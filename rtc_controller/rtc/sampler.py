@@ -84,6 +84,8 @@ def _sample_jit(
 def _check_inputs(noise, prefix, weights, max_guidance_weight, num_steps, mode) -> None:
     if mode not in GUIDANCE_MODES:
         raise ValueError(f"unknown guidance mode {mode!r}; expected one of {GUIDANCE_MODES}")
+    if mode == "bid":
+        raise ValueError("guidance mode 'bid' samples N candidates and keeps one: use rtc.sample_best_of_n")
     if not isinstance(num_steps, int) or num_steps < 1:
         raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
     if jnp.ndim(noise) != 3:

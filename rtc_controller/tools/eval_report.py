@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 METHOD_STYLE = {"none": ("tab:red", "o"), "stop": ("tab:purple", "s"), "full": ("tab:blue", "^"),
-                "hard": ("tab:green", "D"), "trained": ("tab:orange", "v")}  # fmt: skip
+                "hard": ("tab:green", "D"), "trained": ("tab:orange", "v"), "bid": ("tab:brown", "P")}  # fmt: skip
 SIGNIFICANCE = 0.05  # paired tests: p below this is reported as a difference
 
 

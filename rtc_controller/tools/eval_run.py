@@ -55,7 +55,8 @@ class Evaluator:
         self.policy = _make_policy(cfg, p, self.world)
         if self.policy.horizon != cfg.horizon:
             raise ValueError(f"the policy's horizon is {self.policy.horizon}, rtc-eval runs --horizon {cfg.horizon}")
-        self.sampler = ChunkSampler(self.policy, dt_s=cfg.dt_s, num_steps=int(p["num_steps"]))
+        self.sampler = ChunkSampler(self.policy, dt_s=cfg.dt_s, num_steps=int(p["num_steps"]),
+                                    bid_samples=int(p["bid_samples"]))
         self.renderer = None
         if cfg.camera_slots:
             from rtc_controller.sim.render import CameraRenderer
