@@ -1,8 +1,10 @@
-"""Benchmark: cost of RTC guidance per chunk (none / stop / full) and the size of the correction.
+"""Benchmark: cost of RTC guidance per chunk (none / stop / full / hard / bid) and the size of the correction.
 
 1. A jit-compiled velocity network of realistic shape (a 4-block transformer over the action horizon, ~7 M
-   parameters; H = 50, D = 32, n = 10, batch 1) is sampled with ``none``, ``stop`` and ``full``: median wall
-   time per chunk over many runs after warm-up, with ratios to ``none`` (target: stop/none <= 1.05).
+   parameters; H = 50, D = 32, n = 10, batch 1) is sampled with ``none``, ``stop``, ``full``, ``hard`` and
+   ``bid`` (N = 8 candidates): median wall time per chunk over many runs after warm-up, with ratios to ``none``
+   (target: stop/none <= 1.05). ``trained`` costs what ``none`` costs (no guidance term) but needs a network that
+   takes a flow time per action token, which this one does not.
 2. On the exact mixture field (H = 100, d = 16, s = 64, β = 10), the mean norm of the correction g(t)·J per
    denoising step for ``stop`` vs ``full`` (the seed's claim: the VJP damps the guidance).
 
@@ -22,11 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtc_controller.policy.mixture import mixture_velocity
-from rtc_controller.rtc import GUIDANCE_MODES, build_prefix, prefix_weights, sample
+from rtc_controller.rtc import build_prefix, prefix_weights, sample, sample_best_of_n
 from rtc_controller.tools.guidance_demo import MODE_SCALE, mode_means
 from rtc_controller.policy.mixture import make_mixture
 
 HORIZON, ACTION_DIM, NUM_STEPS = 50, 32, 10
+TIMED_MODES = ("none", "stop", "full", "hard", "bid")
+BID_SAMPLES = 8
 WIDTH, BLOCKS, HEADS, MLP = 384, 4, 6, 1536
 
 
@@ -71,16 +75,23 @@ def time_modes(runs: int) -> dict[str, float]:
     noise = jax.random.normal(jax.random.key(1), (1, HORIZON, ACTION_DIM))
     prefix = jax.random.normal(jax.random.key(2), (1, HORIZON, ACTION_DIM))
     weights = prefix_weights(5, HORIZON - 25, HORIZON)
-    times: dict[str, list[float]] = {m: [] for m in GUIDANCE_MODES}
-    for mode in GUIDANCE_MODES:  # compile + warm up
+    candidates = jax.random.normal(jax.random.key(3), (BID_SAMPLES, HORIZON, ACTION_DIM))
+
+    def chunk(mode):
+        if mode == "bid":
+            return sample_best_of_n(network_velocity, candidates, context=params, prefix=prefix, weights=weights,
+                                    num_steps=NUM_STEPS).actions  # fmt: skip
+        return sample(network_velocity, noise, context=params, prefix=prefix, weights=weights, mode=mode,
+                      num_steps=NUM_STEPS)  # fmt: skip
+
+    times: dict[str, list[float]] = {m: [] for m in TIMED_MODES}
+    for mode in TIMED_MODES:  # compile + warm up
         for _ in range(3):
-            sample(network_velocity, noise, context=params, prefix=prefix, weights=weights, mode=mode,
-                   num_steps=NUM_STEPS).block_until_ready()
+            chunk(mode).block_until_ready()
     for _ in range(runs):  # interleave the modes so load drifts hit all of them alike
-        for mode in GUIDANCE_MODES:
+        for mode in TIMED_MODES:
             t0 = time.perf_counter()
-            sample(network_velocity, noise, context=params, prefix=prefix, weights=weights, mode=mode,
-                   num_steps=NUM_STEPS).block_until_ready()
+            chunk(mode).block_until_ready()
             times[mode].append(time.perf_counter() - t0)
     out = {f"{m}_ms": 1e3 * statistics.median(v) for m, v in times.items()}
     out["stop_over_none"] = out["stop_ms"] / out["none_ms"]
@@ -119,7 +130,7 @@ def main(args=None) -> int:
     print(f"device: {jax.devices()[0].device_kind}; network {timing['params_millions']:.1f} M params, "
           f"H={HORIZON}, D={ACTION_DIM}, n={NUM_STEPS}, batch 1; median of {a.runs} chunks")
     print(f"{'mode':<6} {'chunk [ms]':>11} {'/ none':>8}")
-    for m in GUIDANCE_MODES:
+    for m in TIMED_MODES:
         print(f"{m:<6} {timing[m + '_ms']:>11.3f} {timing[m + '_ms'] / timing['none_ms']:>8.3f}")
     print("\nmean ‖correction‖ per denoising step on the mixture field (H=100, d=16, s=64, β=10)")
     print(f"{'t':>5} {'stop':>9} {'full':>9}")

@@ -39,7 +39,7 @@ from rtc_controller.tools.eval_dds import DdsEpisode, dds_episode
 DEFAULT_POLICY = "twin_pi05"  # models/twin_pi05/policy.yaml
 DEFAULT_WORLD = "twin_world_learned.yaml"  # the world models/twin_pi05 was trained in (narrow item spread)
 DEFAULT_TRAINED_POLICY = "twin_pi05_rtc"  # models/twin_pi05_rtc: the same policy fine-tuned with training-time RTC
-DEFAULT_MODES = ("none", "stop", "full", "trained")
+DEFAULT_MODES = ("none", "stop", "full", "trained", "bid")
 DEFAULT_EPISODES = 5
 DEFAULT_EXTRA_LATENCY_S = 0.1  # + the CPU's own inference time and the transport: d ≈ 7 at Δt = 20 ms
 DEFAULT_EXECUTION_HORIZON = 10  # a new chunk every 0.2 s: the demonstrations' replanning interval (README: at
