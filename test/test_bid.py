@@ -31,6 +31,7 @@ def test_keeps_the_candidate_nearest_the_prefix_among_the_unguided_samples():
     best = sample_best_of_n(velocity, noise, prefix=prefix, weights=w, num_steps=5)
     assert int(best.index) == 11
     np.testing.assert_allclose(best.actions, unguided[11:12], atol=1e-5)
+    np.testing.assert_allclose(best.first, unguided[:1], atol=1e-5)  # the unguided chunk, for free
     np.testing.assert_allclose(best.losses, backward_coherence(unguided, prefix[0], w), rtol=1e-5)
 
 

@@ -31,13 +31,13 @@ import numpy as np
 
 from rtc_controller.rtc import (
     GUIDANCE_MODES,
+    MAX_CANDIDATES,
     PREFIX_CONDITIONED_MODES,
     PREFIX_SCHEDULES,
     GuidanceMode,
     PrefixSchedule,
     build_prefix,
     guidance_weight_refusal,
-    MAX_CANDIDATES,
     prefix_weights,
     sample,
     sample_best_of_n,
@@ -371,15 +371,14 @@ class ChunkSampler:
             x = sample(self.policy.velocity, first, num_steps=self._num_steps, mode="none", context=context)
             return x, (x if with_unguided else None), None
         prefix_model = jnp.asarray(self.policy.to_model(guidance.prefix[None], observation), jnp.float32)
-        unguided_model, losses = None, None
-        if settings.mode == "bid":
+        if settings.mode == "bid":  # candidate 0 is the unguided chunk of the first noise row: not sampled again
             best = sample_best_of_n(self.policy.velocity, noise, prefix=prefix_model, weights=guidance.weights,
                                     num_steps=self._num_steps, context=context)  # fmt: skip
-            x, losses = best.actions, np.asarray(best.losses)
-        else:
-            x = sample(self.policy.velocity, first, num_steps=self._num_steps, prefix=prefix_model,
-                       weights=jnp.asarray(guidance.weights), max_guidance_weight=float(settings.max_guidance_weight),
-                       mode=settings.mode, context=context)  # fmt: skip
+            return best.actions, (best.first if with_unguided else None), np.asarray(best.losses)
+        x = sample(self.policy.velocity, first, num_steps=self._num_steps, prefix=prefix_model,
+                   weights=jnp.asarray(guidance.weights), max_guidance_weight=float(settings.max_guidance_weight),
+                   mode=settings.mode, context=context)  # fmt: skip
+        unguided_model = None
         if with_unguided:
             unguided_model = sample(self.policy.velocity, first, num_steps=self._num_steps, mode="none", context=context)
-        return x, unguided_model, losses
+        return x, unguided_model, None

@@ -31,6 +31,7 @@ class BestOfN(NamedTuple):
     actions: jax.Array  # [1, H, D], the candidate with the smallest loss (model space)
     losses: jax.Array  # [N], L_n
     index: jax.Array  # [], argmin of losses
+    first: jax.Array  # [1, H, D], candidate 0: the unguided chunk of noise row 0
 
 
 def backward_coherence(candidates: jax.Array, prefix: jax.Array, weights: jax.Array) -> jax.Array:
@@ -48,7 +49,7 @@ def _best_of_n_jit(velocity_fn, noise, context, prefix, weights, *, num_steps, w
     candidates = jax.vmap(one)(noise)
     losses = backward_coherence(candidates, prefix[0], weights)
     index = jnp.argmin(losses)
-    return BestOfN(candidates[index][None], losses, index)
+    return BestOfN(candidates[index][None], losses, index, candidates[:1])
 
 
 def sample_best_of_n(
