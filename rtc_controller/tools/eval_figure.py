@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from rtc_controller.tools.eval_report import _style, plt
+from rtc_controller.tools.eval_report import plot_success, plt
 
 
 def cells_by_s(summaries: list[dict], delay: int) -> dict[str, dict[int, dict]]:
@@ -41,14 +41,7 @@ def cells_by_d(summaries: list[dict], row: str) -> dict[str, dict[int, dict]]:
 
 def _panel(ax, series: dict[str, dict[int, dict]], methods: list[str]) -> None:
     for k, m in enumerate(methods):
-        points = series.get(m, {})
-        xs = sorted(points)
-        if not xs:
-            continue
-        color, marker, line = _style(m, k)
-        ax.plot(xs, [points[x]["success_rate"] for x in xs], color=color, marker=marker, linestyle=line, label=m)
-        ax.fill_between(xs, [points[x]["success_ci95"][0] for x in xs], [points[x]["success_ci95"][1] for x in xs],
-                        color=color, alpha=0.12)  # fmt: skip
+        plot_success(ax, series.get(m, {}), m, k)
     ax.grid(alpha=0.3)
     ax.set_ylim(-0.02, 1.02)
 

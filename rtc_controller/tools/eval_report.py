@@ -3,6 +3,7 @@ style: success against d, one line per method with its Wilson 95 % band, one pan
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -61,6 +62,18 @@ def significant_differences(summary: dict) -> list[str]:
     return lines
 
 
+def plot_success(ax, points: Mapping[int, dict], method: str, k: int) -> None:
+    """One method's success rate against x (d or s) with its Wilson 95 % band; ``points``: x -> cell, ``k``: the
+    method's index (line style of a β variant). Nothing is drawn without points."""
+    xs = sorted(points)
+    if not xs:
+        return
+    color, marker, line = _style(method, k)
+    ax.plot(xs, [points[x]["success_rate"] for x in xs], color=color, marker=marker, linestyle=line, label=method)
+    ax.fill_between(xs, [points[x]["success_ci95"][0] for x in xs], [points[x]["success_ci95"][1] for x in xs],
+                    color=color, alpha=0.12)  # fmt: skip
+
+
 def figure(summary: dict, path: Path) -> None:
     """One panel per execution-horizon row: success rate vs d per method with the Wilson 95 % band."""
     rows = summary["rows"]
@@ -68,14 +81,7 @@ def figure(summary: dict, path: Path) -> None:
     for ax, row in zip(axes[0], rows):
         for k, m in enumerate(summary["methods"]):
             cells = summary["cells"].get(m, {}).get(row["name"], {})
-            ds = sorted(int(d) for d in cells)
-            if not ds:
-                continue
-            rate = [cells[str(d)]["success_rate"] for d in ds]
-            color, marker, line = _style(m, k)
-            ax.plot(ds, rate, color=color, marker=marker, linestyle=line, label=m)
-            ax.fill_between(ds, [cells[str(d)]["success_ci95"][0] for d in ds],
-                            [cells[str(d)]["success_ci95"][1] for d in ds], color=color, alpha=0.12)  # fmt: skip
+            plot_success(ax, {int(d): c for d, c in cells.items()}, m, k)
         ax.set_title(row["label"])
         ax.set_xlabel("inference delay d [action steps of 20 ms]")
         ax.set_ylim(-0.02, 1.02)
